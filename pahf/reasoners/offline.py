@@ -1,0 +1,436 @@
+"""The offline, deterministic reference reasoner: PAHF's decisions from retrieval alone, no LLM.
+
+How it decides:
+
+* **relevance** of a memory = the mean of two cosine similarities between the situation it was
+  learned in and this request's: of the contexts ("Dehydrated" / "Very thirsty") and of the tasks
+  ("bring me a drink"). Memories below ``min_relevance`` are ignored, weights grow up to
+  ``full_relevance``, and memories much less relevant than the best one are discounted
+  exponentially, so "when dehydrated: ice water" beats "favourite drink: coffee" for a
+  dehydrated request;
+* **candidate score** = for each of the candidate's features and each usable memory, the
+  polarity of the memory's phrases (see :mod:`pahf.reasoners.phrases`) the feature resembles,
+  softly assigned (a feature goes to the phrase it is closest to; a phrase counts mostly for the
+  candidate it describes best), scaled by match strength and memory weight. A feature with a net
+  refusal makes the whole candidate unacceptable, below "no opinion";
+* **ambiguous** = the best candidate is not ahead of the runner-up by a margin (covers "no
+  relevant memory" and "memory cannot separate these candidates"), or the memories that decide
+  were learned in other situations only (asking costs less than a wrong guess while learning);
+* **learning**: an answer or correction is stored in the user's own words under the request's
+  situation; a correction supersedes the same-situation memory that, on its own, leads to the
+  corrected action (preference drift), a restated preference reinforces its memory instead of
+  duplicating it, and an established memory is only challenged by a single contradiction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pahf.memory.base import Encoder
+from pahf.reasoners.phrases import Phrase, parse_preferences, preference_sentences
+from pahf.state import (
+    Action,
+    Assessment,
+    Candidate,
+    MemoryOp,
+    MemoryRecord,
+    NewMemory,
+    Request,
+    RetrievedMemory,
+    Turn,
+)
+
+
+@dataclass(frozen=True)
+class OfflineReasonerConfig:
+    """Thresholds of the offline reasoner (cosine similarities of the embedding model)."""
+
+    # A memory about a situation this far from the request's is ignored; from full_relevance
+    # on it counts fully (the same situation in other words sits around 0.55-0.9, another
+    # situation of the same kind around 0.3-0.5).
+    min_relevance: float = 0.4
+    full_relevance: float = 0.7
+    # Without a memory at least this close to the situation, the agent asks even when other
+    # situations' memories point one way (in learning, a question is cheaper than a mistake).
+    sure_relevance: float = 0.8
+    relevance_temperature: float = 0.04  # how fast less relevant memories are discounted
+    # A feature and a phrase this close start to count; from match_full on they count fully
+    # (paraphrases like "chilled water with ice" / "ice-cold water" sit around 0.6).
+    match_floor: float = 0.3
+    match_full: float = 0.6
+    # Within one memory, a feature is split between the phrases it resembles with this
+    # softmax temperature: "iced water" goes to "ice-cold water", not to "room-temperature
+    # water", even when both are somewhat similar.
+    phrase_temperature: float = 0.03
+    # And a phrase counts mostly for the candidate(s) it describes best: "middle shelf" backs
+    # "middle shelf", not "top shelf", although both are close to it.
+    candidate_temperature: float = 0.05
+    margin: float = 0.5  # best - runner-up below this is ambiguous
+    same_topic: float = 0.8  # situations this close are "the same" (revise, not add)
+    duplicate: float = 0.97  # statements this close are the same statement (reinforce)
+    same_phrase: float = 0.8  # phrases this close name the same thing (contradiction check)
+    # Noise robustness: a memory confirmed this many times is only challenged by one
+    # contradicting correction; a second one supersedes it.
+    established_confidence: float = 2.0
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    phrase: Phrase
+    memory_id: str
+    weight: float  # relevance weight x confidence factor
+
+
+def _parts(situation: str) -> tuple[str, str]:
+    """(context, task) of a situation written as ``Request.situation()`` ("Dehydrated: bring me
+    a drink"); a bare topic ("drinks") stands for both."""
+    context, sep, task = situation.partition(": ")
+    return (context, task) if sep and task else (situation, situation)
+
+
+class OfflineReasoner:
+    """Reference :class:`~pahf.reasoners.base.Reasoner` over an embedding encoder."""
+
+    def __init__(self, encoder: Encoder, config: OfflineReasonerConfig | None = None) -> None:
+        self.encoder = encoder
+        self.config = config or OfflineReasonerConfig()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _sim(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+        if not a or not b:
+            return np.zeros((len(a), len(b)), dtype=np.float32)
+        vectors = self.encoder.encode([*a, *b])
+        return np.asarray(vectors[: len(a)] @ vectors[len(a) :].T)
+
+    @staticmethod
+    def _topic(record: MemoryRecord) -> str:
+        return record.topic or record.text
+
+    def _relevance(self, situation: str, topics: Sequence[str]) -> np.ndarray:
+        """How much each memory topic is about this situation: the mean of the similarity of
+        the contexts ("Dehydrated" / "Very thirsty") and of the tasks ("bring me a drink"). The
+        context alone confuses a drink and a snack wanted "when celebrating"; the task alone
+        confuses every "bring me a drink"."""
+        context, task = _parts(situation)
+        pairs = [_parts(t) for t in topics]
+        by_context = self._sim([context], [c for c, _ in pairs])[0]
+        by_task = self._sim([task], [t for _, t in pairs])[0]
+        return np.asarray(0.5 * (by_context + by_task))
+
+    def _relevant(
+        self, request: Request, memories: Sequence[RetrievedMemory]
+    ) -> list[tuple[MemoryRecord, float, float]]:
+        """(record, relevance, weight) of the active memories usable for this request."""
+        cfg = self.config
+        active = [m.record for m in memories if m.record.status == "active"]
+        if not active:
+            return []
+        rel = self._relevance(request.situation(), [self._topic(r) for r in active])
+        best = float(rel.max())
+        out = []
+        for record, r in zip(active, rel, strict=True):
+            if r < cfg.min_relevance:
+                continue
+            discount = math.exp((float(r) - best) / cfg.relevance_temperature)
+            closeness = min(
+                1.0, (float(r) - cfg.min_relevance) / (cfg.full_relevance - cfg.min_relevance)
+            )
+            confidence = 1.0 - math.exp(-max(record.confidence, 0.05))
+            out.append((record, float(r), discount * closeness * confidence / 0.632))
+        return out
+
+    def _closest(self, request: Request, memories: Sequence[RetrievedMemory]) -> float:
+        """How surely some usable memory is about this very situation: its relevance, or the
+        similarity of its context alone when the request is the same context asked in other
+        words ("Dehydrated: grab me a drink" / "Dehydrated: bring me something to drink")."""
+        usable = self._relevant(request, memories)
+        if not usable:
+            return 0.0
+        context = _parts(request.situation())[0]
+        by_context = self._sim([context], [_parts(self._topic(rec))[0] for rec, _r, _w in usable])
+        return max(max(r, float(c)) for (_rec, r, _w), c in zip(usable, by_context[0], strict=True))
+
+    def _weighted_memories(
+        self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
+    ) -> list[tuple[str, str, float]]:
+        """(memory id, text, weight) of the evidence usable for this request."""
+        items = [(rec.id, rec.text, w) for rec, _r, w in self._relevant(request, memories)]
+        # Answers given in this very run count fully, even when memory is off.
+        for index, turn in enumerate(clarifications):
+            if turn.kind == "clarification":
+                items.append((f"answer-{index}", turn.text, 1.5))
+        return items
+
+    def _evidence(self, items: list[tuple[str, str, float]]) -> list[_Evidence]:
+        out = []
+        for memory_id, text, weight in items:
+            for phrase in parse_preferences(text):
+                out.append(_Evidence(phrase, memory_id, weight))
+        return out
+
+    @staticmethod
+    def _features(candidate: Candidate) -> list[str]:
+        return candidate.attributes or [candidate.text]
+
+    def _match(self, s: np.ndarray) -> np.ndarray:
+        """How much a similarity counts as a match: 0 at the floor, 1 from ``match_full``."""
+        cfg = self.config
+        return np.clip((s - cfg.match_floor) / (cfg.match_full - cfg.match_floor), 0.0, 1.0)
+
+    def score(
+        self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
+    ) -> tuple[dict[str, float], dict[str, set[str]]]:
+        """Score of each candidate and, per candidate, the memory ids that supported it.
+
+        Each feature of a candidate takes, from every usable memory, the polarity of the
+        phrases it resembles (a softmax over that memory's phrases, scaled by how good the
+        match is and by the memory's weight). A feature with a net refusal makes the whole
+        candidate unacceptable, however much else about it is liked.
+        """
+        cfg = self.config
+        evidence = self._evidence(self._weighted_memories(request, memories, clarifications))
+        scores = {c.id: 0.0 for c in request.candidates}
+        support: dict[str, set[str]] = {c.id: set() for c in request.candidates}
+        if not evidence:
+            return scores, support
+        features = [(c.id, f) for c in request.candidates for f in self._features(c)]
+        sims = self._sim([f for _, f in features], [e.phrase.text for e in evidence])
+        groups: dict[str, list[int]] = {}
+        for col, ev in enumerate(evidence):
+            groups.setdefault(ev.memory_id, []).append(col)
+        polarity = np.array([e.phrase.weight for e in evidence])
+        # How much each phrase is about each feature compared with the feature it fits best.
+        aboutness = np.exp((sims - sims.max(axis=0, keepdims=True)) / cfg.candidate_temperature)
+        liked: dict[str, float] = {c.id: 0.0 for c in request.candidates}
+        refused: dict[str, float] = {c.id: 0.0 for c in request.candidates}
+        for row, (cid, _) in enumerate(features):
+            net = 0.0
+            backers: list[str] = []
+            for memory_id, cols in groups.items():
+                s = sims[row, cols]
+                best = float(s.max())
+                if best < cfg.match_floor:
+                    continue
+                share = np.exp((s - best) / cfg.phrase_temperature)
+                share /= share.sum()
+                strength = self._match(s) * aboutness[row, cols]
+                value = float((share * polarity[cols] * strength).sum())
+                value *= evidence[cols[0]].weight
+                net += value
+                if value > 0:
+                    backers.append(memory_id)
+            if net > 0:
+                liked[cid] += net
+                support[cid].update(backers)
+            else:
+                refused[cid] += net
+        for cid in scores:
+            # A refused feature makes the whole candidate unacceptable: it ranks below "no
+            # opinion" and below every acceptable candidate.
+            scores[cid] = refused[cid] if refused[cid] < -1e-6 else liked[cid]
+        return scores, support
+
+    @staticmethod
+    def _ranked(request: Request, scores: dict[str, float]) -> list[str]:
+        """Candidates best first; ties broken by a stable hash so no position is favoured."""
+
+        def tiebreak(cid: str) -> str:
+            return hashlib.sha256(f"{request.situation()}|{cid}".encode()).hexdigest()
+
+        return sorted(scores, key=lambda cid: (-round(scores[cid], 6), tiebreak(cid)))
+
+    # ------------------------------------------------------------------ decisions
+
+    def assess(
+        self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
+    ) -> Assessment:
+        scores, _ = self.score(request, memories, clarifications)
+        ranked = self._ranked(request, scores)
+        best = scores[ranked[0]]
+        runner = scores[ranked[1]] if len(ranked) > 1 else -math.inf
+        margin = best - runner
+        if len(ranked) == 1:
+            return Assessment(ambiguous=False, reason="only one candidate", confidence=1.0)
+        answered = any(t.kind == "clarification" for t in clarifications)
+        closest = self._closest(request, memories)
+        if margin >= self.config.margin and not answered and closest < self.config.sure_relevance:
+            # Memory points one way, but only by analogy with other situations: ask.
+            return Assessment(
+                ambiguous=True,
+                reason=f"what I know comes from other situations (closest {closest:.2f})",
+                question=self.question(request, ranked[:4]),
+                confidence=closest,
+            )
+        if margin >= self.config.margin:
+            return Assessment(
+                ambiguous=False,
+                reason=f"memory separates the candidates (margin {margin:.2f})",
+                confidence=min(1.0, margin / (2 * self.config.margin)),
+            )
+        reason = (
+            "no stored preference bears on these candidates"
+            if all(abs(v) < 1e-9 for v in scores.values())
+            else f"stored preferences do not separate the top candidates (margin {margin:.2f})"
+        )
+        return Assessment(
+            ambiguous=True,
+            reason=reason,
+            question=self.question(request, ranked[:4]),
+            confidence=max(0.0, margin / (2 * self.config.margin)),
+        )
+
+    @staticmethod
+    def question(request: Request, top_ids: Sequence[str]) -> str:
+        options = "; ".join(request.candidate(cid).describe() for cid in top_ids)
+        where = f" ({request.context})" if request.context else ""
+        return (
+            f"Before I act on \"{request.task}\"{where}: I could go with {options}. "
+            "What do you prefer here, and is there anything you would not want?"
+        )
+
+    def choose(
+        self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
+    ) -> Action:
+        scores, support = self.score(request, memories, clarifications)
+        ranked = self._ranked(request, scores)
+        chosen = request.candidate(ranked[0])
+        backing = sorted(support[chosen.id])
+        rationale = (
+            f"best supported by {', '.join(backing)}"
+            if backing
+            else "no preference known for this; default choice"
+        )
+        return Action(
+            candidate_id=chosen.id,
+            candidate_text=chosen.describe(),
+            rationale=rationale,
+            scores={k: round(v, 4) for k, v in scores.items()},
+            memory_ids=[m for m in backing if not m.startswith("answer-")],
+        )
+
+    def _contradicts(self, old_text: str, new_text: str) -> bool:
+        """Does the new statement flip the polarity of something the old one said?"""
+        old, new = parse_preferences(old_text), parse_preferences(new_text)
+        if not old or not new:
+            return False
+        sims = self._sim([p.text for p in new], [p.text for p in old])
+        for i, p_new in enumerate(new):
+            for j, p_old in enumerate(old):
+                if sims[i, j] >= self.config.same_phrase and (p_new.weight > 0) != (
+                    p_old.weight > 0
+                ):
+                    return True
+        return False
+
+    def _leads_to(self, request: Request, record: MemoryRecord, candidate_id: str) -> bool:
+        """Would this memory alone make ``candidate_id`` the choice (and have an opinion)?"""
+        alone = [RetrievedMemory(record=record, score=1.0)]
+        scores, _ = self.score(request, alone, [])
+        if all(abs(v) < 1e-9 for v in scores.values()):
+            return False
+        return self._ranked(request, scores)[0] == candidate_id
+
+    def _points_elsewhere(self, request: Request, new: NewMemory, candidate_id: str) -> bool:
+        """Does the correction, on its own, make another of this request's candidates the
+        choice? (A genuine change of mind does; a remark about another situation does not.)"""
+        pseudo = MemoryRecord(
+            id="correction", user_id="", text=new.text, topic=new.topic, created_at=""
+        )
+        scores, _ = self.score(request, [RetrievedMemory(record=pseudo, score=1.0)], [])
+        if all(abs(v) < 1e-9 for v in scores.values()):
+            return False
+        return self._ranked(request, scores)[0] != candidate_id
+
+    def _revise(
+        self, target: MemoryRecord, new: NewMemory, why: str, decisive: bool = False
+    ) -> list[MemoryOp]:
+        # An established memory survives one contradiction that does not itself point at
+        # another option (noise: a remark about some other situation); a decisive one, or a
+        # second in a row, replaces it.
+        challenged = bool(target.history) and target.history[-1].event == "challenged"
+        if (
+            target.confidence >= self.config.established_confidence
+            and not decisive
+            and not challenged
+        ):
+            return [
+                MemoryOp(
+                    kind="challenge",
+                    target_id=target.id,
+                    reason="one contradiction against an established preference: waiting for "
+                    "corroboration before revising it",
+                )
+            ]
+        return [MemoryOp(kind="supersede", memory=new, target_id=target.id, reason=why)]
+
+    def learn(
+        self, request: Request, turn: Turn, memories: Sequence[RetrievedMemory]
+    ) -> list[MemoryOp]:
+        cfg = self.config
+        # Keep the user's own words, minus sentences that state no preference ("Not that one.").
+        text = preference_sentences(turn.text.strip())
+        if not text:
+            return []  # nothing preference-like to keep ("thanks", "ok")
+        new = NewMemory(
+            text=text,
+            topic=request.situation(),
+            domain=request.domain,
+            source="clarification" if turn.kind == "clarification" else "feedback",
+            request_id=request.request_id,
+        )
+        active = [m.record for m in memories if m.record.status == "active"]
+        if not active:
+            return [MemoryOp(kind="add", memory=new, reason="first preference for this situation")]
+        topic_sims = self._relevance(new.topic, [self._topic(r) for r in active])
+        text_sims = self._sim([text], [r.text for r in active])[0]
+        same = sorted(
+            (
+                (float(t), float(x), r)
+                for t, x, r in zip(topic_sims, text_sims, active, strict=True)
+                if t >= cfg.same_topic
+            ),
+            key=lambda item: (-item[0], item[2].created_at, item[2].id),
+        )
+        if turn.kind == "correction" and turn.action is not None:
+            # A same-situation memory that, on its own, leads to the corrected action is what
+            # the user contradicts (preference drift): revise it rather than keep two that
+            # disagree. Checked before "restated": a changed preference restated in almost the
+            # same words is still a change.
+            for _t, _x, record in same:
+                if self._leads_to(request, record, turn.action.candidate_id):
+                    return self._revise(
+                        record,
+                        new,
+                        "the user corrected an action this memory led to",
+                        decisive=self._points_elsewhere(request, new, turn.action.candidate_id),
+                    )
+        # The same words again (whatever the request looked like) confirm what is stored.
+        restated = sorted(
+            (
+                (float(x), r)
+                for t, x, r in zip(topic_sims, text_sims, active, strict=True)
+                if x >= cfg.duplicate and t >= cfg.min_relevance
+            ),
+            key=lambda item: (-item[0], item[1].created_at, item[1].id),
+        )
+        for _text_sim, record in restated:
+            if not self._contradicts(record.text, text):
+                return [
+                    MemoryOp(kind="reinforce", target_id=record.id, reason="user restated it")
+                ]
+        for _t, _x, record in same:
+            if self._contradicts(record.text, text):
+                # A direct answer to the agent's question is not post-hoc feedback noise.
+                return self._revise(
+                    record,
+                    new,
+                    "the new statement contradicts this memory",
+                    decisive=turn.kind == "clarification",
+                )
+        return [MemoryOp(kind="add", memory=new, reason="new preference")]

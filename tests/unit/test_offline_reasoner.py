@@ -1,0 +1,109 @@
+"""The offline reasoner's decisions with the real MiniLM model: refusals veto, memories from other
+situations prompt a question, drift revises the memory behind a wrong action."""
+
+from __future__ import annotations
+
+import pytest
+
+from pahf.memory.embeddings import MiniLMEncoder
+from pahf.reasoners.offline import OfflineReasoner
+from pahf.state import (
+    Action,
+    Candidate,
+    MemoryRecord,
+    Request,
+    RetrievedMemory,
+    Turn,
+)
+
+
+@pytest.fixture(scope="module")
+def reasoner() -> OfflineReasoner:
+    return OfflineReasoner(MiniLMEncoder.shared())
+
+
+def _memory(text: str, topic: str, confidence: float = 1.0, mid: str = "m-1") -> RetrievedMemory:
+    record = MemoryRecord(
+        id=mid, user_id="u", text=text, topic=topic, confidence=confidence,
+        created_at="2026-01-01T00:00:00+00:00",
+    )
+    return RetrievedMemory(record=record, score=0.9)
+
+
+def _drink_request(task: str = "Could you bring me something to drink?",
+                   context: str = "Dehydrated") -> Request:
+    return Request(
+        request_id="r1", user_id="u", task=task, context=context,
+        candidates=[Candidate(id=t, text=t) for t in
+                    ("a tall glass of iced water", "lukewarm tap water", "a bag of crisps")],
+    )
+
+
+ICE = "When I'm dehydrated, I want ice-cold water with lots of ice, not room-temperature water."
+
+
+def test_a_paraphrased_liking_wins_and_the_refusal_ranks_last(reasoner: OfflineReasoner) -> None:
+    request = _drink_request()
+    memory = _memory(ICE, request.situation())
+    action = reasoner.choose(request, [memory], [])
+    assert action.candidate_id == "a tall glass of iced water"
+    assert min(action.scores, key=lambda k: action.scores[k]) == "lukewarm tap water"
+    assert not reasoner.assess(request, [memory], []).ambiguous
+
+
+def test_one_refused_feature_makes_an_option_unacceptable(reasoner: OfflineReasoner) -> None:
+    request = Request(
+        request_id="r2", user_id="u", task="Buy me a kettle", context="kettle",
+        candidates=[
+            Candidate(id="A", text="kettle A", attributes=["gooseneck spout", "glass body",
+                                                           "wooden handle"]),
+            Candidate(id="B", text="kettle B", attributes=["wide spout", "glass body",
+                                                           "wooden handle"]),
+            Candidate(id="none", text="Do not buy anything"),
+        ],
+    )
+    said = ("For a kettle: For the spout, I like gooseneck spout best, and I won't accept wide "
+            "spout. For the body, I like glass body best. For the handle, I like wooden handle "
+            "best.")
+    turn = Turn(kind="clarification", text=said)
+    scores = reasoner.choose(request, [], [turn]).scores
+    assert scores["A"] > scores["none"] == 0.0 > scores["B"]
+    # With the favourite gone, two liked features do not outweigh the refused one.
+    only_b = request.model_copy(update={"candidates": request.candidates[1:]})
+    assert reasoner.choose(only_b, [], [turn]).candidate_id == "none"
+
+
+def test_memories_from_other_situations_prompt_a_question(reasoner: OfflineReasoner) -> None:
+    request = _drink_request(task="It's freezing outside. Could you bring me a drink?",
+                             context="Cold weather")
+    other = _memory(ICE, "Hot weather: It's so hot today. Could you bring me a drink?")
+    assessment = reasoner.assess(request, [other], [])
+    assert assessment.ambiguous
+    assert "other situations" in assessment.reason
+    # The same memory, learned in this very situation, settles it.
+    same = _memory(ICE, request.situation())
+    assert not reasoner.assess(request, [same], []).ambiguous
+
+
+def test_a_correction_supersedes_the_memory_behind_the_wrong_action(
+    reasoner: OfflineReasoner,
+) -> None:
+    request = _drink_request()
+    old = _memory(ICE, request.situation())
+    wrong = Action(candidate_id="a tall glass of iced water", candidate_text="iced water")
+    changed = ("Not that one: my preference has changed. When I'm dehydrated, I want "
+               "room-temperature water, not ice-cold water with lots of ice.")
+    ops = reasoner.learn(request, Turn(kind="correction", text=changed, action=wrong), [old])
+    assert [(op.kind, op.target_id) for op in ops] == [("supersede", "m-1")]
+    assert ops[0].memory is not None
+    assert ops[0].memory.text.startswith("When I'm dehydrated, I want room-temperature")
+    assert ops[0].memory.topic == request.situation()
+
+
+def test_restating_reinforces_even_in_other_words_of_the_situation(
+    reasoner: OfflineReasoner,
+) -> None:
+    stored = _memory(ICE, "Dehydrated: Could you bring me something to drink?")
+    request = _drink_request(task="I'm parched after my run, grab me a drink please.")
+    ops = reasoner.learn(request, Turn(kind="clarification", text=ICE), [stored])
+    assert [(op.kind, op.target_id) for op in ops] == [("reinforce", "m-1")]
