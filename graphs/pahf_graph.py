@@ -1,0 +1,79 @@
+"""The PAHF loop as a LangGraph state machine.
+
+    START -> retrieve_memory -> ambiguity_detect -> ask_user -> retrieve_memory (again)
+                                                 \\-> act -> ingest_feedback -> END
+                                                        \\-> END  (post-action feedback off)
+
+``build_graph`` is for applications and evaluation (you pass the reasoner, memory and a
+checkpointer); the module-level ``graph`` is what ``langgraph.json`` serves: compiled without a
+checkpointer (the server brings its own) and resolving memory/reasoner from the run context.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from pahf.graphs.checkpointers import allow_pahf_types
+from pahf.graphs.services import ContextServices
+from pahf.memory.base import PreferenceMemory
+from pahf.nodes import (
+    make_act,
+    make_ambiguity_detect,
+    make_ask_user,
+    make_ingest_feedback,
+    make_retrieve_memory,
+    route_after_action,
+    route_after_assessment,
+)
+from pahf.nodes.services import ServicesProvider
+from pahf.reasoners.base import Reasoner
+from pahf.state import PahfInput, PahfOutput, PahfState, RunContext
+
+NODE_NAMES = ("retrieve_memory", "ambiguity_detect", "ask_user", "act", "ingest_feedback")
+
+
+def build_state_graph(services: ServicesProvider) -> StateGraph[Any, Any, Any, Any]:
+    """The uncompiled graph (for embedding as a subgraph with your own compile options)."""
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(
+        PahfState, context_schema=RunContext, input_schema=PahfInput, output_schema=PahfOutput
+    )
+    builder.add_node("retrieve_memory", make_retrieve_memory(services))
+    builder.add_node("ambiguity_detect", make_ambiguity_detect(services))
+    builder.add_node("ask_user", make_ask_user(services))
+    builder.add_node("act", make_act(services))
+    builder.add_node("ingest_feedback", make_ingest_feedback(services))
+    builder.add_edge(START, "retrieve_memory")
+    builder.add_edge("retrieve_memory", "ambiguity_detect")
+    builder.add_conditional_edges("ambiguity_detect", route_after_assessment, ["ask_user", "act"])
+    builder.add_edge("ask_user", "retrieve_memory")
+    builder.add_conditional_edges("act", route_after_action, ["ingest_feedback", END])
+    builder.add_edge("ingest_feedback", END)
+    return builder
+
+
+def build_graph(
+    reasoner: Reasoner | None = None,
+    memory: PreferenceMemory | None = None,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    *,
+    name: str = "pahf",
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """Compile the PAHF graph.
+
+    ``memory`` defaults to the store named by the run context (``memory_location``) or
+    ``$PAHF_MEMORY`` / ``./.pahf/memory``; ``reasoner`` defaults to the offline reference
+    reasoner over that store's embedder. Human turns are interrupts, so a checkpointer is
+    needed to resume them (any LangGraph saver: in-memory, SQLite, Postgres).
+    """
+    services = ContextServices(reasoner=reasoner, memory=memory)
+    if checkpointer is not None:
+        checkpointer = allow_pahf_types(checkpointer)
+    return build_state_graph(services).compile(checkpointer=checkpointer, name=name)
+
+
+#: The graph ``langgraph.json`` points at (LangGraph server / Studio).
+graph = build_graph()

@@ -1,0 +1,82 @@
+"""What nodes need from outside the graph: a reasoner and a memory, chosen per run.
+
+Nodes receive a :data:`ServicesProvider` when the graph is built, and ask it for the services of
+each run's :class:`~pahf.state.RunContext`. ``build_graph`` passes fixed instances; the graph
+deployed on a LangGraph server resolves them from the run's context (memory location, reasoner),
+so one deployment serves every user and configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from pahf.memory.base import PreferenceMemory
+from pahf.reasoners.base import Reasoner
+from pahf.state import PahfState, RunContext
+
+
+@dataclass(frozen=True)
+class Services:
+    reasoner: Reasoner
+    memory: PreferenceMemory
+
+
+ServicesProvider = Callable[[RunContext], Services]
+T = TypeVar("T")
+#: After this many malformed resume values in a row the node gives up with the last error.
+MAX_INVALID_REPLIES = 5
+
+
+class NodeFn(Protocol):
+    """A node as LangGraph calls it: the state, and the run's runtime (context) by keyword."""
+
+    def __call__(self, state: PahfState, *, runtime: Runtime[RunContext]) -> dict[str, Any]: ...
+
+
+
+
+def run_context(runtime: Any) -> RunContext:
+    """The run's context as a RunContext, whatever form the caller passed (None, dict, model)."""
+    ctx = getattr(runtime, "context", None)
+    if ctx is None:
+        return RunContext()
+    if isinstance(ctx, RunContext):
+        return ctx
+    if isinstance(ctx, dict):
+        return RunContext.model_validate(ctx)
+    return RunContext.model_validate(ctx, from_attributes=True)
+
+
+def resolve_user(state: PahfState, ctx: RunContext) -> str:
+    """The user this run is for: the request's user id or the context's, never ambiguous."""
+    from_request, from_context = state.request.user_id, ctx.user_id
+    if from_request and from_context and from_request != from_context:
+        raise ValueError(
+            f"request.user_id {from_request!r} and context user_id {from_context!r} disagree"
+        )
+    user = from_request or from_context
+    if not user:
+        raise ValueError("no user id: set request.user_id or the run context's user_id")
+    return user
+
+
+def ask_until_valid(payload: dict[str, Any], parse: Callable[[Any], T]) -> T:
+    """Interrupt with ``payload`` until the resume value parses.
+
+    A malformed resume value must not poison the thread (LangGraph would replay it on every
+    later resume), so the node interrupts again with the parse error in ``payload["error"]``:
+    the person (or the calling app) sees what was wrong and answers again. Nothing is stored
+    until a valid value arrives.
+    """
+    value = interrupt(payload)
+    for _ in range(MAX_INVALID_REPLIES):
+        try:
+            return parse(value)
+        except ValueError as exc:
+            value = interrupt({**payload, "error": str(exc)})
+    return parse(value)

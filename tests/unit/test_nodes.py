@@ -1,0 +1,199 @@
+"""Each node on its own: what it reads, what it calls, what it writes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
+
+from pahf.graphs.checkpointers import memory_checkpointer
+from pahf.memory.chroma import ChromaPreferenceMemory
+from pahf.nodes import (
+    Services,
+    make_act,
+    make_ambiguity_detect,
+    make_ask_user,
+    make_ingest_feedback,
+    make_retrieve_memory,
+    route_after_action,
+    route_after_assessment,
+)
+from pahf.state import (
+    Action,
+    Assessment,
+    MemoryOp,
+    NewMemory,
+    PahfState,
+    Request,
+    RetrievedMemory,
+    RunContext,
+    Turn,
+)
+
+
+class ScriptedReasoner:
+    """A reasoner whose decisions are set by the test; records every call."""
+
+    def __init__(self, ambiguous: bool = False, choice: str = "a") -> None:
+        self.ambiguous = ambiguous
+        self.choice = choice
+        self.calls: list[str] = []
+        self.turns: list[Turn] = []
+
+    def assess(
+        self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
+    ) -> Assessment:
+        self.calls.append("assess")
+        return Assessment(
+            ambiguous=self.ambiguous, question="Tea or coffee?" if self.ambiguous else ""
+        )
+
+    def choose(
+        self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
+    ) -> Action:
+        self.calls.append("choose")
+        return Action(candidate_id=self.choice, candidate_text=self.choice)
+
+    def learn(
+        self, request: Request, turn: Turn, memories: Sequence[RetrievedMemory]
+    ) -> list[MemoryOp]:
+        self.calls.append("learn")
+        self.turns.append(turn)
+        return [MemoryOp(kind="add", memory=NewMemory(text=turn.text, topic=request.topic()))]
+
+
+def _state(**kw: Any) -> PahfState:
+    request = Request(
+        request_id="r1",
+        user_id="alice",
+        task="bring me a drink",
+        context="Morning",
+        candidates=[{"id": "a", "text": "tea"}, {"id": "b", "text": "coffee"}],  # type: ignore[list-item]
+    )
+    return PahfState(request=request, **kw)
+
+
+def _runtime(**kw: Any) -> SimpleNamespace:
+    return SimpleNamespace(context=RunContext(**kw))
+
+
+@pytest.fixture
+def services(
+    hashing_memory: ChromaPreferenceMemory,
+) -> tuple[ScriptedReasoner, ChromaPreferenceMemory, Any]:
+    reasoner = ScriptedReasoner()
+    return reasoner, hashing_memory, lambda ctx: Services(reasoner=reasoner, memory=hashing_memory)
+
+
+def test_retrieve_memory_searches_this_user_and_resets_per_request(services: Any) -> None:
+    _, memory, provider = services
+    memory.add("alice", NewMemory(text="tea in the morning", topic="Morning"))
+    memory.add("bob", NewMemory(text="coffee in the morning", topic="Morning"))
+    node = make_retrieve_memory(provider)
+    stale = _state(questions_asked=1, active_request_id="older")
+    update = node(stale, _runtime())
+    assert update["user_id"] == "alice"
+    assert [m.record.text for m in update["memories"]] == ["tea in the morning"]
+    assert update["questions_asked"] == 0 and update["active_request_id"] == "r1"
+    assert node(_state(), _runtime(use_memory=False))["memories"] == []
+
+
+def test_retrieve_memory_user_resolution(services: Any) -> None:
+    _, _, provider = services
+    node = make_retrieve_memory(provider)
+    state = _state()
+    with pytest.raises(ValueError, match="disagree"):
+        node(state, _runtime(user_id="bob"))
+    state.request.user_id = None
+    assert node(state, _runtime(user_id="carol"))["user_id"] == "carol"
+    with pytest.raises(ValueError, match="no user id"):
+        node(state, _runtime())
+    assert node(state, SimpleNamespace(context={"user_id": "dave"}))["user_id"] == "dave"
+
+
+def test_ambiguity_detect_consults_reasoner_only_when_a_question_is_possible(services: Any) -> None:
+    reasoner, _, provider = services
+    node = make_ambiguity_detect(provider)
+    reasoner.ambiguous = True
+    got = node(_state(), _runtime())["assessment"]
+    assert got.ambiguous and reasoner.calls == ["assess"]
+    assert route_after_assessment(_state(assessment=got)) == "ask_user"
+    off = node(_state(), _runtime(pre_action=False))["assessment"]
+    spent = node(_state(questions_asked=1), _runtime(question_budget=1))["assessment"]
+    assert not off.ambiguous and not spent.ambiguous and reasoner.calls == ["assess"]
+    assert route_after_assessment(_state(assessment=off)) == "act"
+
+
+def test_act_returns_a_candidate_and_refuses_others(services: Any) -> None:
+    reasoner, _, provider = services
+    node = make_act(provider)
+    assert node(_state(), _runtime())["action"].candidate_id == "a"
+    reasoner.choice = "zzz"
+    with pytest.raises(ValueError, match="not one of the candidates"):
+        node(_state(), _runtime())
+    assert route_after_action(_state(), _runtime()) == "ingest_feedback"
+    assert route_after_action(_state(), _runtime(post_action=False)) == "__end__"
+
+
+def _single_node_graph(name: str, fn: Any) -> Any:
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(PahfState, context_schema=RunContext)
+    builder.add_node(name, fn)
+    builder.add_edge(START, name)
+    builder.add_edge(name, END)
+    return builder.compile(checkpointer=memory_checkpointer())
+
+
+def test_ask_user_interrupts_then_stores_the_answer(services: Any) -> None:
+    reasoner, memory, provider = services
+    graph = _single_node_graph("ask_user", make_ask_user(provider))
+    cfg: dict[str, Any] = {"configurable": {"thread_id": "t"}}
+    state = _state(
+        user_id="alice", assessment=Assessment(ambiguous=True, question="Tea or coffee?")
+    )
+    out = graph.invoke(state, cfg)
+    payload = out["__interrupt__"][0].value
+    assert payload["type"] == "question" and payload["question"] == "Tea or coffee?"
+    assert memory.count("alice") == 0  # nothing stored before the answer
+    out = graph.invoke(Command(resume=12), cfg)  # malformed: asked again, with the error
+    again = out["__interrupt__"][0].value
+    assert again["question"] == "Tea or coffee?" and "got int" in again["error"]
+    assert memory.count("alice") == 0  # a malformed resume stores nothing
+    out = graph.invoke(Command(resume="Tea, always"), cfg)
+    assert out["questions_asked"] == 1 and out["clarifications"][0].text == "Tea, always"
+    assert [r.text for r in memory.list("alice")] == ["Tea, always"]
+    assert reasoner.turns[0].kind == "clarification"
+
+
+def test_persistently_malformed_replies_end_in_a_clear_error(services: Any) -> None:
+    _, memory, provider = services
+    graph = _single_node_graph("ask_user", make_ask_user(provider))
+    cfg: dict[str, Any] = {"configurable": {"thread_id": "bad"}}
+    graph.invoke(_state(user_id="alice", assessment=Assessment(ambiguous=True, question="Q?")), cfg)
+    with pytest.raises(ValueError, match="ask_user: resume value"):
+        for _ in range(10):
+            graph.invoke(Command(resume=3), cfg)
+    assert memory.count("alice") == 0
+
+
+def test_ingest_feedback_accept_and_correct(services: Any) -> None:
+    reasoner, memory, provider = services
+    graph = _single_node_graph("ingest_feedback", make_ingest_feedback(provider))
+    action = Action(candidate_id="b", candidate_text="coffee")
+    cfg: dict[str, Any] = {"configurable": {"thread_id": "accept"}}
+    out = graph.invoke(_state(user_id="alice", action=action), cfg)
+    assert out["__interrupt__"][0].value["action"]["candidate_id"] == "b"
+    out = graph.invoke(Command(resume=["not", "valid"]), cfg)
+    assert "ingest_feedback" in out["__interrupt__"][0].value["error"]
+    out = graph.invoke(Command(resume=""), cfg)
+    assert out["feedback"].accepted and memory.count("alice") == 0 and "learn" not in reasoner.calls
+    cfg = {"configurable": {"thread_id": "correct"}}
+    graph.invoke(_state(user_id="alice", action=action), cfg)
+    out = graph.invoke(Command(resume="No, I wanted tea"), cfg)
+    assert out["feedback"].correction == "No, I wanted tea"
+    assert reasoner.turns[-1].kind == "correction" and reasoner.turns[-1].action == action
+    assert [op.kind for op in out["memory_ops"]] == ["add"]
+    assert memory.count("alice") == 1
