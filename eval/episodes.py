@@ -1,0 +1,78 @@
+"""Benchmark episodes and the simulated-user contract shared by loaders, generator and harness.
+
+An :class:`Episode` pairs the request the agent sees with the :class:`GroundTruth` only the
+simulated user and the scorer see. The harness passes ``episode.request`` into the graph and
+nothing else: ground truth never reaches graph state.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pahf.state import Action, Request
+
+Domain = Literal["embodied", "shopping"]
+DOMAINS: tuple[Domain, ...] = ("embodied", "shopping")
+PHASES = (1, 2, 3, 4)
+LEARNING_PHASES = (1, 3)
+
+
+class GroundTruth(BaseModel):
+    """What the simulated user knows and the scorer checks; never shown to the agent.
+
+    ``correct_ids``: the candidate ids that count as success (usually one).
+    ``statement``: the persona's preference for this situation in its own words, what a person
+    would say when asked (e.g. "When I'm dehydrated I want ice-cold water with lots of ice").
+    ``acceptable_ids``/``refused``: shopping detail for realistic corrections.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    correct_ids: list[str] = Field(min_length=1)
+    statement: str = Field(min_length=1)
+    acceptable_ids: list[str] = Field(default_factory=list)
+    refused: dict[str, list[str]] = Field(
+        default_factory=dict, description="candidate id -> the features the user refuses in it"
+    )
+    drifted: bool = False
+
+
+class Episode(BaseModel):
+    """One request of one user in one phase of a benchmark."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    episode_id: str = Field(min_length=1)
+    domain: Domain
+    phase: int = Field(ge=1, le=4)
+    user: str = Field(min_length=1)
+    index: int = Field(ge=0)
+    request: Request
+    truth: GroundTruth
+
+
+class Benchmark(BaseModel):
+    """All episodes of one domain, by phase, plus where they came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    domain: Domain
+    source: str
+    episodes: dict[int, list[Episode]]
+
+    def users(self) -> list[str]:
+        return sorted({e.user for eps in self.episodes.values() for e in eps})
+
+
+class SimulatedUser(Protocol):
+    """Plays the person: answers a clarification question, reacts to an action."""
+
+    def answer(self, episode: Episode, question: str) -> str:
+        """The answer to a clarification question (states the preference, never a letter)."""
+        ...
+
+    def feedback(self, episode: Episode, action: Action) -> str | None:
+        """None when the action is right; otherwise a correction in the user's words."""
+        ...
