@@ -1,0 +1,149 @@
+"""An LLM playing the benchmark's persona: answers questions and corrects actions in its words.
+
+This is the paper's human simulator in LLM mode: a chat model given the persona prompt of the
+user (e.g. the benchmark's ``prompt_alex``) plus, for each turn, that persona's preference for
+the situation from the episode's ground truth. Whether an action is accepted is decided from
+``truth.correct_ids`` (the same rule the scorer uses), so an accepted action costs no call and a
+simulator cannot disagree with the score; the LLM only words the answers and corrections.
+
+A reply that names an option id or letter ("option B") would leak the answer key instead of a
+preference: it is sent back once with that error, then the turn fails with
+:class:`~pahf.reasoners.llm.LLMDecisionError`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+
+from pahf.eval.episodes import Episode
+from pahf.reasoners.llm import (
+    AttemptResult,
+    chat_model_from_settings,
+    message_text,
+    run_decision,
+)
+from pahf.reasoners.prompts import (
+    generic_persona,
+    user_answer_messages,
+    user_correction_messages,
+)
+from pahf.state import Action, Request
+
+NODE = "simulated user"
+
+
+def _leaks_option(text: str, request: Request) -> str | None:
+    """The option id the text names as an option ("option B", "choice 2"), if any."""
+    for cand in request.candidates:
+        pattern = rf"\b(?:option|choice|candidate)\s*[\(\[]?{re.escape(cand.id)}\b"
+        if re.search(pattern, text, flags=re.IGNORECASE):
+            return cand.id
+    return None
+
+
+class LLMSimulatedUser:
+    """:class:`~pahf.eval.episodes.SimulatedUser` backed by a chat model and persona prompts.
+
+    ``persona_prompts`` maps each benchmark user to its persona system prompt. A user without
+    one is an error (it usually means the wrong persona file was loaded), unless
+    ``allow_generic_persona`` is set, which plays a plain persona built from the user's name.
+    """
+
+    def __init__(
+        self,
+        chat_model: BaseChatModel,
+        persona_prompts: Mapping[str, str],
+        *,
+        allow_generic_persona: bool = False,
+        output_retries: int = 1,
+    ) -> None:
+        self.chat_model = chat_model
+        self.persona_prompts = dict(persona_prompts)
+        self.allow_generic_persona = allow_generic_persona
+        self.output_retries = output_retries
+
+    @classmethod
+    def from_settings(
+        cls,
+        persona_prompts: Mapping[str, str],
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        temperature: float = 0.0,
+        timeout: float = 30.0,
+        max_retries: int = 2,
+        *,
+        cache_path: str | Path | None = None,
+        allow_generic_persona: bool = False,
+    ) -> LLMSimulatedUser:
+        """Over ``ChatOpenAI`` configured like the LLM reasoner (same env variables)."""
+        chat = chat_model_from_settings(
+            model=model,
+            base_url=base_url,
+            api_key=api_key,
+            temperature=temperature,
+            timeout=timeout,
+            max_retries=max_retries,
+            cache_path=cache_path,
+        )
+        return cls(chat, persona_prompts, allow_generic_persona=allow_generic_persona)
+
+    def persona(self, user: str) -> str:
+        prompt = self.persona_prompts.get(user)
+        if prompt:
+            return prompt
+        if self.allow_generic_persona:
+            return generic_persona(user)
+        known = ", ".join(sorted(self.persona_prompts)) or "none"
+        raise KeyError(f"no persona prompt for user {user!r} (personas loaded: {known})")
+
+    def _say(self, decision: str, episode: Episode, messages: list[BaseMessage]) -> str:
+        def attempt(conversation: list[BaseMessage]) -> AttemptResult[str]:
+            reply: Any = self.chat_model.invoke(
+                conversation, config={"metadata": {"pahf_simulated_user": episode.user}}
+            )
+            text = message_text(reply).strip()
+            if not text:
+                return text, None, "the reply was empty"
+            leaked = _leaks_option(text, episode.request)
+            if leaked is not None:
+                return text, None, (
+                    f"the reply names option {leaked!r}; describe what you want in words, "
+                    "without option ids or letters"
+                )
+            return text, text, None
+
+        return run_decision(
+            attempt,
+            messages,
+            decision=decision,
+            node=NODE,
+            output_retries=self.output_retries,
+        )
+
+    def answer(self, episode: Episode, question: str) -> str:
+        """The persona's answer to the agent's question, stating its preference."""
+        messages = user_answer_messages(
+            self.persona(episode.user), episode.request, question, episode.truth.statement
+        )
+        return self._say("user_answer", episode, messages)
+
+    def feedback(self, episode: Episode, action: Action) -> str | None:
+        """None when the action is one the persona accepts; else a correction (one call)."""
+        truth = episode.truth
+        if action.candidate_id in truth.correct_ids:
+            return None
+        messages = user_correction_messages(
+            self.persona(episode.user),
+            episode.request,
+            action,
+            truth.statement,
+            truth.refused.get(action.candidate_id, []),
+        )
+        return self._say("user_feedback", episode, messages)

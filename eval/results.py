@@ -1,0 +1,144 @@
+"""One JSON line per played episode: the evaluation's source of truth.
+
+Every metric, table and plot is computed from these lines alone, which is what makes a run
+resumable: after a crash the log holds exactly the episodes that finished, the harness skips
+them, and the final summary is computed from the same lines an uninterrupted run would write.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pahf.state import Action, AppliedMemoryOp, Request
+
+#: (domain, method, phase, iteration, episode_id): what identifies one played episode.
+RunKey = tuple[str, str, int, int, str]
+
+
+class EpisodeRecord(BaseModel):
+    """What happened in one episode run: inputs, the human turns, the action, the score, cost.
+
+    ``correct_ids`` is the ground truth the harness scored against; it is written to the log for
+    auditing and never reaches the graph. ``feedback`` is the correction text (None when the
+    action was accepted or feedback was off); ``memory_active``/``memory_total`` are the user's
+    memory sizes right after the episode.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    domain: str
+    method: str
+    phase: int = Field(ge=1, le=4)
+    iteration: int = Field(ge=1)
+    episode_id: str
+    user: str
+    index: int = Field(ge=0)
+    seq: int = Field(ge=0, description="position in this user's replay order (phases x iterations)")
+    request_id: str
+    request: Request
+    question: str | None = None
+    answer: str | None = None
+    action: Action | None = None
+    correct: bool
+    correct_ids: list[str]
+    feedback_requested: bool = False
+    feedback: str | None = None
+    memories_retrieved: list[str] = Field(default_factory=list)
+    memory_ops: list[AppliedMemoryOp] = Field(default_factory=list)
+    memory_active: int = 0
+    memory_total: int = 0
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def asked(self) -> bool:
+        return self.question is not None
+
+    @property
+    def corrected(self) -> bool:
+        return self.feedback is not None
+
+    def key(self) -> RunKey:
+        return run_key(self.domain, self.method, self.phase, self.iteration, self.episode_id)
+
+
+def run_key(domain: str, method: str, phase: int, iteration: int, episode_id: str) -> RunKey:
+    return (domain, method, phase, iteration, episode_id)
+
+
+def record_line(record: EpisodeRecord) -> str:
+    """The record as one JSON line (keys sorted, so equal records give equal lines)."""
+    data: dict[str, Any] = record.model_dump(mode="json")
+    return json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+
+class EpisodeLogError(ValueError):
+    """The episode log is corrupt somewhere other than a torn last line."""
+
+
+class EpisodeLog:
+    """Append-only JSONL of :class:`EpisodeRecord`, safe to share between worker threads.
+
+    A crash can leave a torn last line (a partial write); :meth:`load` cuts it off so the episode
+    counts as not done and is replayed. Any other unreadable line is an error naming the line:
+    silently dropping finished work would change the results.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def load(self) -> dict[RunKey, EpisodeRecord]:
+        """Every finished episode in the log, by run key (repairs a torn last line)."""
+        if not self.path.exists():
+            return {}
+        raw = self.path.read_bytes()
+        lines = raw.split(b"\n")
+        records: dict[RunKey, EpisodeRecord] = {}
+        good_bytes = 0
+        for number, line in enumerate(lines, start=1):
+            is_last = number == len(lines)
+            if not line.strip():
+                good_bytes += len(line) + (0 if is_last else 1)
+                continue
+            try:
+                record = EpisodeRecord.model_validate_json(line)
+            except ValidationError as exc:
+                # The final line, unterminated or followed only by blank space, is a torn write.
+                rest = b"\n".join(lines[number:])
+                if not rest.strip():
+                    self._truncate(good_bytes)
+                    break
+                raise EpisodeLogError(
+                    f"{self.path}: line {number} is not a valid episode record "
+                    f"({exc.errors()[0]['msg'] if exc.errors() else exc}); fix or remove the line"
+                ) from exc
+            records[record.key()] = record
+            good_bytes += len(line) + (0 if is_last else 1)
+        return records
+
+    def _truncate(self, size: int) -> None:
+        with self._lock, self.path.open("r+b") as handle:
+            handle.truncate(size)
+
+    def append(self, record: EpisodeRecord) -> None:
+        line = record_line(record) + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(line)
+                handle.flush()
+
+
+def sorted_records(records: Iterable[EpisodeRecord]) -> list[EpisodeRecord]:
+    """Records in a canonical order (independent of which worker finished first)."""
+    return sorted(records, key=lambda r: (r.domain, r.method, r.user, r.seq, r.episode_id))

@@ -1,0 +1,624 @@
+"""The four-phase PAHF protocol, played through the compiled graph.
+
+For every domain x method x user the harness replays the user's episodes in order:
+
+    phase 1 (learning) x K iterations -> phase 2 (test) -> phase 3 (learning) x K -> phase 4 (test)
+
+Each episode is one graph run: only ``episode.request`` goes in; the simulated user answers the
+question interrupt and reacts to the feedback interrupt (resume ``""`` to accept, the correction
+text otherwise). Test phases switch both human channels off and must not write memory (checked
+after every episode). Memory carries across iterations and phases; each domain x method gets its
+own persistent store in the run directory, and users are isolated by the store (one collection
+per user), so a user's results depend on that user's episodes only. That is why users can run
+concurrently (``workers``) without changing any result.
+
+Methods are the RunContext switches of :func:`pahf.state.context_for_method`. ``no-memory``
+plays K learning iterations too (the reference forces one); with memory and both channels off
+every iteration is the same, and keeping K makes the per-iteration tables line up.
+
+Resuming: every finished episode is a line in ``episodes.jsonl`` and is skipped on rerun; a
+half-played episode's memory writes are rolled back (:mod:`pahf.eval.snapshots`) and it is
+played again. Each replay gets its own request id (episode, phase, iteration), so memory ids
+are deterministic per replay and never collide across iterations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
+from pydantic import BaseModel, ConfigDict, Field
+
+from pahf.eval.episodes import (
+    DOMAINS,
+    LEARNING_PHASES,
+    PHASES,
+    Benchmark,
+    Domain,
+    Episode,
+    SimulatedUser,
+)
+from pahf.eval.noise import NoisyFeedback, statements_by_user_phase
+from pahf.eval.results import EpisodeLog, EpisodeRecord, RunKey, run_key
+from pahf.eval.simulators import RuleBasedUser
+from pahf.eval.snapshots import restore_if_unfinished, save_snapshot
+from pahf.eval.usage import new_tracker, read_usage
+from pahf.graphs import build_graph
+from pahf.graphs.checkpointers import memory_checkpointer
+from pahf.memory.base import PreferenceMemory, UnknownUserError
+from pahf.memory.chroma import ChromaPreferenceMemory
+from pahf.reasoners.base import Reasoner
+from pahf.reasoners.offline import OfflineReasoner
+from pahf.state import (
+    METHODS,
+    Action,
+    AppliedMemoryOp,
+    MemoryRecord,
+    Method,
+    Request,
+    RetrievedMemory,
+    RunContext,
+    context_for_method,
+)
+
+#: A graph run that keeps interrupting past this is broken (budget is one question).
+MAX_INTERRUPTS = 8
+
+
+class FrozenMemoryError(RuntimeError):
+    """A test-phase episode changed memory: the protocol forbids it."""
+
+
+class BenchmarkInfo(BaseModel):
+    """Which data a run used: resuming on different data would mix results."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    sha256: str
+    users: list[str]
+    episodes: dict[int, int]
+
+
+class EvalSettings(BaseModel):
+    """Everything that determines a run's results (stored in ``config.json``, checked on resume).
+
+    The worker count is deliberately absent: it does not change results.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    domains: list[Domain] = Field(min_length=1)
+    methods: list[Method] = Field(min_length=1)
+    iterations: int = Field(default=3, ge=1)
+    seed: int = 0
+    feedback_noise: float = Field(default=0.0, ge=0.0, le=1.0)
+    reasoner: Literal["offline", "llm"] = "offline"
+    model: str | None = None
+    simulator: Literal["rule", "llm"] = "rule"
+    embedding: Literal["minilm", "hashing"] = "minilm"
+    benchmarks: dict[str, BenchmarkInfo] = Field(default_factory=dict)
+
+
+@dataclass
+class EvalServices:
+    """How a run gets its memory stores, reasoners and simulated user (tests swap these)."""
+
+    open_memory: Callable[[Path], PreferenceMemory]
+    make_reasoner: Callable[[PreferenceMemory], Reasoner]
+    simulator: SimulatedUser
+
+
+class Progress(Protocol):
+    """Where the runner reports progress (a rich bar in the CLI; nothing in tests)."""
+
+    def start(self, total: int, completed: int) -> None: ...
+
+    def advance(self) -> None: ...
+
+
+@dataclass
+class EvalOutcome:
+    """What a call to :func:`run_evaluation` did."""
+
+    settings: EvalSettings
+    records: list[EpisodeRecord]
+    complete: bool
+    played: int
+    skipped: int
+    rolled_back: list[RunKey] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ReplayStep:
+    """One episode run in a user's replay order."""
+
+    phase: int
+    iteration: int
+    episode: Episode
+    seq: int
+
+
+# --------------------------------------------------------------------------- services
+
+
+def _optional(module: str, attribute: str, what: str) -> Any:
+    """Import an optional component lazily, with an error that says what is missing."""
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(
+            f"{what} needs {module}.{attribute}, which is not available: {exc}"
+        ) from exc
+
+
+def reasoner_factory(kind: str, model: str | None) -> Callable[[PreferenceMemory], Reasoner]:
+    """``offline``: the reference reasoner over the store's encoder; ``llm``: LLMReasoner."""
+    if kind == "offline":
+        return lambda memory: OfflineReasoner(memory.encoder)
+    if kind == "llm":
+        llm_reasoner = _optional("pahf.reasoners.llm", "LLMReasoner", "--reasoner llm")
+        # Built now, so a missing key or bad setting fails before anything is written; it
+        # keeps no memory of its own, so every store can share it.
+        shared: Reasoner = llm_reasoner.from_settings(model=model)
+        return lambda memory: shared
+    raise ValueError(f"unknown reasoner {kind!r}; choose offline or llm")
+
+
+def simulator_for(kind: str, model: str | None) -> SimulatedUser:
+    """``rule``: the rule-based persona simulator; ``llm``: an LLM playing the persona."""
+    if kind == "rule":
+        return RuleBasedUser()
+    if kind == "llm":
+        llm_user = _optional("pahf.eval.llm_user", "LLMSimulatedUser", "--simulator llm")
+        # Each turn gives the LLM the persona's preference for the situation (the episode's
+        # statement), so a generic persona per user is enough to word answers and corrections.
+        user: SimulatedUser = llm_user.from_settings(
+            persona_prompts={}, model=model, allow_generic_persona=True
+        )
+        return user
+    raise ValueError(f"unknown simulator {kind!r}; choose rule or llm")
+
+
+def embedding_factory(name: str) -> Callable[[], Any]:
+    from pahf.memory.embeddings import HashingEmbeddingFunction, MiniLMEmbeddingFunction
+
+    if name == "minilm":
+        return MiniLMEmbeddingFunction
+    if name == "hashing":
+        return HashingEmbeddingFunction
+    raise ValueError(f"unknown embedding {name!r}")
+
+
+def default_services(settings: EvalSettings) -> EvalServices:
+    make_ef = embedding_factory(settings.embedding)
+    return EvalServices(
+        open_memory=lambda path: ChromaPreferenceMemory(path, embedding_function=make_ef()),
+        make_reasoner=reasoner_factory(settings.reasoner, settings.model),
+        simulator=simulator_for(settings.simulator, settings.model),
+    )
+
+
+# --------------------------------------------------------------------------- benchmarks
+
+
+def benchmark_info(bench: Benchmark) -> BenchmarkInfo:
+    digest = hashlib.sha256(bench.model_dump_json().encode("utf-8")).hexdigest()
+    return BenchmarkInfo(
+        source=bench.source,
+        sha256=digest,
+        users=bench.users(),
+        episodes={phase: len(eps) for phase, eps in sorted(bench.episodes.items())},
+    )
+
+
+def check_benchmark(bench: Benchmark) -> None:
+    """Refuse a benchmark the protocol cannot replay faithfully (clear message, nothing run)."""
+    missing = [p for p in PHASES if not bench.episodes.get(p)]
+    if missing:
+        raise ValueError(
+            f"{bench.domain} benchmark ({bench.source}) has no episodes in phase(s) {missing}"
+        )
+    for phase, episodes in bench.episodes.items():
+        seen: set[str] = set()
+        for ep in episodes:
+            if ep.phase != phase or ep.domain != bench.domain:
+                raise ValueError(
+                    f"{bench.source}: episode {ep.episode_id} is {ep.domain} phase {ep.phase} but "
+                    f"is listed under {bench.domain} phase {phase}"
+                )
+            if ep.episode_id in seen:
+                raise ValueError(
+                    f"{bench.source}: episode id {ep.episode_id!r} repeats in phase {phase}"
+                )
+            seen.add(ep.episode_id)
+
+
+def select_users(
+    bench: Benchmark, names: Sequence[str] | None = None, limit: int | None = None
+) -> Benchmark:
+    """The benchmark restricted to the named users and/or its first ``limit`` users."""
+    available = bench.users()
+    chosen = list(available)
+    if names:
+        unknown = [n for n in names if n not in available]
+        if unknown:
+            raise LookupError(
+                f"unknown user {unknown[0]!r} in the {bench.domain} benchmark ({bench.source}); "
+                f"its users are: {', '.join(available)}"
+            )
+        chosen = [u for u in available if u in set(names)]
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"--users must be at least 1, got {limit}")
+        chosen = chosen[:limit]
+    keep = set(chosen)
+    return bench.model_copy(
+        update={
+            "episodes": {
+                phase: [e for e in eps if e.user in keep] for phase, eps in bench.episodes.items()
+            }
+        }
+    )
+
+
+def replay_order(bench: Benchmark, user: str, iterations: int) -> list[ReplayStep]:
+    """A user's episode runs in protocol order: P1 x K, P2, P3 x K, P4, each phase by index."""
+    steps: list[ReplayStep] = []
+    for phase in PHASES:
+        episodes = sorted(
+            (e for e in bench.episodes.get(phase, []) if e.user == user),
+            key=lambda e: (e.index, e.episode_id),
+        )
+        for iteration in range(1, (iterations if phase in LEARNING_PHASES else 1) + 1):
+            for ep in episodes:
+                steps.append(ReplayStep(phase, iteration, ep, len(steps)))
+    return steps
+
+
+# --------------------------------------------------------------------------- one episode
+
+
+def replay_request_id(episode: Episode, phase: int, iteration: int) -> str:
+    """A distinct request id per replay: memory ids derive from it, so a replay never collides
+    with an earlier iteration's writes, and a re-run of the same replay rewrites the same ids."""
+    return f"{episode.episode_id}@p{phase}i{iteration}"
+
+
+def memory_sizes(records: Sequence[MemoryRecord]) -> tuple[int, int]:
+    """(active, total) of a user's memory records."""
+    return sum(r.status == "active" for r in records), len(records)
+
+
+def play_episode(
+    graph: CompiledStateGraph[Any, Any, Any, Any],
+    context: RunContext,
+    episode: Episode,
+    user: SimulatedUser,
+    *,
+    method: str,
+    phase: int,
+    iteration: int,
+    seq: int,
+    keep_checkpoints: bool = False,
+) -> EpisodeRecord:
+    """Run one episode through ``graph``, playing the human with ``user``; score the action.
+
+    Only the request (with this replay's request id and the episode's user) enters the graph.
+    The record's memory sizes are left at zero: the caller, who owns the store, fills them in.
+    """
+    started = time.perf_counter()
+    request_id = replay_request_id(episode, phase, iteration)
+    request = Request.model_validate(
+        {**episode.request.model_dump(), "request_id": request_id, "user_id": episode.user}
+    )
+    thread_id = f"{episode.domain}/{method}/{request_id}"
+    tracker = new_tracker()
+    config: RunnableConfig = {"configurable": {"thread_id": thread_id}, "callbacks": [tracker]}
+    question: str | None = None
+    answer: str | None = None
+    feedback: str | None = None
+    feedback_requested = False
+    result = graph.invoke({"request": request.model_dump()}, config, context=context)
+    for _ in range(MAX_INTERRUPTS):
+        pending = result.get("__interrupt__")
+        if not pending:
+            break
+        payload = pending[0].value
+        kind = payload.get("type") if isinstance(payload, dict) else None
+        resume: str
+        if kind == "question":
+            question = str(payload["question"])
+            answer = user.answer(episode, question).strip() or "I have no preference here."
+            resume = answer
+        elif kind == "feedback":
+            feedback_requested = True
+            shown = Action.model_validate(payload["action"])
+            reply = user.feedback(episode, shown)
+            feedback = reply.strip() if reply and reply.strip() else None
+            resume = feedback or ""  # "" accepts (None would not resume)
+        else:
+            raise RuntimeError(f"episode {episode.episode_id}: unexpected interrupt {payload!r}")
+        result = graph.invoke(Command(resume=resume), config, context=context)
+    else:
+        raise RuntimeError(f"episode {episode.episode_id}: more than {MAX_INTERRUPTS} interrupts")
+    state = graph.get_state(config).values
+    action = result.get("action")
+    if isinstance(action, dict):
+        action = Action.model_validate(action)
+    ops = [
+        op if isinstance(op, AppliedMemoryOp) else AppliedMemoryOp.model_validate(op)
+        for op in result.get("memory_ops", [])
+    ]
+    retrieved = [
+        (m if isinstance(m, RetrievedMemory) else RetrievedMemory.model_validate(m)).record.id
+        for m in state.get("memories", [])
+    ]
+    if not keep_checkpoints and graph.checkpointer is not None and hasattr(
+        graph.checkpointer, "delete_thread"
+    ):
+        graph.checkpointer.delete_thread(thread_id)
+    calls, input_tokens, output_tokens = read_usage(tracker)
+    return EpisodeRecord(
+        domain=episode.domain,
+        method=method,
+        phase=phase,
+        iteration=iteration,
+        episode_id=episode.episode_id,
+        user=episode.user,
+        index=episode.index,
+        seq=seq,
+        request_id=request_id,
+        request=episode.request,
+        question=question,
+        answer=answer,
+        action=action,
+        correct=action is not None and action.candidate_id in episode.truth.correct_ids,
+        correct_ids=list(episode.truth.correct_ids),
+        feedback_requested=feedback_requested,
+        feedback=feedback,
+        memories_retrieved=retrieved,
+        memory_ops=ops,
+        llm_calls=calls,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        tokens=input_tokens + output_tokens,
+        seconds=round(time.perf_counter() - started, 4),
+    )
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class RunConfigMismatch(ValueError):
+    """The output directory holds a run made with other settings."""
+
+
+def _prepare_run_dir(out_dir: Path, settings: EvalSettings) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "config.json"
+    if path.exists():
+        try:
+            stored = EvalSettings.model_validate_json(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise RunConfigMismatch(f"{path} is not a readable run configuration: {exc}") from exc
+        if stored != settings:
+            old, new = stored.model_dump(), settings.model_dump()
+            diffs = [f"{k}: {old[k]!r} -> {new[k]!r}" for k in new if old.get(k) != new[k]]
+            shown = "; ".join(d if len(d) < 160 else d[:157] + "..." for d in diffs)
+            raise RunConfigMismatch(
+                f"{out_dir} holds a run with other settings ({shown}); rerun with the same "
+                "options to resume it, or choose another --out"
+            )
+        return
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(settings.model_dump(mode="json"), indent=2), encoding="utf-8")
+    tmp.replace(path)
+
+
+class _Run:
+    """The shared state of one :func:`run_evaluation` call (threads share it)."""
+
+    def __init__(
+        self,
+        benchmarks: Mapping[str, Benchmark],
+        settings: EvalSettings,
+        out_dir: Path,
+        services: EvalServices,
+        progress: Progress | None,
+        max_episodes: int | None,
+    ) -> None:
+        self.benchmarks = benchmarks
+        self.settings = settings
+        self.out_dir = out_dir
+        self.services = services
+        self.progress = progress
+        self.max_episodes = max_episodes
+        self.log = EpisodeLog(out_dir / "episodes.jsonl")
+        self.done = self.log.load()
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.played = 0
+        self.rolled_back: list[RunKey] = []
+        self.stores: dict[tuple[str, str], PreferenceMemory] = {}
+        self.reasoners: dict[tuple[str, str], Reasoner] = {}
+        all_episodes = [e for b in benchmarks.values() for eps in b.episodes.values() for e in eps]
+        self.noise = (
+            NoisyFeedback(
+                services.simulator,
+                settings.feedback_noise,
+                settings.seed,
+                statements_by_user_phase(all_episodes),
+            )
+            if settings.feedback_noise > 0
+            else None
+        )
+
+    def open(self, domain: str, method: str) -> None:
+        store = self.services.open_memory(self.out_dir / "memory" / f"{domain}-{method}")
+        self.stores[(domain, method)] = store
+        self.reasoners[(domain, method)] = self.services.make_reasoner(store)
+
+    def _finished_one(self) -> None:
+        with self.lock:
+            self.played += 1
+            if self.max_episodes is not None and self.played >= self.max_episodes:
+                self.stop.set()
+        if self.progress is not None:
+            self.progress.advance()
+
+    def run_user(self, domain: str, method: str, user: str, steps: Sequence[ReplayStep]) -> None:
+        """Replay one user's episodes in order (the unit of concurrency)."""
+        if all(run_key(domain, method, s.phase, s.iteration, s.episode.episode_id) in self.done
+               for s in steps):
+            return
+        memory = self.stores[(domain, method)]
+        learn_ctx = context_for_method(method, user_id=user)
+        test_ctx = learn_ctx.model_copy(update={"pre_action": False, "post_action": False})
+        uses_memory = learn_ctx.use_memory
+        snapshots = self.out_dir / "snapshots" / f"{domain}-{method}"
+        if uses_memory:
+            started = any(
+                run_key(domain, method, s.phase, s.iteration, s.episode.episode_id) in self.done
+                for s in steps
+            )
+            if not started:
+                # The log is the source of truth: no finished episode means empty memory (this
+                # also cleans up after a log deleted by hand next to a kept store).
+                with contextlib.suppress(UnknownUserError):
+                    memory.forget(user)
+            else:
+                undone = restore_if_unfinished(snapshots, memory, user, self.done)
+                if undone is not None:
+                    with self.lock:
+                        self.rolled_back.append(undone)
+        graph = build_graph(self.reasoners[(domain, method)], memory, memory_checkpointer())
+        # The user's memory as of now; only this job touches this user's memory, so after each
+        # episode one read gives both the sizes to log and the next episode's snapshot.
+        current = memory.list(user) if uses_memory else []
+        for step in steps:
+            key = run_key(domain, method, step.phase, step.iteration, step.episode.episode_id)
+            if key in self.done:
+                continue
+            if self.stop.is_set():
+                return
+            learning = step.phase in LEARNING_PHASES
+            if learning and uses_memory:
+                save_snapshot(snapshots, user, key, current)
+            simulated: SimulatedUser = self.services.simulator
+            if self.noise is not None:
+                request_id = replay_request_id(step.episode, step.phase, step.iteration)
+                simulated = self.noise.for_run(f"{domain}/{method}/{request_id}")
+            record = play_episode(
+                graph,
+                learn_ctx if learning else test_ctx,
+                step.episode,
+                simulated,
+                method=method,
+                phase=step.phase,
+                iteration=step.iteration,
+                seq=step.seq,
+            )
+            previous = current
+            if uses_memory:
+                current = memory.list(user)
+            active, total = memory_sizes(current)
+            record = record.model_copy(update={"memory_active": active, "memory_total": total})
+            if not learning and (record.memory_ops or current != previous):
+                raise FrozenMemoryError(
+                    f"{domain}/{method}: test-phase episode {step.episode.episode_id} changed "
+                    f"the memory of {user!r} (ops {[op.kind for op in record.memory_ops]}, "
+                    f"{len(previous)} -> {total} records)"
+                )
+            self.log.append(record)
+            self._finished_one()
+
+
+def run_evaluation(
+    benchmarks: Mapping[str, Benchmark],
+    settings: EvalSettings,
+    out_dir: Path,
+    *,
+    workers: int = 1,
+    services: EvalServices | None = None,
+    progress: Progress | None = None,
+    max_episodes: int | None = None,
+) -> EvalOutcome:
+    """Play (or resume) the protocol for ``settings.domains`` x ``settings.methods``.
+
+    Appends to ``out_dir/episodes.jsonl`` and returns every record of the run, old and new.
+    ``max_episodes`` stops after that many newly played episodes (the run is then incomplete
+    and a rerun resumes it). Results do not depend on ``workers``.
+    """
+    started = time.perf_counter()
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    for method in settings.methods:
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    for domain in settings.domains:
+        if domain not in benchmarks:
+            raise ValueError(f"no benchmark given for domain {domain!r}")
+        check_benchmark(benchmarks[domain])
+    settings = settings.model_copy(
+        update={"benchmarks": {d: benchmark_info(benchmarks[d]) for d in settings.domains}}
+    )
+    services = services or default_services(settings)  # fails early: bad LLM setup, no key
+    _prepare_run_dir(out_dir, settings)
+    run = _Run(benchmarks, settings, out_dir, services, progress, max_episodes)
+    jobs: list[tuple[str, str, str, list[ReplayStep]]] = []
+    domains = [d for d in DOMAINS if d in settings.domains]
+    methods = [m for m in METHODS if m in settings.methods]
+    for domain in domains:
+        bench = benchmarks[domain]
+        for method in methods:
+            for user in bench.users():
+                jobs.append((domain, method, user, replay_order(bench, user, settings.iterations)))
+    scheduled = {
+        run_key(d, m, s.phase, s.iteration, s.episode.episode_id) for d, m, _, steps in jobs
+        for s in steps
+    }
+    skipped = len(scheduled & run.done.keys())
+    if progress is not None:
+        progress.start(len(scheduled), skipped)
+    for domain in domains:
+        for method in methods:
+            run.open(domain, method)
+    if workers == 1:
+        for job in jobs:  # in this thread: plain tracebacks, nothing to coordinate
+            run.run_user(*job)
+    else:
+        errors: list[BaseException] = []
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pahf-eval") as pool:
+            futures: list[Future[None]] = [pool.submit(run.run_user, *job) for job in jobs]
+            for future in futures:
+                try:
+                    future.result()
+                except BaseException as exc:  # stop the others, then re-raise the first
+                    run.stop.set()
+                    errors.append(exc)
+        if errors:
+            raise errors[0]
+    records = {k: r for k, r in run.log.load().items() if k in scheduled}
+    return EvalOutcome(
+        settings=settings,
+        records=list(records.values()),
+        complete=len(records) == len(scheduled),
+        played=run.played,
+        skipped=skipped,
+        rolled_back=sorted(run.rolled_back),
+        wall_seconds=round(time.perf_counter() - started, 3),
+    )

@@ -1,0 +1,413 @@
+"""The published PAHF data loads into episodes that are complete, correct and leak-free.
+
+Runs on the sample beside the repository (``../shared/pahf-reference-sample``) and on small
+synthetic trees for the error cases.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import pytest
+
+from pahf.eval.episodes import Benchmark
+from pahf.eval.published import DataError, load_published
+from pahf.eval.published_shopping import derive_choice, read_items, read_tastes
+from pahf.reasoners.phrases import MILD, NEGATIVE, STRONG, parse_preferences
+
+SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "pahf-reference-sample"
+
+
+@pytest.fixture(scope="module")
+def embodied() -> Benchmark:
+    return load_published(SAMPLE, "embodied")
+
+
+@pytest.fixture(scope="module")
+def shopping() -> Benchmark:
+    return load_published(SAMPLE, "shopping")
+
+
+def _episode(bench: Benchmark, episode_id: str) -> Any:
+    return next(e for eps in bench.episodes.values() for e in eps if e.episode_id == episode_id)
+
+
+# --------------------------------------------------------------------------- the sample
+
+
+def test_sample_exists_beside_the_repository() -> None:
+    assert (SAMPLE / "data" / "embodied").is_dir(), SAMPLE
+    assert (SAMPLE / "data" / "shopping").is_dir(), SAMPLE
+
+
+@pytest.mark.parametrize(
+    ("domain", "users", "per_phase"), [("embodied", 5, 30), ("shopping", 3, 45)]
+)
+def test_every_phase_has_every_user_in_full(domain: Literal["embodied", "shopping"], users: int, per_phase: int) -> None:
+    bench = load_published(SAMPLE, domain)
+    assert sorted(bench.episodes) == [1, 2, 3, 4]
+    for phase, episodes in bench.episodes.items():
+        counts = Counter(e.user for e in episodes)
+        assert len(counts) == users, phase
+        assert set(counts.values()) == {per_phase}, (phase, counts)
+        assert all(e.phase == phase and e.domain == domain for e in episodes)
+    episodes = [e for eps in bench.episodes.values() for e in eps]
+    assert len({e.episode_id for e in episodes}) == len(episodes)
+    for e in episodes:
+        assert e.episode_id == f"{domain}-p{e.phase}-{e.user}-{e.index}"
+        assert e.request.request_id == e.episode_id
+
+
+def test_accepts_the_data_folder_itself_and_loads_the_same(embodied: Benchmark) -> None:
+    again = load_published(SAMPLE / "data", "embodied")
+    assert again.episodes == embodied.episodes
+
+
+def test_every_correct_answer_is_a_candidate(embodied: Benchmark, shopping: Benchmark) -> None:
+    for bench in (embodied, shopping):
+        for episodes in bench.episodes.values():
+            for e in episodes:
+                ids = {c.id for c in e.request.candidates}
+                assert set(e.truth.correct_ids) <= ids, e.episode_id
+                assert set(e.truth.acceptable_ids) <= ids
+                assert set(e.truth.refused) <= ids
+
+
+def test_embodied_pick_up_episode(embodied: Benchmark) -> None:
+    e = _episode(embodied, "embodied-p1-Alex-2")
+    assert e.request.context == "Dehydrated"
+    assert e.request.subject == ""
+    assert [c.id for c in e.request.candidates] == [
+        "ice-cold water with ice", "room temperature water", "walnuts", "black coffee"
+    ]
+    assert e.truth.correct_ids == ["ice-cold water with ice"]
+    assert e.truth.statement == (
+        "When I'm dehydrated, I prefer ice-cold water with lots of ice, not room temperature."
+    )
+    assert e.truth.drifted is False
+    # Phase 3 revisits the same scene after Alex's preference inverted.
+    later = _episode(embodied, "embodied-p3-Alex-2")
+    assert later.truth.correct_ids == ["room temperature water"]
+    assert later.truth.drifted is True
+    assert later.truth.statement == "When dehydrated, I prefer room temperature water."
+
+
+def test_embodied_placement_episode_takes_the_item_as_subject(embodied: Benchmark) -> None:
+    e = _episode(embodied, "embodied-p1-Alex-19")
+    assert e.request.subject == "snacks"
+    assert [c.id for c in e.request.candidates] == ["high shelf", "low shelf"]
+    assert e.truth.correct_ids == ["high shelf"]
+    assert e.truth.statement == "Generally, I prefer high shelf storage, not low areas."
+
+
+def test_embodied_statements_without_a_persona_line_fall_back_to_the_intent(
+    embodied: Benchmark,
+) -> None:
+    e = _episode(embodied, "embodied-p1-Alex-16")  # "Grain avoidance": no line names walnuts
+    assert e.truth.statement == "For grain avoidance: I want walnuts."
+
+
+def test_embodied_statements_name_a_liking(embodied: Benchmark) -> None:
+    for episodes in embodied.episodes.values():
+        for e in episodes:
+            phrases = parse_preferences(e.truth.statement)
+            assert any(p.weight > 0 for p in phrases), e.truth.statement
+
+
+def test_shopping_episode_with_nothing_acceptable(shopping: Benchmark) -> None:
+    e = _episode(shopping, "shopping-p1-Emma-0")
+    assert [c.id for c in e.request.candidates] == ["A", "B", "C", "none"]
+    assert e.request.candidate("none").text == "Do not buy anything"
+    assert e.request.candidate("A").attributes == [
+        "side-sliding door", "convection fan heating", "membrane touch keypad"
+    ]
+    assert e.request.context == "microwave oven"
+    assert e.truth.correct_ids == ["none"]
+    assert e.truth.acceptable_ids == []
+    assert e.truth.refused == {
+        "A": ["convection fan heating"],
+        "B": ["inverter microwave control"],
+        "C": ["infrared radiant heating"],
+    }
+
+
+def test_shopping_episode_with_a_best_option(shopping: Benchmark) -> None:
+    # Checked by hand: A and B have one favourite (top-hinged door), C has two (and steam).
+    e = _episode(shopping, "shopping-p1-Emma-3")
+    assert e.truth.correct_ids == ["C"]
+    assert e.truth.acceptable_ids == ["A", "B", "C"]
+    assert e.truth.refused == {}
+    assert e.truth.drifted is False
+    assert _episode(shopping, "shopping-p3-Emma-3").truth.drifted is True
+
+
+def test_shopping_statement_is_the_tastes_for_that_product(shopping: Benchmark) -> None:
+    e = _episode(shopping, "shopping-p1-Emma-0")
+    assert e.truth.statement.startswith(
+        "For a microwave oven: For the primary heating mechanism, I like steam injection "
+        "system best, magnetron microwave emission or solid-state RF amplifier heating are "
+        "fine too, and I won't accept convection fan heating, inverter microwave control or "
+        "infrared radiant heating. For the door configuration,"
+    )
+    assert _episode(shopping, "shopping-p1-Emma-9").truth.statement.startswith(
+        "For an air conditioner:"
+    )
+
+
+@pytest.mark.parametrize("persona", ["persona_info.json", "updated_persona_info.json"])
+def test_every_taste_survives_parsing_with_its_polarity(persona: str) -> None:
+    """The offline reasoner must read each feature back verbatim with the right sign."""
+    from pahf.eval.published_shopping import statement
+
+    users = read_tastes(SAMPLE / "data" / "shopping" / persona)
+    checked = 0
+    for products in users.values():
+        for product, tastes in products.items():
+            parsed = {p.text: p.weight for p in parse_preferences(statement(product, tastes))}
+            for taste in tastes.values():
+                expected = {taste.like_most: STRONG}
+                expected |= {f: MILD for f in taste.like_second}
+                expected |= {f: NEGATIVE for f in taste.dislike}
+                for feature, weight in expected.items():
+                    assert parsed.get(feature) == weight, (product, feature, parsed.get(feature))
+                    checked += 1
+    assert checked == 3 * 5 * 3 * 6  # users x products x categories x values
+
+
+def test_published_answers_follow_the_taste_rule_except_for_ties() -> None:
+    """How often ``gt`` agrees with the rule (acceptable = nothing disliked, best = most
+    favourites, none if nothing is acceptable): 534 of 540; the 6 others are ties."""
+    root = SAMPLE / "data" / "shopping"
+    old, new = read_tastes(root / "persona_info.json"), read_tastes(root / "updated_persona_info.json")
+    agree = ties = total = 0
+    for phase in (1, 2, 3, 4):
+        tastes = old if phase <= 2 else new
+        for item in read_items(root / f"phase{phase}.json"):
+            best, _ = derive_choice(tastes[item.user][item.product], item.options)
+            gt = item.gt or "none"
+            total += 1
+            if best == [gt]:
+                agree += 1
+            else:
+                assert gt in best and len(best) > 1, (phase, item)
+                ties += 1
+    print(f"published gt agrees with the taste rule on {agree}/{total} items; {ties} ties")
+    assert (agree, ties, total) == (534, 6, 540)
+
+
+def test_requests_carry_no_ground_truth(embodied: Benchmark, shopping: Benchmark) -> None:
+    for bench in (embodied, shopping):
+        for episodes in bench.episodes.values():
+            for e in episodes:
+                dumped = e.request.model_dump_json()
+                keys = set(json.loads(dumped))
+                assert keys == set(type(e.request).model_fields), keys
+                for leak in ("user_intent", '"gt"', "correct", "truth", "refused", "acceptable"):
+                    assert leak not in dumped, (e.episode_id, leak)
+                assert e.truth.statement not in dumped
+
+
+def test_episode_ids_are_stable_across_loads(shopping: Benchmark) -> None:
+    again = load_published(SAMPLE, "shopping")
+    assert [e.episode_id for e in again.episodes[2]] == [e.episode_id for e in shopping.episodes[2]]
+
+
+# --------------------------------------------------------------------------- bad data
+
+_PERSONA = (
+    'prompt_zed = "YOUR PERSONA:\\n  * When you\'re thirsty, you prefer cold milk (not juice) '
+    'as you like it\\n  * Generally prefer top shelf storage (not drawers)\\n"\n'
+    'prompt_dict = {"Zed": prompt_zed}\n'
+)
+
+
+def _scenarios(index_base: int = 0) -> list[dict[str, Any]]:
+    return [
+        {"index": index_base, "scene": "", "task": "Bring me a drink", "context": "Thirsty",
+         "user": "Zed", "user_intent_object": "cold milk", "user_intent_location": "pick-up",
+         "scene_objects": ["orange juice", "cold milk", "walnuts"]},
+        {"index": index_base + 1, "scene": "", "task": "Put these snacks away",
+         "context": "Storage", "user": "Zed", "user_intent_object": "snacks",
+         "user_intent_location": "top shelf",
+         "scene_objects": ["snacks", "top shelf", "kitchen drawer"]},
+    ]
+
+
+def _tastes() -> dict[str, Any]:
+    return {"Zed": {"persona_info": {"name": "Zed", "kettle": {"spout": {
+        "dislike": ["wide spout"], "like_most": "gooseneck spout",
+        "like_second": ["short spout"]}}}, "sample_list": ["kettle"]}}
+
+
+def _item(gt: str | None = "A") -> dict[str, Any]:
+    return {"product": "kettle", "Option A": ["gooseneck spout"], "Option B": ["wide spout"],
+            "User": "Zed", "Task": "Buy me a kettle", "gt": gt}
+
+
+def _write_tree(root: Path) -> Path:
+    emb = root / "data" / "embodied"
+    (emb / "scenarios").mkdir(parents=True)
+    (emb / "personas").mkdir()
+    for name in ("original_scenarios_A", "original_scenarios_B", "evolved_scenarios_A",
+                 "evolved_scenarios_B"):
+        (emb / "scenarios" / f"{name}.json").write_text(json.dumps(_scenarios()))
+    for name in ("original_persona", "evolved_persona"):
+        (emb / "personas" / f"{name}.py").write_text(_PERSONA)
+    shop = root / "data" / "shopping"
+    shop.mkdir(parents=True)
+    for phase in (1, 2, 3, 4):
+        (shop / f"phase{phase}.json").write_text(json.dumps([_item()]))
+    for name in ("persona_info", "updated_persona_info"):
+        (shop / f"{name}.json").write_text(json.dumps(_tastes()))
+    return root
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    return _write_tree(tmp_path / "pahf")
+
+
+def test_small_tree_loads(tree: Path) -> None:
+    emb = load_published(tree, "embodied")
+    assert [e.truth.statement for e in emb.episodes[1]] == [
+        "When I'm thirsty, I prefer cold milk, not juice.",
+        "Generally, I prefer top shelf storage, not drawers.",
+    ]
+    assert emb.episodes[1][1].request.subject == "snacks"
+    shop = load_published(tree, "shopping")
+    assert shop.episodes[1][0].truth.correct_ids == ["A"]
+    assert shop.episodes[1][0].truth.refused == {"B": ["wide spout"]}
+
+
+def _expect(tree: Path, domain: Any, *fragments: str) -> DataError:
+    with pytest.raises(DataError) as err:
+        load_published(tree, domain)
+    message = str(err.value)
+    for fragment in fragments:
+        assert fragment in message, message
+    assert isinstance(err.value, ValueError)
+    return err.value
+
+
+def test_missing_directory_is_named(tmp_path: Path) -> None:
+    _expect(tmp_path / "nowhere", "embodied", "nowhere", "not found")
+
+
+def test_directory_without_the_layout_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    _expect(tmp_path / "empty", "shopping", "empty", "no data/")
+
+
+def test_missing_file_is_named(tree: Path) -> None:
+    (tree / "data" / "shopping" / "phase3.json").unlink()
+    _expect(tree, "shopping", "phase3.json", "file not found")
+
+
+def test_malformed_json_is_named(tree: Path) -> None:
+    (tree / "data" / "embodied" / "scenarios" / "evolved_scenarios_B.json").write_text("[{")
+    _expect(tree, "embodied", "evolved_scenarios_B.json", "malformed JSON")
+
+
+def test_missing_field_is_named(tree: Path) -> None:
+    rows = _scenarios()
+    del rows[1]["task"]
+    (tree / "data" / "embodied" / "scenarios" / "original_scenarios_B.json").write_text(
+        json.dumps(rows)
+    )
+    _expect(tree, "embodied", "original_scenarios_B.json", "item 1", "'task'", "missing field")
+
+
+def test_wrong_type_is_named(tree: Path) -> None:
+    rows = _scenarios()
+    rows[0]["scene_objects"] = "cold milk, orange juice"
+    (tree / "data" / "embodied" / "scenarios" / "original_scenarios_A.json").write_text(
+        json.dumps(rows)
+    )
+    _expect(tree, "embodied", "original_scenarios_A.json", "'scene_objects'", "expected list")
+
+
+def test_wrong_gt_is_named(tree: Path) -> None:
+    (tree / "data" / "shopping" / "phase2.json").write_text(json.dumps([_item(gt="D")]))
+    _expect(tree, "shopping", "phase2.json", "'gt'", "'D'")
+
+
+def test_empty_option_list_is_named(tree: Path) -> None:
+    item = _item()
+    item["Option B"] = []
+    (tree / "data" / "shopping" / "phase1.json").write_text(json.dumps([item]))
+    _expect(tree, "shopping", "phase1.json", "'Option B'", "empty list")
+
+
+def test_item_without_options_is_named(tree: Path) -> None:
+    item = {k: v for k, v in _item().items() if not k.startswith("Option")}
+    (tree / "data" / "shopping" / "phase1.json").write_text(json.dumps([item]))
+    _expect(tree, "shopping", "phase1.json", "no options")
+
+
+def test_duplicate_option_key_is_named(tree: Path) -> None:
+    raw = json.dumps([_item()]).replace('"Option B"', '"Option A"')
+    (tree / "data" / "shopping" / "phase4.json").write_text(raw)
+    _expect(tree, "shopping", "phase4.json", "duplicate key 'Option A'")
+
+
+def test_duplicate_scenario_index_is_named(tree: Path) -> None:
+    rows = _scenarios()
+    rows[1]["index"] = rows[0]["index"]
+    (tree / "data" / "embodied" / "scenarios" / "evolved_scenarios_A.json").write_text(
+        json.dumps(rows)
+    )
+    _expect(tree, "embodied", "evolved_scenarios_A.json", "duplicate index 0")
+
+
+def test_duplicate_scene_objects_are_named(tree: Path) -> None:
+    rows = _scenarios()
+    rows[0]["scene_objects"] = ["cold milk", "cold milk", "walnuts"]
+    (tree / "data" / "embodied" / "scenarios" / "original_scenarios_A.json").write_text(
+        json.dumps(rows)
+    )
+    _expect(tree, "embodied", "'scene_objects'", "duplicate entries ['cold milk']")
+
+
+def test_target_outside_the_scene_is_named(tree: Path) -> None:
+    rows = _scenarios()
+    rows[1]["user_intent_location"] = "garage"
+    (tree / "data" / "embodied" / "scenarios" / "original_scenarios_A.json").write_text(
+        json.dumps(rows)
+    )
+    _expect(tree, "embodied", "'user_intent_location'", "'garage' is not in the scene")
+
+
+def test_persona_file_that_is_not_python_is_named(tree: Path) -> None:
+    (tree / "data" / "embodied" / "personas" / "evolved_persona.py").write_text("prompt = (")
+    _expect(tree, "embodied", "evolved_persona.py", "not valid Python")
+
+
+def test_persona_file_without_a_table_is_named(tree: Path) -> None:
+    (tree / "data" / "embodied" / "personas" / "original_persona.py").write_text(
+        'prompt_zed = "hello"\n'
+    )
+    _expect(tree, "embodied", "original_persona.py", "no dict mapping person names")
+
+
+def test_persona_files_are_never_executed(tree: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "executed"
+    (tree / "data" / "embodied" / "personas" / "original_persona.py").write_text(
+        f"open({str(marker)!r}, 'w').write('x')\n" + _PERSONA
+    )
+    load_published(tree, "embodied")
+    assert not marker.exists()
+
+
+def test_unknown_user_is_named(tree: Path) -> None:
+    tastes = _tastes()
+    tastes["Ann"] = tastes.pop("Zed")
+    (tree / "data" / "shopping" / "updated_persona_info.json").write_text(json.dumps(tastes))
+    _expect(tree, "shopping", "updated_persona_info.json", "no tastes for user 'Zed'")
+
+
+def test_unknown_domain_is_refused(tree: Path) -> None:
+    with pytest.raises(ValueError, match="unknown domain"):
+        load_published(tree, cast(Any, "kitchen"))
