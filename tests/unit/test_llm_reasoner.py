@@ -1,0 +1,752 @@
+"""LLM reasoner, usage accounting and response cache, without a socket.
+
+Two kinds of model stand in for the LLM: ``ChatOpenAI`` over an ``httpx.MockTransport`` (the
+real client, request and response format; used for the full graph episodes), and a generic
+``BaseChatModel`` that only implements ``bind_tools`` (proves "any chat model" works through
+LangChain's default function-calling structured output).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from langchain_core.exceptions import ModelTimeoutError
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatResult, LLMResult
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from langchain_openai import ChatOpenAI
+from langgraph.types import Command
+from pydantic import SecretStr
+
+from pahf.graphs import build_graph
+from pahf.graphs.checkpointers import memory_checkpointer
+from pahf.memory.chroma import ChromaPreferenceMemory
+from pahf.memory.embeddings import HashingEmbeddingFunction
+from pahf.reasoners.accounting import OUTSIDE_GRAPH, UsageTracker
+from pahf.reasoners.base import Reasoner
+from pahf.reasoners.cache import SQLiteResponseCache
+from pahf.reasoners.llm import (
+    LLMCallError,
+    LLMConfigError,
+    LLMDecisionError,
+    LLMOutputError,
+    LLMReasoner,
+    chat_model_from_settings,
+)
+from pahf.state import (
+    Action,
+    Candidate,
+    MemoryRecord,
+    Request,
+    RetrievedMemory,
+    RunContext,
+    Turn,
+    context_for_method,
+)
+
+# --------------------------------------------------------------------------- OpenAI over MockTransport
+
+
+@dataclass
+class Reply:
+    """One scripted chat.completion: JSON content (dict), raw text, or an HTTP error status."""
+
+    content: dict[str, Any] | str = ""
+    status: int = 200
+    usage: tuple[int, int] = (100, 20)
+
+
+class ScriptedOpenAI:
+    """An ``httpx.MockTransport`` handler speaking POST /v1/chat/completions from a script."""
+
+    def __init__(self, replies: list[Reply] | None = None) -> None:
+        self.replies = list(replies or [])
+        self.bodies: list[dict[str, Any]] = []
+
+    def add(self, *replies: Reply) -> None:
+        self.replies.extend(replies)
+
+    @property
+    def schemas(self) -> list[str]:
+        """The structured-output schema each request asked for, in order."""
+        return [b["response_format"]["json_schema"]["name"] for b in self.bodies]
+
+    def prompt(self, index: int) -> str:
+        return "\n".join(str(m["content"]) for m in self.bodies[index]["messages"])
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        assert request.url.path.endswith("/chat/completions"), request.url
+        self.bodies.append(json.loads(request.content))
+        if not self.replies:
+            return httpx.Response(500, json={"error": {"message": "script exhausted"}})
+        reply = self.replies.pop(0)
+        if reply.status != 200:
+            return httpx.Response(reply.status, json={"error": {"message": "scripted failure"}})
+        content = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
+        prompt_tokens, completion_tokens = reply.usage
+        return httpx.Response(
+            200,
+            json={
+                "id": f"chatcmpl-{uuid.uuid4().hex[:8]}",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "scripted",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            },
+        )
+
+
+def mock_openai(script: ScriptedOpenAI, **kwargs: Any) -> ChatOpenAI:
+    return ChatOpenAI(
+        model=kwargs.pop("model", "scripted-model"),
+        api_key="test-key",
+        base_url="http://llm.invalid/v1",
+        http_client=httpx.Client(transport=httpx.MockTransport(script)),
+        max_retries=0,
+        temperature=0,
+        **kwargs,
+    )
+
+
+def assess(
+    ambiguous: bool, candidate: str | None = None, question: str = "", reason: str = "r"
+) -> dict[str, Any]:
+    return {
+        "reason": reason,
+        "ambiguous": ambiguous,
+        "question": question,
+        "candidate_id": candidate,
+    }
+
+
+def choose(candidate: str, rationale: str = "because") -> dict[str, Any]:
+    return {"rationale": rationale, "candidate_id": candidate}
+
+
+def learn(kind: str, text: str = "", revises: str | None = None) -> dict[str, Any]:
+    return {
+        "reason": "r",
+        "has_preference": kind != "none",
+        "kind": kind,
+        "memory_text": text,
+        "revises_memory_id": revises,
+    }
+
+
+def drink_request(request_id: str | None = None) -> Request:
+    return Request(
+        request_id=request_id or uuid.uuid4().hex,
+        domain="embodied",
+        task="Could you bring me something to drink?",
+        context="Dehydrated",
+        candidates=[
+            Candidate(id="A", text="ice-cold water"),
+            Candidate(id="B", text="black coffee"),
+            Candidate(id="C", text="orange juice"),
+        ],
+    )
+
+
+def run_episode(
+    graph: Any, request: Request, replies: list[str], context: RunContext, tracker: UsageTracker
+) -> tuple[dict[str, Any], list[str]]:
+    """Invoke one request and answer each interrupt with the next reply; returns the final
+    output and the interrupt types seen."""
+    config: dict[str, Any] = {
+        "configurable": {"thread_id": uuid.uuid4().hex},
+        "callbacks": [tracker],
+    }
+    result = graph.invoke({"request": request.model_dump(mode="json")}, config, context=context)
+    seen: list[str] = []
+    pending = list(replies)
+    while result.get("__interrupt__"):
+        seen.append(result["__interrupt__"][0].value["type"])
+        result = graph.invoke(Command(resume=pending.pop(0)), config, context=context)
+    assert not pending, f"unused replies {pending}"
+    return result, seen
+
+
+@pytest.fixture
+def memory() -> ChromaPreferenceMemory:
+    return ChromaPreferenceMemory.in_memory(HashingEmbeddingFunction())
+
+
+# --------------------------------------------------------------------------- full episodes
+
+
+def test_full_episodes_ask_clear_and_correction_paths_with_call_counts(
+    memory: ChromaPreferenceMemory,
+) -> None:
+    """Ask path = 3 calls, clear path = 1 call, correction path = 2 calls; memory evolves."""
+    script = ScriptedOpenAI()
+    reasoner = LLMReasoner(mock_openai(script))
+    assert isinstance(reasoner, Reasoner)
+    graph = build_graph(reasoner, memory, memory_checkpointer())
+    ctx = RunContext(user_id="alex", reasoner="llm")
+
+    # 1. Ask path: nothing known -> question, answer is learned, then a choice with it.
+    script.add(
+        Reply(assess(True, question="What do you like to drink when dehydrated?"), usage=(120, 30)),
+        Reply(learn("add", "When dehydrated, Alex wants ice-cold water."), usage=(140, 25)),
+        Reply(choose("A"), usage=(160, 10)),
+    )
+    tracker = UsageTracker()
+    out, seen = run_episode(
+        graph, drink_request(), ["I want ice-cold water, lots of ice.", ""], ctx, tracker
+    )
+    assert seen == ["question", "feedback"]
+    assert out["action"].candidate_id == "A"
+    assert script.schemas == ["AssessDecision", "LearnDecision", "ChooseDecision"]
+    usage = tracker.snapshot()
+    assert usage.total.calls == 3
+    assert {n: u.calls for n, u in usage.by_node.items()} == {
+        "ambiguity_detect": 1,
+        "ask_user": 1,
+        "act": 1,
+    }
+    assert (usage.total.input_tokens, usage.total.output_tokens) == (420, 65)
+    assert usage.by_node["ask_user"].input_tokens == 140
+    # The re-choice sees the answer and the memory just stored.
+    assert "I want ice-cold water, lots of ice." in script.prompt(2)
+    assert "M1: When dehydrated, Alex wants ice-cold water." in script.prompt(2)
+    [stored] = memory.list("alex")
+    assert (stored.text, stored.topic, stored.source) == (
+        "When dehydrated, Alex wants ice-cold water.",
+        "Dehydrated",
+        "clarification",
+    )
+
+    # 2. Clear path: memory settles it -> one call; act reuses the choice made by assess.
+    script.bodies.clear()
+    script.add(Reply(assess(False, "A"), usage=(130, 15)))
+    tracker = UsageTracker()
+    out, seen = run_episode(graph, drink_request(), [""], ctx, tracker)
+    assert seen == ["feedback"]
+    assert out["action"].candidate_id == "A"
+    assert out["action"].candidate_text == "ice-cold water"
+    assert tracker.snapshot().total.calls == 1
+    assert set(tracker.snapshot().by_node) == {"ambiguity_detect"}
+    assert "M1: When dehydrated, Alex wants ice-cold water." in script.prompt(0)
+
+    # 3. Correction path: one call to act, one to learn; the old memory is superseded.
+    script.bodies.clear()
+    script.add(
+        Reply(assess(False, "A"), usage=(130, 15)),
+        Reply(learn("supersede", "When dehydrated, Alex now wants orange juice.", "M1")),
+    )
+    tracker = UsageTracker()
+    out, seen = run_episode(
+        graph, drink_request(), ["No, these days I want orange juice when dehydrated."], ctx, tracker
+    )
+    assert seen == ["feedback"]
+    assert tracker.snapshot().total.calls == 2
+    assert {n: u.calls for n, u in tracker.snapshot().by_node.items()} == {
+        "ambiguity_detect": 1,
+        "ingest_feedback": 1,
+    }
+    assert "these days I want orange juice" in script.prompt(1)
+    records = {r.text: r for r in memory.list("alex")}
+    old = records["When dehydrated, Alex wants ice-cold water."]
+    new = records["When dehydrated, Alex now wants orange juice."]
+    assert old.status == "superseded" and old.superseded_by == new.id
+    assert new.supersedes == stored.id and new.source == "feedback"
+    assert [op.kind for op in out["memory_ops"]] == ["supersede"]
+    assert not script.replies
+
+
+def test_post_only_and_no_memory_runs_make_one_call(memory: ChromaPreferenceMemory) -> None:
+    """Without the question channel the graph never calls assess: choose is the only call."""
+    script = ScriptedOpenAI([Reply(choose("B")), Reply(choose("C"))])
+    graph = build_graph(LLMReasoner(mock_openai(script)), memory, memory_checkpointer())
+    for method, replies in (("post-only", [""]), ("no-memory", [])):
+        tracker = UsageTracker()
+        ctx = context_for_method(method, user_id="alex", reasoner="llm")
+        run_episode(graph, drink_request(), replies, ctx, tracker)
+        assert tracker.snapshot().total.calls == 1
+        assert set(tracker.snapshot().by_node) == {"act"}
+    assert script.schemas == ["ChooseDecision", "ChooseDecision"]
+    # post-only with a correction: +1 learn.
+    script.add(Reply(choose("B")), Reply(learn("add", "When dehydrated, no coffee.")))
+    tracker = UsageTracker()
+    ctx = context_for_method("post-only", user_id="alex", reasoner="llm")
+    run_episode(graph, drink_request(), ["No coffee when I'm dehydrated."], ctx, tracker)
+    assert {n: u.calls for n, u in tracker.snapshot().by_node.items()} == {
+        "act": 1,
+        "ingest_feedback": 1,
+    }
+
+
+def test_ask_then_correction_is_four_calls_and_test_phase_is_one(
+    memory: ChromaPreferenceMemory,
+) -> None:
+    script = ScriptedOpenAI(
+        [
+            Reply(assess(True, question="Anything you avoid?")),
+            Reply(learn("add", "When dehydrated, Bea avoids coffee.")),
+            Reply(choose("C")),
+            Reply(learn("add", "When dehydrated, Bea wants water, not juice.")),
+        ]
+    )
+    graph = build_graph(LLMReasoner(mock_openai(script)), memory, memory_checkpointer())
+    tracker = UsageTracker()
+    ctx = RunContext(user_id="bea")
+    out, seen = run_episode(
+        graph, drink_request(), ["No coffee.", "Water, not juice, please."], ctx, tracker
+    )
+    assert seen == ["question", "feedback"]
+    assert {n: u.calls for n, u in tracker.snapshot().by_node.items()} == {
+        "ambiguity_detect": 1,
+        "ask_user": 1,
+        "act": 1,
+        "ingest_feedback": 1,
+    }
+    assert [op.kind for op in out["memory_ops"]] == ["add", "add"]
+    # Test phase: memory read, no question, no feedback -> one choose call.
+    script.add(Reply(choose("A")))
+    tracker = UsageTracker()
+    test_phase = RunContext(user_id="bea", pre_action=False, post_action=False)
+    out, seen = run_episode(graph, drink_request(), [], test_phase, tracker)
+    assert seen == [] and out["action"].candidate_id == "A"
+    assert {n: u.calls for n, u in tracker.snapshot().by_node.items()} == {"act": 1}
+    assert "M1: When dehydrated, Bea" in script.prompt(4)
+
+
+def test_accepted_feedback_and_no_preference_answers_cost_no_memory_write(
+    memory: ChromaPreferenceMemory,
+) -> None:
+    script = ScriptedOpenAI(
+        [
+            Reply(assess(True, question="Any preference?")),
+            Reply(learn("none")),
+            Reply(choose("C")),
+        ]
+    )
+    graph = build_graph(LLMReasoner(mock_openai(script)), memory, memory_checkpointer())
+    tracker = UsageTracker()
+    out, _ = run_episode(
+        graph, drink_request(), ["whatever you think", ""], RunContext(user_id="u"), tracker
+    )
+    assert out["action"].candidate_id == "C"
+    assert out["memory_ops"] == []
+    assert memory.count("u") == 0
+    assert tracker.snapshot().total.calls == 3
+
+
+def test_invalid_choice_is_retried_with_the_error_then_used(memory: ChromaPreferenceMemory) -> None:
+    script = ScriptedOpenAI([Reply(choose("Z")), Reply(choose("b"))])
+    graph = build_graph(LLMReasoner(mock_openai(script)), memory, memory_checkpointer())
+    tracker = UsageTracker()
+    ctx = context_for_method("no-memory", user_id="u")
+    out, _ = run_episode(graph, drink_request(), [], ctx, tracker)
+    assert out["action"].candidate_id == "B"  # case-tolerant match of "b"
+    assert tracker.snapshot().by_node["act"].calls == 2
+    retry = script.bodies[1]["messages"]
+    assert retry[-2]["role"] == "assistant" and '"Z"' in retry[-2]["content"]
+    assert "'Z' is not one of the options; valid ids: A, B, C" in retry[-1]["content"]
+
+
+def test_malformed_twice_raises_error_naming_node_and_decision(
+    memory: ChromaPreferenceMemory,
+) -> None:
+    script = ScriptedOpenAI([Reply("this is not json"), Reply('{"candidate_id": ')])
+    graph = build_graph(LLMReasoner(mock_openai(script)), memory, memory_checkpointer())
+    with pytest.raises(LLMOutputError) as info:
+        run_episode(
+            graph, drink_request(), [], context_for_method("no-memory", user_id="u"), UsageTracker()
+        )
+    err = info.value
+    assert (err.decision, err.node, err.attempts) == ("choose", "act", 2)
+    assert str(err).startswith("act: LLM decision 'choose' failed after 2 attempt(s)")
+    assert "not valid ChooseDecision JSON" in str(err)
+
+
+def test_failed_learn_leaves_memory_untouched(memory: ChromaPreferenceMemory) -> None:
+    """A correction whose analysis fails raises out of ingest_feedback with nothing written."""
+    script = ScriptedOpenAI(
+        [
+            Reply(assess(True, question="What do you like?")),
+            Reply(learn("add", "When dehydrated, wants ice-cold water.")),
+            Reply(choose("A")),
+        ]
+    )
+    graph = build_graph(LLMReasoner(mock_openai(script)), memory, memory_checkpointer())
+    ctx = RunContext(user_id="u")
+    run_episode(graph, drink_request(), ["ice-cold water please", ""], ctx, UsageTracker())
+    before = [r.model_dump() for r in memory.list("u")]
+    # Supersede a memory id the model was never shown, twice: invalid both times.
+    script.add(
+        Reply(assess(False, "A")),
+        Reply(learn("supersede", "wants juice", "M7")),
+        Reply(learn("supersede", "wants juice", "m-unknown")),
+    )
+    with pytest.raises(LLMOutputError) as info:
+        run_episode(graph, drink_request(), ["no, juice now"], ctx, UsageTracker())
+    assert info.value.node == "ingest_feedback" and info.value.decision == "learn"
+    assert "revises_memory_id 'm-unknown' is not one of the stored preferences shown (M1)" in str(
+        info.value
+    )
+    assert [r.model_dump() for r in memory.list("u")] == before
+
+
+def test_http_errors_become_call_errors_without_retrying_output(
+    memory: ChromaPreferenceMemory,
+) -> None:
+    script = ScriptedOpenAI([Reply(status=401)])
+    reasoner = LLMReasoner(mock_openai(script))
+    with pytest.raises(LLMCallError) as info:
+        reasoner.choose(drink_request(), [], [])
+    assert "AuthenticationError" in str(info.value) and info.value.node == "act"
+    assert len(script.bodies) == 1  # not retried: a 401 will not heal
+
+
+# --------------------------------------------------------------------------- any BaseChatModel
+
+
+class ToolCallingFake(BaseChatModel):
+    """A chat model implementing only ``bind_tools``: LangChain's default
+    ``with_structured_output`` then works through tool calls. Replies: a dict (valid call),
+    a string (malformed arguments), or an exception to raise."""
+
+    replies: list[Any]
+    log: list[list[BaseMessage]]
+
+    @property
+    def _llm_type(self) -> str:
+        return "tool-calling-fake"
+
+    def bind_tools(self, tools: Any, *, tool_choice: Any = None, **kwargs: Any) -> Any:
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        self.log.append(list(messages))
+        reply = self.replies.pop(0)
+        if isinstance(reply, BaseException):
+            raise reply
+        name = kw["tools"][0]["function"]["name"]
+        usage = UsageMetadata(input_tokens=11, output_tokens=4, total_tokens=15)
+        if isinstance(reply, dict):
+            msg = AIMessage(
+                content="",
+                tool_calls=[{"name": name, "args": reply, "id": "call-1"}],
+                usage_metadata=usage,
+            )
+        else:
+            msg = AIMessage(
+                content="",
+                invalid_tool_calls=[
+                    {"name": name, "args": reply, "id": "call-1", "error": "bad json"}
+                ],
+                usage_metadata=usage,
+            )
+        return ChatResult(generations=[ChatGeneration(message=msg)])
+
+
+def fake(*replies: Any) -> ToolCallingFake:
+    return ToolCallingFake(replies=list(replies), log=[])
+
+
+def memory_record(memory_id: str, text: str, topic: str = "Dehydrated") -> RetrievedMemory:
+    rec = MemoryRecord(
+        id=memory_id, user_id="u", text=text, topic=topic, created_at="2024-01-01T00:00:00+00:00"
+    )
+    return RetrievedMemory(record=rec, score=0.9)
+
+
+def test_assess_hands_its_choice_to_choose_only_for_the_same_input() -> None:
+    model = fake(assess(False, "B"), choose("C"))
+    reasoner = LLMReasoner(model)
+    req = drink_request("r1")
+    mems = [memory_record("m-1", "In the morning: black coffee")]
+    assessment = reasoner.assess(req, mems, [])
+    assert not assessment.ambiguous and assessment.confidence == 1.0
+    assert reasoner.choose(req, mems, []).candidate_id == "B"
+    assert len(model.log) == 1
+    # The handoff is used once: a second choose, or other memories, make a real call.
+    assert reasoner.choose(req, mems, []).candidate_id == "C"
+    assert len(model.log) == 2
+
+
+def test_assess_with_different_memories_does_not_reuse_the_choice() -> None:
+    model = fake(assess(False, "B"), choose("A"))
+    reasoner = LLMReasoner(model)
+    req = drink_request("r1")
+    reasoner.assess(req, [memory_record("m-1", "likes coffee")], [])
+    chosen = reasoner.choose(req, [memory_record("m-1", "likes water now")], [])
+    assert chosen.candidate_id == "A" and len(model.log) == 2
+
+
+def test_assess_validation_rules_are_enforced_with_one_retry() -> None:
+    # Not ambiguous without a candidate, then ambiguous without a question: both invalid.
+    model = fake(assess(False, None), assess(True, None, question=""))
+    with pytest.raises(LLMOutputError) as info:
+        LLMReasoner(model).assess(drink_request(), [], [])
+    assert info.value.errors == [
+        "ambiguous is false but candidate_id is null: give the id of the option to take",
+        "ambiguous is true but question is empty: write the question to ask",
+    ]
+    assert info.value.node == "ambiguity_detect"
+    # The retry carried the first error back to the model.
+    assert "candidate_id is null" in str(model.log[1][-1].content)
+
+
+def test_ambiguous_assessment_keeps_question_and_ignores_a_bad_guess() -> None:
+    model = fake(assess(True, "nonsense", question="  Hot or cold?  "))
+    out = LLMReasoner(model).assess(drink_request(), [], [])
+    assert out.ambiguous and out.question == "Hot or cold?"
+
+
+def test_malformed_tool_arguments_are_retried() -> None:
+    model = fake("{not json", choose("C"))
+    action = LLMReasoner(model).choose(drink_request(), [], [])
+    assert action == Action(candidate_id="C", candidate_text="orange juice", rationale="because")
+    assert "ChooseDecision arguments are not valid JSON" in str(model.log[1][-1].content)
+
+
+def test_learn_maps_decisions_to_memory_ops() -> None:
+    req = drink_request("r9")
+    mems = [memory_record("m-aaa", "likes coffee"), memory_record("m-bbb", "likes water")]
+    turn = Turn(kind="correction", text="I want juice now", action=None)
+    # supersede by alias M2 -> the second record's id
+    [op] = LLMReasoner(fake(learn("supersede", "Now wants juice when dehydrated.", "M2"))).learn(
+        req, turn, mems
+    )
+    assert (op.kind, op.target_id) == ("supersede", "m-bbb")
+    assert op.memory is not None
+    assert (op.memory.text, op.memory.topic, op.memory.source, op.memory.request_id) == (
+        "Now wants juice when dehydrated.",
+        "Dehydrated",
+        "feedback",
+        "r9",
+    )
+    # add, with the raw record id also accepted for revises
+    [op] = LLMReasoner(fake(learn("add", "Likes ice.", "m-aaa"))).learn(req, turn, mems)
+    assert op.kind == "add" and op.target_id is None
+    assert LLMReasoner(fake(learn("none"))).learn(req, turn, mems) == []
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (
+            {**learn("none"), "has_preference": True},
+            "has_preference is true but kind is 'none'",
+        ),
+        ({**learn("add", "x"), "has_preference": False}, "kind is 'add' but has_preference is false"),
+        (learn("add", "   "), "kind is 'add' but memory_text is empty"),
+        (learn("supersede", "x", None), "kind is 'supersede' but revises_memory_id is null"),
+        (learn("supersede", "x", "M3"), "revises_memory_id 'M3' is not one of the stored"),
+        ({**learn("add", "x"), "kind": "merge"}, "kind"),
+    ],
+)
+def test_learn_rejects_inconsistent_analyses(bad: dict[str, Any], message: str) -> None:
+    model = fake(bad, bad)
+    turn = Turn(kind="clarification", text="t", question="q")
+    with pytest.raises(LLMOutputError) as info:
+        LLMReasoner(model).learn(drink_request(), turn, [memory_record("m-1", "likes coffee")])
+    assert message in str(info.value)
+    assert info.value.node == "ask_user"
+    assert len(model.log) == 2
+
+
+def test_transient_errors_are_retried_with_backoff_and_others_are_not() -> None:
+    timeout = ModelTimeoutError("Request timed out.")
+    model = fake(timeout, choose("A"))
+    reasoner = LLMReasoner(model, transport_retries=1, backoff_seconds=0.0)
+    assert reasoner.choose(drink_request(), [], []).candidate_id == "A"
+    # Out of transport retries: a clear error naming the decision.
+    model = fake(timeout, timeout)
+    with pytest.raises(LLMCallError) as info:
+        LLMReasoner(model, transport_retries=1, backoff_seconds=0.0).choose(drink_request(), [], [])
+    assert "ModelTimeoutError: Request timed out." in str(info.value)
+    assert info.value.attempts == 2 and info.value.errors == [
+        "ModelTimeoutError: Request timed out."
+    ] * 2
+    # A programming error is not transient: no retry.
+    model = fake(KeyError("boom"), choose("A"))
+    with pytest.raises(LLMCallError):
+        LLMReasoner(model, transport_retries=3, backoff_seconds=0.0).choose(drink_request(), [], [])
+    assert len(model.log) == 1
+
+
+def test_decision_errors_share_one_base_class() -> None:
+    assert issubclass(LLMOutputError, LLMDecisionError)
+    assert issubclass(LLMCallError, LLMDecisionError)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def test_from_settings_reads_arguments_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("PAHF_MODEL", "qwen2.5-7b-instruct")
+    monkeypatch.delenv("PAHF_LLM_CACHE", raising=False)
+    monkeypatch.delenv("PAHF_STRUCTURED_OUTPUT", raising=False)
+    reasoner = LLMReasoner.from_settings(timeout=5, max_retries=3)
+    chat = reasoner.chat_model
+    assert isinstance(chat, ChatOpenAI)
+    assert chat.model_name == "qwen2.5-7b-instruct"
+    assert chat.openai_api_base == "http://127.0.0.1:9/v1"
+    assert isinstance(chat.openai_api_key, SecretStr)
+    assert chat.openai_api_key.get_secret_value() == "not-needed"
+    assert (chat.request_timeout, chat.max_retries, chat.temperature) == (5, 3, 0.0)
+    assert reasoner.method is None
+    # Arguments win over the environment.
+    monkeypatch.setenv("PAHF_STRUCTURED_OUTPUT", "function_calling")
+    reasoner = LLMReasoner.from_settings(model="gpt-4o", api_key="sk-test")
+    assert isinstance(reasoner.chat_model, ChatOpenAI)
+    assert reasoner.chat_model.model_name == "gpt-4o"
+    assert reasoner.method == "function_calling"
+
+
+def test_from_settings_errors_are_clear(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(LLMConfigError, match="set OPENAI_API_KEY"):
+        chat_model_from_settings()
+    with pytest.raises(LLMConfigError, match="unknown structured-output method 'xml'"):
+        LLMReasoner.from_settings(api_key="k", method="xml")
+    with pytest.raises(LLMConfigError, match="timeout must be positive"):
+        chat_model_from_settings(api_key="k", timeout=0)
+
+
+def test_from_settings_with_cache_path_uses_the_disk_cache(tmp_path: Path) -> None:
+    chat = chat_model_from_settings(api_key="k", cache_path=tmp_path / "c.sqlite")
+    assert isinstance(chat.cache, SQLiteResponseCache)
+
+
+# --------------------------------------------------------------------------- accounting
+
+
+def _llm_result(inp: int, out: int, cached: bool = False) -> LLMResult:
+    meta = {"pahf_cache_hit": True} if cached else {}
+    msg = AIMessage(
+        content="x",
+        usage_metadata={"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out},
+        response_metadata=meta,
+    )
+    return LLMResult(generations=[[ChatGeneration(message=msg)]])
+
+
+def test_usage_tracker_is_thread_safe_and_counts_per_node() -> None:
+    tracker = UsageTracker()
+    nodes = ["act", "ask_user", "ingest_feedback", None]
+
+    def worker(index: int) -> None:
+        for _ in range(250):
+            run_id = uuid.uuid4()
+            node = nodes[index % 4]
+            tracker.on_chat_model_start(
+                {}, [[]], run_id=run_id, metadata={"langgraph_node": node} if node else {}
+            )
+            tracker.on_llm_end(_llm_result(3, 2), run_id=run_id)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    snap = tracker.snapshot()
+    assert snap.total.calls == 2000
+    assert (snap.total.input_tokens, snap.total.output_tokens) == (6000, 4000)
+    assert {n: u.calls for n, u in snap.by_node.items()} == {
+        "act": 500,
+        "ask_user": 500,
+        "ingest_feedback": 500,
+        OUTSIDE_GRAPH: 500,
+    }
+    tracker.reset()
+    assert tracker.snapshot().total.calls == 0
+
+
+def test_usage_tracker_counts_errors_fallback_usage_and_cache_hits() -> None:
+    tracker = UsageTracker()
+    ids = [uuid.uuid4() for _ in range(4)]
+    for run_id in ids:
+        tracker.on_chat_model_start({}, [[]], run_id=run_id, metadata={"langgraph_node": "act"})
+    tracker.on_llm_error(TimeoutError("slow"), run_id=ids[0])
+    tracker.on_llm_end(
+        LLMResult(
+            generations=[[ChatGeneration(message=AIMessage(content="x"))]],
+            llm_output={"token_usage": {"prompt_tokens": 7, "completion_tokens": 1}},
+        ),
+        run_id=ids[1],
+    )
+    tracker.on_llm_end(_llm_result(50, 5, cached=True), run_id=ids[2])
+    tracker.on_llm_end(
+        LLMResult(generations=[[ChatGeneration(message=AIMessage(content="x"))]]), run_id=ids[3]
+    )
+    act = tracker.snapshot().by_node["act"]
+    assert (act.calls, act.failed_calls, act.cached_calls, act.calls_without_usage) == (4, 1, 1, 1)
+    assert (act.input_tokens, act.output_tokens) == (7, 1)
+    before = tracker.snapshot()
+    tracker.on_chat_model_start({}, [[]], run_id=ids[0], metadata={})
+    tracker.on_llm_end(_llm_result(2, 2), run_id=ids[0])
+    delta = tracker.snapshot().minus(before)
+    assert delta.total.calls == 1 and set(delta.by_node) == {OUTSIDE_GRAPH}
+
+
+# --------------------------------------------------------------------------- disk cache
+
+
+def test_disk_cache_replays_responses_without_a_request(tmp_path: Path) -> None:
+    script = ScriptedOpenAI([Reply(choose("B"), usage=(90, 9)), Reply(choose("C"))])
+    path = tmp_path / "llm-cache.sqlite"
+    tracker = UsageTracker()
+    config = RunnableConfig(callbacks=[tracker])
+
+    def decide(model: ChatOpenAI) -> str:
+        """One choice, run inside a runnable so the tracker sees the model call."""
+
+        def choose_once(_: Any) -> str:
+            return LLMReasoner(model).choose(drink_request("same"), [], []).candidate_id
+
+        return str(RunnableLambda(choose_once).invoke(None, config))
+
+    assert decide(mock_openai(script, cache=SQLiteResponseCache(path))) == "B"
+    # A new process would reopen the file: a fresh cache object on the same path hits.
+    assert decide(mock_openai(script, cache=SQLiteResponseCache(path))) == "B"
+    assert len(script.bodies) == 1
+    snap = tracker.snapshot().total
+    assert (snap.calls, snap.cached_calls, snap.input_tokens) == (2, 1, 90)
+    # Another model name is another key: a miss, a real request.
+    assert decide(mock_openai(script, model="other", cache=SQLiteResponseCache(path))) == "C"
+    assert len(script.bodies) == 2
+    assert len(SQLiteResponseCache(path)) == 2
+    SQLiteResponseCache(path).clear()
+    assert len(SQLiteResponseCache(path)) == 0
+
+
+def test_json_mode_states_the_schema_in_the_prompt() -> None:
+    """Servers with only JSON mode get the schema in the prompt, since the API cannot carry it."""
+    script = ScriptedOpenAI([Reply(choose("C"))])
+    reasoner = LLMReasoner(mock_openai(script), method="json_mode")
+    assert reasoner.choose(drink_request(), [], []).candidate_id == "C"
+    [body] = script.bodies
+    assert body["response_format"] == {"type": "json_object"}
+    assert '"candidate_id"' in body["messages"][-1]["content"]
+    assert '"rationale"' in body["messages"][-1]["content"]
