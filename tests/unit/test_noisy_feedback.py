@@ -1,0 +1,170 @@
+"""Noisy feedback: one contradicting signal does not overturn an established preference, a
+genuine change of mind is still followed at once.
+
+Mechanism under test: accepting an action reinforces the memories that led to it (so what the
+person keeps accepting becomes established); a correction against an established memory that
+does not itself point at another option (a remark about some other situation, the typical
+noise) only *challenges* it; a second such correction in a row, a correction that does point
+at another option, or a direct answer to a question revise it at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langgraph.types import Command
+
+from pahf.graphs import build_graph
+from pahf.graphs.checkpointers import memory_checkpointer
+from pahf.memory.chroma import ChromaPreferenceMemory
+from pahf.memory.embeddings import MiniLMEmbeddingFunction
+from pahf.reasoners.offline import OfflineReasoner
+from pahf.state import (
+    Action,
+    HistoryEntry,
+    MemoryRecord,
+    NewMemory,
+    Request,
+    RetrievedMemory,
+    RunContext,
+    Turn,
+)
+
+TEA = "In the morning I want green tea, not coffee."
+OTHER_SITUATION = "That's not what I wanted. When I'm dehydrated, I want ice-cold water."
+GENUINE_CHANGE = "Not that one: my preference has changed. In the morning I want black coffee now."
+REQUEST = Request(
+    request_id="r-1",
+    user_id="ana",
+    task="make me a drink",
+    context="Morning",
+    candidates=[
+        {"id": "tea", "text": "green tea"},
+        {"id": "coffee", "text": "black coffee"},
+    ],
+)
+
+
+@pytest.fixture(scope="module")
+def reasoner() -> OfflineReasoner:
+    return OfflineReasoner(MiniLMEmbeddingFunction().encoder)
+
+
+def memory(reasoner: OfflineReasoner, confidence: float, last: str = "reinforced") -> RetrievedMemory:
+    """The tea preference as the reasoner itself would store it, with a given standing."""
+    [op] = reasoner.learn(REQUEST, Turn(kind="clarification", text=TEA), [])
+    assert op.kind == "add" and op.memory is not None
+    history = [HistoryEntry(at="t0", event="created"), HistoryEntry(at="t1", event=last)]
+    record = MemoryRecord(
+        id="m-tea",
+        user_id="ana",
+        text=op.memory.text,
+        topic=op.memory.topic,
+        confidence=confidence,
+        created_at="t0",
+        history=history,
+    )
+    return RetrievedMemory(record=record, score=1.0)
+
+
+def correction(text: str) -> Turn:
+    return Turn(kind="correction", text=text, action=Action(candidate_id="tea", candidate_text="tea"))
+
+
+def test_the_memory_behind_an_action_is_named(reasoner: OfflineReasoner) -> None:
+    action = reasoner.choose(REQUEST, [memory(reasoner, 1.0)], [])
+    assert action.candidate_id == "tea" and action.memory_ids == ["m-tea"]
+
+
+def test_one_off_topic_correction_only_challenges_an_established_memory(
+    reasoner: OfflineReasoner,
+) -> None:
+    [op] = reasoner.learn(REQUEST, correction(OTHER_SITUATION), [memory(reasoner, 2.0)])
+    assert op.kind == "challenge" and op.target_id == "m-tea"
+
+
+def test_a_second_contradiction_in_a_row_revises_it(reasoner: OfflineReasoner) -> None:
+    [op] = reasoner.learn(REQUEST, correction(OTHER_SITUATION), [memory(reasoner, 1.0, "challenged")])
+    assert op.kind == "supersede" and op.target_id == "m-tea"
+
+
+def test_a_correction_pointing_at_another_option_revises_at_once(
+    reasoner: OfflineReasoner,
+) -> None:
+    [op] = reasoner.learn(REQUEST, correction(GENUINE_CHANGE), [memory(reasoner, 5.0)])
+    assert op.kind == "supersede" and op.memory is not None and "black coffee" in op.memory.text
+
+
+def test_an_answer_to_a_question_revises_at_once(reasoner: OfflineReasoner) -> None:
+    answer = Turn(kind="clarification", text="In the morning I want black coffee, not tea.")
+    [op] = reasoner.learn(REQUEST, answer, [memory(reasoner, 5.0)])
+    assert op.kind == "supersede"
+
+
+def test_a_new_memory_is_not_established(reasoner: OfflineReasoner) -> None:
+    [op] = reasoner.learn(REQUEST, correction(OTHER_SITUATION), [memory(reasoner, 1.0, "created")])
+    assert op.kind == "supersede"
+
+
+# --------------------------------------------------------------------------- through the graph
+
+
+def teach(graph: Any, n: int, answer: str) -> dict[str, Any]:
+    """Episode ``n``: answer the question with ``answer``; return the feedback prompt."""
+    cfg: Any = {"configurable": {"thread_id": f"ep-{n}"}}
+    req = {**REQUEST.model_dump(), "request_id": f"r-{n}"}
+    out = graph.invoke({"request": req}, cfg, context=RunContext())
+    if out["__interrupt__"][0].value["type"] == "question":
+        out = graph.invoke(Command(resume=answer), cfg, context=RunContext())
+    prompt: dict[str, Any] = out["__interrupt__"][0].value
+    return prompt
+
+
+def finish(graph: Any, n: int, feedback: str) -> dict[str, Any]:
+    cfg: Any = {"configurable": {"thread_id": f"ep-{n}"}}
+    out: dict[str, Any] = graph.invoke(Command(resume=feedback), cfg, context=RunContext())
+    return out
+
+
+def test_accepting_reinforces_the_memories_behind_the_action_once(
+    minilm_memory: ChromaPreferenceMemory,
+) -> None:
+    store = minilm_memory
+    bob = store.add("bob", NewMemory(text="Bob wants coffee in the morning", topic="Morning"))
+    graph = build_graph(OfflineReasoner(store.encoder), store, memory_checkpointer())
+    prompt = teach(graph, 0, TEA)
+    [tea] = store.list("ana")
+    assert prompt["type"] == "feedback" and prompt["action"]["candidate_id"] == "tea"
+    assert prompt["action"]["memory_ids"] == [tea.id]
+    out = finish(graph, 0, "")
+    assert [(op.kind, op.memory_id) for op in out["memory_ops"]][-1] == ("reinforce", tea.id)
+    assert store.get("ana", tea.id).confidence == 2.0
+    assert store.get("bob", bob.id).confidence == 1.0
+    # The same signal applied again (a node re-run) does not count twice.
+    finish(graph, 0, "")
+    assert store.get("ana", tea.id).confidence == 2.0
+
+
+def test_noise_then_honest_feedback_keeps_the_preference(
+    minilm_memory: ChromaPreferenceMemory,
+) -> None:
+    """Learned and accepted, corrected once off-topic, accepted again: tea is still the choice
+    and the memory was never replaced; a genuine change is then followed at the first
+    correction."""
+    store = minilm_memory
+    graph = build_graph(OfflineReasoner(store.encoder), store, memory_checkpointer())
+
+    def episode(n: int, feedback: str) -> str:
+        action: str = teach(graph, n, TEA)["action"]["candidate_id"]
+        finish(graph, n, feedback)
+        return action
+
+    assert [episode(n, "") for n in range(2)] == ["tea", "tea"]
+    [tea] = store.list("ana")
+    assert episode(2, OTHER_SITUATION) == "tea"  # the noisy correction
+    assert store.get("ana", tea.id).status == "active"
+    assert episode(3, "") == "tea"
+    assert episode(4, GENUINE_CHANGE) == "tea"  # the person really changed their mind
+    assert store.get("ana", tea.id).status == "superseded"
+    assert episode(5, "") == "coffee"
