@@ -1,0 +1,42 @@
+# Two commands set everything up on a fresh machine (Python >= 3.11 and make):
+#   make eval   - the main job: an offline evaluation with a readable report
+#   make test   - the full test suite (unit + integration, servers started on 127.0.0.1)
+# Each creates (or reuses) the virtual environment .venv and installs the package into it.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SOURCES := $(shell find pahf graphs nodes memory eval bench -name '*.py' -o -name '*.gz' 2>/dev/null) pyproject.toml
+
+.PHONY: eval demo test lint install clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit("pahf needs Python >= 3.11, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# A regular (non-editable) install, refreshed whenever a source file changes, so tests run
+# against the installed package exactly as users get it.
+$(VENV)/.installed: $(BIN)/python $(SOURCES)
+	$(BIN)/python -m pip install --quiet ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+eval: install
+	$(BIN)/pahf eval $(ARGS)
+
+demo: install
+	$(BIN)/pahf demo $(ARGS)
+
+test: install
+	$(BIN)/ruff check .
+	cd tests && ../$(BIN)/python -m mypy --config-file ../pyproject.toml -p pahf
+	$(BIN)/pytest $(ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	cd tests && ../$(BIN)/python -m mypy --config-file ../pyproject.toml -p pahf
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
