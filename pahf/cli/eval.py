@@ -324,7 +324,7 @@ def run_eval(args: argparse.Namespace) -> int:
         for level, level_rows in sorted(noise.items()):
             for row in level_rows:
                 if row.phase == 1:
-                    cells = {
+                    by_phase = {
                         r.phase: f"{r.success_rate:.3f}"
                         for r in level_rows
                         if r.domain == row.domain and r.method == row.method
@@ -333,7 +333,7 @@ def run_eval(args: argparse.Namespace) -> int:
                         row.domain,
                         row.method,
                         f"{level:g}",
-                        *(cells.get(ph, "-") for ph in (1, 2, 3, 4)),
+                        *(by_phase.get(ph, "-") for ph in (1, 2, 3, 4)),
                     )
         console.print(table)
     elapsed = time.perf_counter() - started
