@@ -20,14 +20,12 @@ even when the action was accepted.
 
 from __future__ import annotations
 
-import gzip
 import json
 import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,7 +38,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
 from pahf.bench.common import BenchReport, BenchTable, Size, reporting
-from pahf.bench.throughput import Embedding, cold_store
+from pahf.bench.throughput import Embedding, new_store
 from pahf.bench.workload import WORKLOADS, build_benchmarks
 from pahf.eval.episodes import Episode
 from pahf.eval.runner import play_episode
@@ -114,10 +112,9 @@ class WordPieceCounter:
     def __init__(self) -> None:
         from tokenizers import Tokenizer
 
-        raw = gzip.decompress(
-            resources.files("pahf.memory").joinpath("assets/minilm-tokenizer.json.gz").read_bytes()
-        )
-        self._tokenizer = Tokenizer.from_str(raw.decode("utf-8"))
+        from pahf.memory.embeddings import minilm_tokenizer_json
+
+        self._tokenizer = Tokenizer.from_str(minilm_tokenizer_json())
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
 
@@ -253,7 +250,7 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="pahf-bench-llm-") as tmp:
         for domain, bench in benchmarks.items():
             usage = {p: PathUsage([], [], [], defaultdict(int)) for p in PATHS}
-            store = cold_store(Path(tmp) / domain, embedding)
+            store = new_store(Path(tmp) / domain, embedding)
             model = RecordingChatModel(counter=counter, calls=[])
             reasoner = LLMReasoner(model)
             graph = build_graph(reasoner, store, memory_checkpointer())

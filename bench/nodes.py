@@ -27,7 +27,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.tracers.context import register_configure_hook
 
 from pahf.bench.common import BenchReport, BenchTable, LatencyStats, Size, reporting
-from pahf.bench.throughput import Embedding, cold_store
+from pahf.bench.throughput import Embedding, cold_embeddings, new_store
 from pahf.bench.workload import WORKLOADS, build_benchmarks, describe
 from pahf.eval.episodes import LEARNING_PHASES
 from pahf.eval.runner import play_episode, replay_order
@@ -102,6 +102,7 @@ def measure(
     workload = WORKLOADS[size]
     benchmarks = build_benchmarks(workload)
     timer = NodeTimer()
+    cold_embeddings()
     token = _ACTIVE.set(timer)
     episodes = 0
     episode_seconds = 0.0
@@ -109,7 +110,7 @@ def measure(
     try:
         with tempfile.TemporaryDirectory(prefix="pahf-bench-") as tmp:
             for domain, bench in benchmarks.items():
-                store = cold_store(Path(tmp) / domain, embedding)
+                store = new_store(Path(tmp) / domain, embedding)
                 reasoner = OfflineReasoner(store.encoder)
                 for user in bench.users():
                     graph = build_graph(reasoner, store, memory_checkpointer())

