@@ -211,6 +211,29 @@ SITUATIONS: tuple[Situation, ...] = (
         "I'm working late tonight. Could you put this thermos of coffee somewhere?",
         "Long night ahead. Where can you set my coffee flask?"),
         _forms("this thermos of coffee | my coffee flask | the coffee thermos")),
+    Situation("after dinner", "drink", "After dinner", ("After dinner", "Finished my meal"), (
+        "That was a big dinner. Could you bring me something to drink?",
+        "We just cleared the plates. Can you get me a drink?")),
+    Situation("afternoon slump", "snack", "In the afternoon slump", ("Afternoon slump",
+              "Mid-afternoon dip"), (
+        "It's 3 PM and I'm flagging. Could you bring me a snack?",
+        "The afternoon is dragging and I need a pick-me-up. Can you get me something to eat?")),
+    Situation("road trip", "snack", "On a road trip", ("Road trip", "Long drive ahead"), (
+        "We're leaving on a road trip. Could you bring me a snack for the car?",
+        "It's a five-hour drive today. What can you get me to eat on the way?")),
+    Situation("leftovers", "placement", "When I save leftovers", ("Saving leftovers",
+              "Keeping what's left"), (
+        "Could you put these leftovers away for later?",
+        "We didn't finish dinner. Can you store what's left?"),
+        _forms("these leftovers | the rest of dinner | the leftover pasta")),
+    Situation("mail", "placement", "When the mail arrives", ("Mail arrived", "Post came in"), (
+        "The mail just came. Could you put these letters somewhere?",
+        "The post is here. Where can you leave my letters?"),
+        _forms("these letters | today's mail | the envelopes that came")),
+    Situation("keys", "placement", "When I come home", ("Coming home", "Back from outside"), (
+        "I'm home. Could you put my keys away?",
+        "I just walked in the door. Can you leave my keys in the usual spot?"),
+        _forms("my keys | my house keys | the key ring")),
 )
 
 # --------------------------------------------------------------------------- shopping
@@ -344,7 +367,10 @@ SHOPPING_TASKS: tuple[tuple[str, ...], tuple[str, ...]] = (
     ),
 )
 
+#: Simulated users, in order; the first ``users`` are used. 40 is the published embodied size.
 USERS: tuple[str, ...] = (
     "Avery", "Bruno", "Chiara", "Dmitri", "Esme", "Farid", "Greta", "Hiro", "Ines", "Jonah",
-    "Keiko", "Luca",
+    "Keiko", "Luca", "Mariam", "Nikolai", "Olu", "Priya", "Quentin", "Rosa", "Sven", "Tamar",
+    "Umar", "Valentina", "Wen", "Ximena", "Yusuf", "Zofia", "Amara", "Bjorn", "Camila", "Dev",
+    "Elif", "Fionn", "Gabriela", "Hamid", "Ingrid", "Joaquin", "Kwame", "Leila", "Mateo", "Noor",
 )

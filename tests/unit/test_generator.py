@@ -202,3 +202,17 @@ def test_the_statement_identifies_the_answer_through_embeddings(domain: Domain, 
     )
     print(f"{domain}: statement alone finds the answer in {right}/{len(episodes)} episodes")
     assert right / len(episodes) >= floor
+
+
+def test_the_published_size_is_generated() -> None:
+    """`pahf bench full` plays the published size: embodied 40 users x 30, shopping 20 x 45,
+    every user distinct and every embodied situation once per user and phase."""
+    sizes = {"embodied": (40, 30), "shopping": (20, 45)}
+    for domain, (users, per_phase) in sizes.items():
+        bench = generate(domain, users=users, episodes_per_phase=per_phase)  # type: ignore[arg-type]
+        assert len(bench.users()) == users
+        for phase in (1, 2, 3, 4):
+            assert len(bench.episodes[phase]) == users * per_phase
+            for user in bench.users():
+                mine = [e for e in bench.episodes[phase] if e.user == user]
+                assert len({e.index for e in mine}) == per_phase
