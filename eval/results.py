@@ -7,15 +7,22 @@ them, and the final summary is computed from the same lines an uninterrupted run
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pahf.state import Action, AppliedMemoryOp, Request
+
+try:  # POSIX: lines from several worker processes must not interleave
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: one writer process (see pahf.eval.workers)
+    fcntl = None  # type: ignore[assignment]
 
 #: (domain, method, phase, iteration, episode_id): what identifies one played episode.
 RunKey = tuple[str, str, int, int, str]
@@ -86,7 +93,8 @@ class EpisodeLogError(ValueError):
 
 
 class EpisodeLog:
-    """Append-only JSONL of :class:`EpisodeRecord`, safe to share between worker threads.
+    """Append-only JSONL of :class:`EpisodeRecord`, safe to share between worker threads and
+    processes (each line is one write under a file lock).
 
     A crash can leave a torn last line (a partial write); :meth:`load` cuts it off so the episode
     counts as not done and is replayed. Any other unreadable line is an error naming the line:
@@ -131,12 +139,30 @@ class EpisodeLog:
             handle.truncate(size)
 
     def append(self, record: EpisodeRecord) -> None:
-        line = record_line(record) + "\n"
+        data = (record_line(record) + "\n").encode("utf-8")
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(line)
-                handle.flush()
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                with _locked(fd):
+                    view = memoryview(data)
+                    while view:  # a regular file takes it in one write; loop for safety
+                        view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+
+
+@contextlib.contextmanager
+def _locked(fd: int) -> Iterator[None]:
+    """Hold an exclusive lock on ``fd`` (other processes appending wait for it)."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def sorted_records(records: Iterable[EpisodeRecord]) -> list[EpisodeRecord]:

@@ -25,16 +25,16 @@ are deterministic per replay and never collide across iterations.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
@@ -55,6 +55,7 @@ from pahf.eval.results import EpisodeLog, EpisodeRecord, RunKey, run_key
 from pahf.eval.simulators import RuleBasedUser
 from pahf.eval.snapshots import restore_if_unfinished, save_snapshot
 from pahf.eval.usage import new_tracker, read_usage
+from pahf.eval.workers import Progress, RunHooks, ThreadHooks, run_in_processes, run_in_threads
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.base import PreferenceMemory, UnknownUserError
@@ -121,14 +122,6 @@ class EvalServices:
     simulator: SimulatedUser
 
 
-class Progress(Protocol):
-    """Where the runner reports progress (a rich bar in the CLI; nothing in tests)."""
-
-    def start(self, total: int, completed: int) -> None: ...
-
-    def advance(self) -> None: ...
-
-
 @dataclass
 class EvalOutcome:
     """What a call to :func:`run_evaluation` did."""
@@ -140,6 +133,8 @@ class EvalOutcome:
     skipped: int
     rolled_back: list[RunKey] = field(default_factory=list)
     wall_seconds: float = 0.0
+    #: Worker processes the run used (0: it ran in this process, on ``workers`` threads).
+    worker_processes: int = 0
 
 
 @dataclass(frozen=True)
@@ -332,7 +327,12 @@ def play_episode(
     answer: str | None = None
     feedback: str | None = None
     feedback_requested = False
-    result = graph.invoke({"request": request.model_dump()}, config, context=context)
+    # The harness never resumes an episode from a mid-run checkpoint (a half-played episode is
+    # rolled back and replayed), so checkpoints are only needed at interrupts: "exit" writes
+    # them when a run stops, not after every step (measured in bench/README.md).
+    result = graph.invoke(
+        {"request": request.model_dump()}, config, context=context, durability="exit"
+    )
     for _ in range(MAX_INTERRUPTS):
         pending = result.get("__interrupt__")
         if not pending:
@@ -352,10 +352,9 @@ def play_episode(
             resume = feedback or ""  # "" accepts (None would not resume)
         else:
             raise RuntimeError(f"episode {episode.episode_id}: unexpected interrupt {payload!r}")
-        result = graph.invoke(Command(resume=resume), config, context=context)
+        result = graph.invoke(Command(resume=resume), config, context=context, durability="exit")
     else:
         raise RuntimeError(f"episode {episode.episode_id}: more than {MAX_INTERRUPTS} interrupts")
-    state = graph.get_state(config).values
     action = result.get("action")
     if isinstance(action, dict):
         action = Action.model_validate(action)
@@ -365,7 +364,7 @@ def play_episode(
     ]
     retrieved = [
         (m if isinstance(m, RetrievedMemory) else RetrievedMemory.model_validate(m)).record.id
-        for m in state.get("memories", [])
+        for m in result.get("memories", [])
     ]
     if not keep_checkpoints and graph.checkpointer is not None and hasattr(
         graph.checkpointer, "delete_thread"
@@ -430,7 +429,7 @@ def _prepare_run_dir(out_dir: Path, settings: EvalSettings) -> None:
 
 
 class _Run:
-    """The shared state of one :func:`run_evaluation` call (threads share it)."""
+    """State shared by the episodes of one task: one store, or every store on threads."""
 
     def __init__(
         self,
@@ -438,18 +437,16 @@ class _Run:
         settings: EvalSettings,
         out_dir: Path,
         services: EvalServices,
-        progress: Progress | None,
-        max_episodes: int | None,
+        hooks: RunHooks,
+        done: Container[RunKey],
     ) -> None:
         self.benchmarks = benchmarks
         self.settings = settings
         self.out_dir = out_dir
         self.services = services
-        self.progress = progress
-        self.max_episodes = max_episodes
+        self.hooks = hooks
         self.log = EpisodeLog(out_dir / "episodes.jsonl")
-        self.done = self.log.load()
-        self.stop = threading.Event()
+        self.done = done
         self.lock = threading.Lock()
         self.played = 0
         self.rolled_back: list[RunKey] = []
@@ -475,13 +472,10 @@ class _Run:
     def _finished_one(self) -> None:
         with self.lock:
             self.played += 1
-            if self.max_episodes is not None and self.played >= self.max_episodes:
-                self.stop.set()
-        if self.progress is not None:
-            self.progress.advance()
+        self.hooks.finished_one()
 
     def run_user(self, domain: str, method: str, user: str, steps: Sequence[ReplayStep]) -> None:
-        """Replay one user's episodes in order (the unit of concurrency)."""
+        """Replay one user's episodes in order (the unit of concurrency on threads)."""
         if all(run_key(domain, method, s.phase, s.iteration, s.episode.episode_id) in self.done
                for s in steps):
             return
@@ -506,14 +500,15 @@ class _Run:
                     with self.lock:
                         self.rolled_back.append(undone)
         graph = build_graph(self.reasoners[(domain, method)], memory, memory_checkpointer())
-        # The user's memory as of now; only this job touches this user's memory, so after each
-        # episode one read gives both the sizes to log and the next episode's snapshot.
+        # The user's memory as of now. Only this job touches this user's memory and nodes write
+        # it only through the ops they report, so it is re-read only after an episode that
+        # reported ops: that one read gives the sizes to log and the next episode's snapshot.
         current = memory.list(user) if uses_memory else []
         for step in steps:
             key = run_key(domain, method, step.phase, step.iteration, step.episode.episode_id)
             if key in self.done:
                 continue
-            if self.stop.is_set():
+            if self.hooks.should_stop():
                 return
             learning = step.phase in LEARNING_PHASES
             if learning and uses_memory:
@@ -532,19 +527,58 @@ class _Run:
                 iteration=step.iteration,
                 seq=step.seq,
             )
-            previous = current
-            if uses_memory:
+            if not learning and uses_memory:
+                # Test phases must not write: reported ops, or a record count that moved (a
+                # write that bypassed the ops), stop the run.
+                stored = memory.count(user)
+                if record.memory_ops or stored != len(current):
+                    raise FrozenMemoryError(
+                        f"{domain}/{method}: test-phase episode {step.episode.episode_id} "
+                        f"changed the memory of {user!r} (ops "
+                        f"{[op.kind for op in record.memory_ops]}, {len(current)} -> {stored} "
+                        "records)"
+                    )
+            elif record.memory_ops:
                 current = memory.list(user)
             active, total = memory_sizes(current)
             record = record.model_copy(update={"memory_active": active, "memory_total": total})
-            if not learning and (record.memory_ops or current != previous):
-                raise FrozenMemoryError(
-                    f"{domain}/{method}: test-phase episode {step.episode.episode_id} changed "
-                    f"the memory of {user!r} (ops {[op.kind for op in record.memory_ops]}, "
-                    f"{len(previous)} -> {total} records)"
-                )
             self.log.append(record)
             self._finished_one()
+
+
+#: Rough relative cost of an episode per method (memory writes dominate), to start the longest
+#: stores first when worker processes share them out.
+_METHOD_COST: dict[str, int] = {"no-memory": 1, "pre-only": 2, "post-only": 3, "pahf": 3}
+
+
+@dataclass(frozen=True)
+class _StoreTask:
+    """One (domain, method) store played whole, in a worker process (so it must pickle)."""
+
+    benchmarks: Mapping[str, Benchmark]
+    settings: EvalSettings
+    out_dir: Path
+    domain: str
+    method: str
+    done: frozenset[RunKey]
+
+    def cost(self) -> int:
+        bench = self.benchmarks[self.domain]
+        episodes = sum(
+            len(eps) * (self.settings.iterations if phase in LEARNING_PHASES else 1)
+            for phase, eps in bench.episodes.items()
+        )
+        return episodes * _METHOD_COST.get(self.method, 1)
+
+    def __call__(self, hooks: RunHooks) -> tuple[int, list[RunKey]]:
+        services = default_services(self.settings)
+        run = _Run(self.benchmarks, self.settings, self.out_dir, services, hooks, self.done)
+        run.open(self.domain, self.method)
+        bench = self.benchmarks[self.domain]
+        for user in bench.users():
+            steps = replay_order(bench, user, self.settings.iterations)
+            run.run_user(self.domain, self.method, user, steps)
+        return run.played, run.rolled_back
 
 
 def run_evaluation(
@@ -562,6 +596,11 @@ def run_evaluation(
     Appends to ``out_dir/episodes.jsonl`` and returns every record of the run, old and new.
     ``max_episodes`` stops after that many newly played episodes (the run is then incomplete
     and a rerun resumes it). Results do not depend on ``workers``.
+
+    With ``workers`` > 1 and the default services, the (domain, method) stores are shared out
+    to that many worker processes (at most one per store; see :mod:`pahf.eval.workers`).
+    Services passed in are objects of this process, so their runs use threads instead, one
+    user at a time per thread.
     """
     started = time.perf_counter()
     if workers < 1:
@@ -576,49 +615,65 @@ def run_evaluation(
     settings = settings.model_copy(
         update={"benchmarks": {d: benchmark_info(benchmarks[d]) for d in settings.domains}}
     )
+    in_process = services is not None
     services = services or default_services(settings)  # fails early: bad LLM setup, no key
     _prepare_run_dir(out_dir, settings)
-    run = _Run(benchmarks, settings, out_dir, services, progress, max_episodes)
-    jobs: list[tuple[str, str, str, list[ReplayStep]]] = []
+    log = EpisodeLog(out_dir / "episodes.jsonl")
+    done = log.load()  # also repairs a torn last line, before any worker appends
     domains = [d for d in DOMAINS if d in settings.domains]
     methods = [m for m in METHODS if m in settings.methods]
-    for domain in domains:
+    stores = [(d, m) for d in domains for m in methods]
+    jobs: list[tuple[str, str, str, list[ReplayStep]]] = []
+    for domain, method in stores:
         bench = benchmarks[domain]
-        for method in methods:
-            for user in bench.users():
-                jobs.append((domain, method, user, replay_order(bench, user, settings.iterations)))
+        for user in bench.users():
+            jobs.append((domain, method, user, replay_order(bench, user, settings.iterations)))
     scheduled = {
         run_key(d, m, s.phase, s.iteration, s.episode.episode_id) for d, m, _, steps in jobs
         for s in steps
     }
-    skipped = len(scheduled & run.done.keys())
+    skipped = len(scheduled & done.keys())
     if progress is not None:
         progress.start(len(scheduled), skipped)
-    for domain in domains:
-        for method in methods:
-            run.open(domain, method)
-    if workers == 1:
-        for job in jobs:  # in this thread: plain tracebacks, nothing to coordinate
-            run.run_user(*job)
+    rolled_back: list[RunKey] = []
+    processes = min(workers, len(stores)) if not in_process and len(stores) > 1 else 0
+    if processes > 1:
+        tasks = [
+            _StoreTask(
+                {d: benchmarks[d] for d in domains},
+                settings,
+                out_dir,
+                domain,
+                method,
+                frozenset(k for k in done if k[0] == domain and k[1] == method),
+            )
+            for domain, method in stores
+        ]
+        tasks.sort(key=lambda t: -t.cost())  # longest first: the last to start is short
+        results, played = run_in_processes(tasks, processes, progress, max_episodes)
+        rolled_back = [key for _, keys in results for key in keys]
     else:
-        errors: list[BaseException] = []
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pahf-eval") as pool:
-            futures: list[Future[None]] = [pool.submit(run.run_user, *job) for job in jobs]
-            for future in futures:
-                try:
-                    future.result()
-                except BaseException as exc:  # stop the others, then re-raise the first
-                    run.stop.set()
-                    errors.append(exc)
-        if errors:
-            raise errors[0]
-    records = {k: r for k, r in run.log.load().items() if k in scheduled}
+        processes = 0
+        hooks = ThreadHooks(progress, max_episodes)
+        run = _Run(benchmarks, settings, out_dir, services, hooks, done)
+        for domain, method in stores:
+            run.open(domain, method)
+        run_in_threads(
+            [functools.partial(_play_user, run, job) for job in jobs], workers, hooks
+        )
+        played, rolled_back = run.played, run.rolled_back
+    records = {k: r for k, r in log.load().items() if k in scheduled}
     return EvalOutcome(
         settings=settings,
         records=list(records.values()),
         complete=len(records) == len(scheduled),
-        played=run.played,
+        played=played,
         skipped=skipped,
-        rolled_back=sorted(run.rolled_back),
+        rolled_back=sorted(rolled_back),
         wall_seconds=round(time.perf_counter() - started, 3),
+        worker_processes=processes,
     )
+
+
+def _play_user(run: _Run, job: tuple[str, str, str, list[ReplayStep]], hooks: RunHooks) -> None:
+    run.run_user(*job)

@@ -360,10 +360,15 @@ class PahfInput(BaseModel):
 
 
 class PahfOutput(BaseModel):
-    """What a finished run returns to a host application."""
+    """What a finished run returns to a host application.
+
+    ``memories`` are the user's preferences the action was grounded in (the last retrieval), so
+    a host can show why the agent acted as it did without reading the thread's state.
+    """
 
     request: Request
     user_id: str = ""
+    memories: list[RetrievedMemory] = Field(default_factory=list)
     action: Action | None = None
     assessment: Assessment | None = None
     clarifications: list[Turn] = Field(default_factory=list)

@@ -1,0 +1,194 @@
+"""How an evaluation run spreads its work: threads in this process, or worker processes.
+
+Threads share the GIL: two threads played only 1.1x the episodes of one (bench/README.md), since
+almost all of an episode is Python (LangGraph, pydantic, the reasoner) holding it. A run's
+(domain, method) stores are independent of each other, so worker *processes* each take whole
+stores: a store directory is only ever opened by one process (embedded Chroma must not be
+shared between processes), the episode log is appended under a file lock
+(:class:`pahf.eval.results.EpisodeLog`), and the parent only shows progress, enforces
+``max_episodes`` and re-raises the first failure.
+
+Both ways a task reports through :class:`RunHooks`, so the protocol code does not care which
+one runs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
+from multiprocessing.sharedctypes import Synchronized
+from typing import Any, Protocol, TypeVar
+
+R = TypeVar("R")
+
+
+class Progress(Protocol):
+    """Where the runner reports progress (a rich bar in the CLI; nothing in tests)."""
+
+    def start(self, total: int, completed: int) -> None: ...
+
+    def advance(self) -> None: ...
+
+
+class RunHooks(Protocol):
+    """What a task asks of the run while it plays: stop early? and one more episode done."""
+
+    def should_stop(self) -> bool: ...
+
+    def finished_one(self) -> None: ...
+
+
+class ThreadHooks:
+    """Hooks for tasks run in this process (any number of threads)."""
+
+    def __init__(self, progress: Progress | None, max_episodes: int | None) -> None:
+        self._progress = progress
+        self._max = max_episodes
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.played = 0
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def finished_one(self) -> None:
+        with self._lock:
+            self.played += 1
+            if self._max is not None and self.played >= self._max:
+                self._stop.set()
+        if self._progress is not None:
+            self._progress.advance()
+
+
+def run_in_threads(
+    tasks: Sequence[Callable[[RunHooks], R]], workers: int, hooks: ThreadHooks
+) -> list[R]:
+    """Run ``tasks`` on ``workers`` threads (in order on this thread when ``workers`` is 1)."""
+    if workers == 1:  # plain tracebacks, nothing to coordinate
+        return [task(hooks) for task in tasks]
+    results: list[R] = []
+    errors: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pahf-eval") as pool:
+        futures: list[Future[R]] = [pool.submit(task, hooks) for task in tasks]
+        for future in futures:
+            try:
+                results.append(future.result())
+            except BaseException as exc:  # stop the others, then re-raise the first
+                hooks.stop()
+                errors.append(exc)
+    if errors:
+        raise errors[0]
+    return results
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class _ChildHooks:
+    """Hooks inside a worker process: shared counter and stop flag, progress to the parent."""
+
+    def __init__(
+        self,
+        ticks: Any,
+        played: Synchronized[int],
+        stop: Any,
+        max_episodes: int | None,
+    ) -> None:
+        self._ticks = ticks
+        self._played = played
+        self._stop = stop
+        self._max = max_episodes
+
+    def should_stop(self) -> bool:
+        return bool(self._stop.is_set())
+
+    def finished_one(self) -> None:
+        with self._played.get_lock():
+            self._played.value += 1
+            if self._max is not None and self._played.value >= self._max:
+                self._stop.set()
+        self._ticks.put(1)
+
+
+_CHILD_HOOKS: _ChildHooks | None = None
+
+
+def _init_child(ticks: Any, played: Synchronized[int], stop: Any, max_episodes: int | None) -> None:
+    global _CHILD_HOOKS
+    _CHILD_HOOKS = _ChildHooks(ticks, played, stop, max_episodes)
+
+
+def _call_in_child(task: Callable[[RunHooks], R]) -> R:
+    assert _CHILD_HOOKS is not None, "worker process started without its hooks"
+    return task(_CHILD_HOOKS)
+
+
+def run_in_processes(
+    tasks: Sequence[Callable[[RunHooks], R]],
+    workers: int,
+    progress: Progress | None,
+    max_episodes: int | None,
+) -> tuple[list[R], int]:
+    """Run picklable ``tasks`` on ``workers`` fresh processes; returns results and episodes played.
+
+    Processes are spawned (not forked): the parent may already hold threads (a progress bar,
+    Chroma's runtime) that a fork would copy in an unusable state. Scripts that call this
+    need the usual ``if __name__ == "__main__":`` guard. Tasks start in the given order, each
+    on the next free process, so put the longest first.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    ticks = ctx.Queue()
+    played = ctx.Value("q", 0)
+    stop = ctx.Event()
+
+    def drain() -> None:
+        while True:
+            try:
+                ticks.get_nowait()
+            except queue.Empty:
+                return
+            if progress is not None:
+                progress.advance()
+
+    errors: list[BaseException] = []
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=ctx,
+        initializer=_init_child,
+        initargs=(ticks, played, stop, max_episodes),
+    ) as pool:
+        futures = [pool.submit(_call_in_child, task) for task in tasks]
+        pending: set[Future[R]] = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                drain()
+                for future in done:
+                    exc = future.exception()
+                    if exc is not None:  # stop the others, then re-raise the first
+                        stop.set()
+                        errors.append(exc)
+        except BaseException:  # Ctrl-C: ask the workers to stop after their episode
+            stop.set()
+            for future in pending:
+                future.cancel()
+            raise
+    drain()
+    with contextlib.suppress(Exception):
+        ticks.close()
+    if errors:
+        raise errors[0]
+    return [f.result() for f in futures], int(played.value)
