@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pahf.eval.episodes import Episode, SimulatedUser
 from pahf.eval.runner import replay_request_id
 from pahf.memory.base import PreferenceMemory, apply_ops
+from pahf.nodes.ingest_feedback import confirmations
 from pahf.reasoners.base import Reasoner
-from pahf.state import Assessment, MemoryOp, Request, RetrievedMemory, RunContext, Turn
+from pahf.state import Assessment, Request, RetrievedMemory, RunContext, Turn
 
 #: What ask_user asks when the reasoner gave no question (same default as the node).
 DEFAULT_QUESTION = "Could you tell me what you prefer here?"
@@ -94,12 +95,7 @@ def play_bare(
                 apply_ops(memory, user, request.request_id, "feedback", ops)
         elif ctx.use_memory:
             # As ingest_feedback: an accepted action reinforces the memories behind it.
-            retrieved = {m.record.id for m in memories if m.record.status == "active"}
-            confirm = [
-                MemoryOp(kind="reinforce", target_id=i, reason="the user accepted its action")
-                for i in action.memory_ids
-                if i in retrieved
-            ]
+            confirm = confirmations(action, memories)
             if confirm:
                 apply_ops(memory, user, request.request_id, "accepted", confirm)
     return BareOutcome(

@@ -7,11 +7,36 @@ deterministic ids, so a resume re-run is harmless.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pahf.memory.base import apply_ops
 from pahf.nodes.services import NodeFn, ServicesProvider, ask_until_valid, run_context
-from pahf.state import FeedbackPrompt, MemoryOp, PahfState, Turn, parse_feedback
+from pahf.state import (
+    CONFIDENCE_CEILING,
+    Action,
+    FeedbackPrompt,
+    MemoryOp,
+    PahfState,
+    RetrievedMemory,
+    Turn,
+    parse_feedback,
+)
+
+
+def confirmations(action: Action, memories: Sequence[RetrievedMemory]) -> list[MemoryOp]:
+    """An accepted action: the active memories behind it were right again.
+
+    Corroboration makes one later contradicting signal challenge them rather than overturn them
+    (noisy feedback). Memories already at :data:`~pahf.state.CONFIDENCE_CEILING` are left as they
+    are: confirming them changes nothing but would write the store on every accepted action.
+    """
+    active = {m.record.id: m.record for m in memories if m.record.status == "active"}
+    return [
+        MemoryOp(kind="reinforce", target_id=i, reason="the user accepted its action")
+        for i in action.memory_ids
+        if i in active and active[i].confidence < CONFIDENCE_CEILING
+    ]
 
 
 def make_ingest_feedback(services: ServicesProvider) -> NodeFn:
@@ -31,14 +56,7 @@ def make_ingest_feedback(services: ServicesProvider) -> NodeFn:
                 svc.memory, state.user_id, state.request.request_id, "feedback", ops
             )
         elif ctx.use_memory:
-            # Accepted: the memories behind the action were right again. Corroboration, so one
-            # later contradicting signal does not overturn them (noisy feedback).
-            retrieved = {m.record.id for m in state.memories if m.record.status == "active"}
-            confirm = [
-                MemoryOp(kind="reinforce", target_id=i, reason="the user accepted its action")
-                for i in state.action.memory_ids
-                if i in retrieved
-            ]
+            confirm = confirmations(state.action, state.memories)
             if confirm:
                 svc = services(ctx)
                 applied = apply_ops(

@@ -148,6 +148,13 @@ class NewMemory(_Model):
         return value[:MAX_MEMORY_CHARS]
 
 
+#: Confirmations stop raising a memory's confidence here. Beyond it nothing a reasoner reads
+#: changes (the offline reasoner weighs a memory by 1 - e^-confidence: 0.98 at 4, and calls one
+#: "established" at 2), while each further confirmation would cost a store write and a history
+#: entry on every accepted action for as long as the preference is used.
+CONFIDENCE_CEILING = 4.0
+
+
 class MemoryRecord(_Model):
     """A stored preference. Superseded records are kept, linked both ways, with their history."""
 

@@ -21,6 +21,7 @@ from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import MiniLMEmbeddingFunction
 from pahf.reasoners.offline import OfflineReasoner
 from pahf.state import (
+    CONFIDENCE_CEILING,
     Action,
     HistoryEntry,
     MemoryRecord,
@@ -144,6 +145,29 @@ def test_accepting_reinforces_the_memories_behind_the_action_once(
     # The same signal applied again (a node re-run) does not count twice.
     finish(graph, 0, "")
     assert store.get("ana", tea.id).confidence == 2.0
+
+
+def test_confirmations_stop_at_the_confidence_ceiling(
+    minilm_memory: ChromaPreferenceMemory,
+) -> None:
+    """Accepted again and again, a memory climbs to the ceiling and then stops being written:
+    a preference in daily use does not grow its history, or cost a write, per accepted action.
+    A challenge takes it below the ceiling, and the next acceptance confirms it again."""
+    store = minilm_memory
+    graph = build_graph(OfflineReasoner(store.encoder), store, memory_checkpointer())
+    kinds = []
+    for n in range(6):
+        teach(graph, n, TEA)
+        kinds.append([op.kind for op in finish(graph, n, "")["memory_ops"]])
+    [tea] = store.list("ana")
+    assert tea.confidence == CONFIDENCE_CEILING == 4.0
+    assert kinds[-2:] == [[], []]  # at the ceiling: nothing written
+    events = [h.event for h in tea.history]
+    assert events.count("reinforced") == int(CONFIDENCE_CEILING - 1.0)
+    store.challenge("ana", tea.id, detail="off-topic remark")
+    teach(graph, 6, TEA)
+    assert [op.kind for op in finish(graph, 6, "")["memory_ops"]] == ["reinforce"]
+    assert store.get("ana", tea.id).confidence == CONFIDENCE_CEILING
 
 
 def test_noise_then_honest_feedback_keeps_the_preference(
