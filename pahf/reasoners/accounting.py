@@ -119,6 +119,28 @@ class UsageTracker(BaseCallbackHandler):
     raise_error = False
     run_inline = True
 
+    # Only model calls matter here: skipping the other events spares every graph step the
+    # dispatch (LangChain checks these before calling a handler).
+    @property
+    def ignore_chain(self) -> bool:
+        return True
+
+    @property
+    def ignore_agent(self) -> bool:
+        return True
+
+    @property
+    def ignore_retriever(self) -> bool:
+        return True
+
+    @property
+    def ignore_retry(self) -> bool:
+        return True
+
+    @property
+    def ignore_custom_event(self) -> bool:
+        return True
+
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.Lock()

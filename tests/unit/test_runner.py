@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -30,7 +31,7 @@ from pahf.eval.runner import (
     select_users,
 )
 from pahf.eval.simulators import RuleBasedUser
-from pahf.eval.usage import CallCounter
+from pahf.eval.usage import new_tracker, read_usage
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.base import PreferenceMemory
@@ -415,17 +416,18 @@ def test_llm_calls_and_tokens_inside_the_graph_are_counted_per_episode(tmp_path:
     assert all(r.llm_calls == 0 and r.tokens == 0 for r in offline.records)
 
 
-def test_call_counter_reads_usage_from_messages_or_llm_output() -> None:
-    counter = CallCounter()
+def test_the_episode_tracker_reads_usage_from_messages_or_llm_output() -> None:
+    tracker = new_tracker()
     message = AIMessage(content="x", usage_metadata={"input_tokens": 5, "output_tokens": 2, "total_tokens": 7})
-    counter.on_llm_end(LLMResult(generations=[[ChatGeneration(message=message)]]))
-    counter.on_llm_end(
+    tracker.on_llm_end(LLMResult(generations=[[ChatGeneration(message=message)]]), run_id=uuid4())
+    tracker.on_llm_end(
         LLMResult(
             generations=[[ChatGeneration(message=AIMessage(content="y"))]],
             llm_output={"token_usage": {"prompt_tokens": 11, "completion_tokens": 4}},
-        )
+        ),
+        run_id=uuid4(),
     )
-    assert (counter.calls, counter.input_tokens, counter.output_tokens) == (2, 16, 6)
+    assert read_usage(tracker) == (2, 16, 6)
 
 
 # --------------------------------------------------------------------------- users and CLI
