@@ -330,9 +330,8 @@ def play_episode(
     # The harness never resumes an episode from a mid-run checkpoint (a half-played episode is
     # rolled back and replayed), so checkpoints are only needed at interrupts: "exit" writes
     # them when a run stops, not after every step (measured in bench/README.md).
-    result = graph.invoke(
-        {"request": request.model_dump()}, config, context=context, durability="exit"
-    )
+    durability: dict[str, Any] = {"durability": "exit"} if graph.checkpointer else {}
+    result = graph.invoke({"request": request}, config, context=context, **durability)
     for _ in range(MAX_INTERRUPTS):
         pending = result.get("__interrupt__")
         if not pending:
@@ -352,7 +351,7 @@ def play_episode(
             resume = feedback or ""  # "" accepts (None would not resume)
         else:
             raise RuntimeError(f"episode {episode.episode_id}: unexpected interrupt {payload!r}")
-        result = graph.invoke(Command(resume=resume), config, context=context, durability="exit")
+        result = graph.invoke(Command(resume=resume), config, context=context, **durability)
     else:
         raise RuntimeError(f"episode {episode.episode_id}: more than {MAX_INTERRUPTS} interrupts")
     action = result.get("action")
@@ -499,7 +498,11 @@ class _Run:
                 if undone is not None:
                     with self.lock:
                         self.rolled_back.append(undone)
-        graph = build_graph(self.reasoners[(domain, method)], memory, memory_checkpointer())
+        reasoner = self.reasoners[(domain, method)]
+        graph = build_graph(reasoner, memory, memory_checkpointer())
+        # A run with both human channels off never interrupts, so it needs no checkpointer:
+        # test phases and the no-memory baseline skip saving and deleting a thread per episode.
+        no_turns = build_graph(reasoner, memory)
         # The user's memory as of now. Only this job touches this user's memory and nodes write
         # it only through the ops they report, so it is re-read only after an episode that
         # reported ops: that one read gives the sizes to log and the next episode's snapshot.
@@ -517,9 +520,10 @@ class _Run:
             if self.noise is not None:
                 request_id = replay_request_id(step.episode, step.phase, step.iteration)
                 simulated = self.noise.for_run(f"{domain}/{method}/{request_id}")
+            ctx = learn_ctx if learning else test_ctx
             record = play_episode(
-                graph,
-                learn_ctx if learning else test_ctx,
+                graph if ctx.pre_action or ctx.post_action else no_turns,
+                ctx,
                 step.episode,
                 simulated,
                 method=method,
