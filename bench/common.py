@@ -37,6 +37,12 @@ class _Model(BaseModel):
 # --------------------------------------------------------------------------- statistics
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished child processes (evaluation workers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0..100) with linear interpolation; NaN for no values."""
     if not values:

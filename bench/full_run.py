@@ -15,7 +15,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from pahf.bench.common import BenchReport, BenchTable, Size, reporting
+from pahf.bench.common import BenchReport, BenchTable, Size, cpu_seconds, reporting
 from pahf.bench.throughput import Embedding
 from pahf.bench.workload import (
     WORKLOADS,
@@ -59,9 +59,9 @@ def run(
         )
         with tempfile.TemporaryDirectory(prefix="pahf-bench-full-") as tmp:
             target = out_dir or Path(tmp) / "run"
-            started, cpu = time.perf_counter(), time.process_time()
+            started, cpu = time.perf_counter(), cpu_seconds()
             outcome = run_evaluation(benchmarks, settings, target, workers=workers)
-            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
         records = outcome.records
         expected = episode_count(benchmarks, workload.iterations, len(methods))
         groups: dict[tuple[str, str], list[EpisodeRecord]] = defaultdict(list)

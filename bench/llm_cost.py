@@ -21,12 +21,10 @@ even when the action was accepted.
 from __future__ import annotations
 
 import json
-import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -247,54 +245,53 @@ def measure(
     counter = WordPieceCounter()
     out: dict[str, dict[Path_, PathUsage]] = {}
     simulated = RuleBasedUser()
-    with tempfile.TemporaryDirectory(prefix="pahf-bench-llm-") as tmp:
-        for domain, bench in benchmarks.items():
-            usage = {p: PathUsage([], [], [], defaultdict(int)) for p in PATHS}
-            store = new_store(Path(tmp) / domain, embedding)
-            model = RecordingChatModel(counter=counter, calls=[])
-            reasoner = LLMReasoner(model)
-            graph = build_graph(reasoner, store, memory_checkpointer())
-            for user in bench.users()[:users]:
-                episodes = sorted(
-                    (e for e in bench.episodes[1] if e.user == user), key=lambda e: e.index
-                )[:per_user]
-                learn_ctx = context_for_method("pahf", user_id=user, reasoner="llm")
-                test_ctx = learn_ctx.model_copy(update={"pre_action": False, "post_action": False})
-                for episode in episodes:
-                    wrong = _wrong(episode)
-                    for iteration, path in enumerate(PLAY_ORDER, 1):
-                        if path == "correction" and wrong is None:
-                            continue
-                        model.plan = Plan(
-                            path=path,
-                            correct_id=episode.truth.correct_ids[0],
-                            wrong_id=wrong or episode.truth.correct_ids[0],
-                            statement=episode.truth.statement,
+    for domain, bench in benchmarks.items():
+        usage = {p: PathUsage([], [], [], defaultdict(int)) for p in PATHS}
+        store = new_store(embedding)
+        model = RecordingChatModel(counter=counter, calls=[])
+        reasoner = LLMReasoner(model)
+        graph = build_graph(reasoner, store, memory_checkpointer())
+        for user in bench.users()[:users]:
+            episodes = sorted(
+                (e for e in bench.episodes[1] if e.user == user), key=lambda e: e.index
+            )[:per_user]
+            learn_ctx = context_for_method("pahf", user_id=user, reasoner="llm")
+            test_ctx = learn_ctx.model_copy(update={"pre_action": False, "post_action": False})
+            for episode in episodes:
+                wrong = _wrong(episode)
+                for iteration, path in enumerate(PLAY_ORDER, 1):
+                    if path == "correction" and wrong is None:
+                        continue
+                    model.plan = Plan(
+                        path=path,
+                        correct_id=episode.truth.correct_ids[0],
+                        wrong_id=wrong or episode.truth.correct_ids[0],
+                        statement=episode.truth.statement,
+                    )
+                    tracker = UsageTracker()
+                    token = _TRACKER.set(tracker)
+                    try:
+                        record = play_episode(
+                            graph,
+                            test_ctx if path == "test" else learn_ctx,
+                            episode,
+                            simulated,
+                            method="pahf",
+                            phase=1,
+                            iteration=iteration,
+                            seq=0,
                         )
-                        tracker = UsageTracker()
-                        token = _TRACKER.set(tracker)
-                        try:
-                            record = play_episode(
-                                graph,
-                                test_ctx if path == "test" else learn_ctx,
-                                episode,
-                                simulated,
-                                method="pahf",
-                                phase=1,
-                                iteration=iteration,
-                                seq=0,
-                            )
-                        finally:
-                            _TRACKER.reset(token)
-                        snap = tracker.snapshot()
-                        u = usage[path]
-                        u.calls.append(snap.total.calls)
-                        u.input_tokens.append(snap.total.input_tokens)
-                        u.output_tokens.append(snap.total.output_tokens)
-                        u.correct += int(record.correct)
-                        for node, node_usage in snap.by_node.items():
-                            u.by_node[node] += node_usage.calls
-            out[domain] = usage
+                    finally:
+                        _TRACKER.reset(token)
+                    snap = tracker.snapshot()
+                    u = usage[path]
+                    u.calls.append(snap.total.calls)
+                    u.input_tokens.append(snap.total.input_tokens)
+                    u.output_tokens.append(snap.total.output_tokens)
+                    u.correct += int(record.correct)
+                    for node, node_usage in snap.by_node.items():
+                        u.by_node[node] += node_usage.calls
+        out[domain] = usage
     return out
 
 

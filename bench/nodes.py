@@ -14,12 +14,10 @@ account for: LangGraph's state handling, checkpoints and scheduling.
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 from collections import defaultdict
 from contextvars import ContextVar
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -30,10 +28,9 @@ from pahf.bench.common import BenchReport, BenchTable, LatencyStats, Size, repor
 from pahf.bench.throughput import Embedding, cold_embeddings, new_store
 from pahf.bench.workload import WORKLOADS, build_benchmarks, describe
 from pahf.eval.episodes import LEARNING_PHASES
-from pahf.eval.runner import play_episode, replay_order
+from pahf.eval.runner import EpisodeGraphs, play_episode, replay_order
 from pahf.eval.simulators import RuleBasedUser
-from pahf.graphs import NODE_NAMES, build_graph
-from pahf.graphs.checkpointers import memory_checkpointer
+from pahf.graphs import NODE_NAMES
 from pahf.reasoners.offline import OfflineReasoner
 from pahf.state import Method, context_for_method
 
@@ -108,31 +105,30 @@ def measure(
     episode_seconds = 0.0
     simulated = RuleBasedUser()
     try:
-        with tempfile.TemporaryDirectory(prefix="pahf-bench-") as tmp:
-            for domain, bench in benchmarks.items():
-                store = new_store(Path(tmp) / domain, embedding)
-                reasoner = OfflineReasoner(store.encoder)
-                for user in bench.users():
-                    graph = build_graph(reasoner, store, memory_checkpointer())
-                    learn_ctx = context_for_method(method, user_id=user)
-                    test_ctx = learn_ctx.model_copy(
-                        update={"pre_action": False, "post_action": False}
+        for bench in benchmarks.values():
+            store = new_store(embedding)
+            reasoner = OfflineReasoner(store.encoder)
+            for user in bench.users():
+                graphs = EpisodeGraphs.build(reasoner, store)
+                learn_ctx = context_for_method(method, user_id=user)
+                test_ctx = learn_ctx.model_copy(
+                    update={"pre_action": False, "post_action": False}
+                )
+                for step in replay_order(bench, user, workload.iterations):
+                    ctx = learn_ctx if step.phase in LEARNING_PHASES else test_ctx
+                    started = time.perf_counter()
+                    play_episode(
+                        graphs.for_context(ctx),
+                        ctx,
+                        step.episode,
+                        simulated,
+                        method=method,
+                        phase=step.phase,
+                        iteration=step.iteration,
+                        seq=step.seq,
                     )
-                    for step in replay_order(bench, user, workload.iterations):
-                        ctx = learn_ctx if step.phase in LEARNING_PHASES else test_ctx
-                        started = time.perf_counter()
-                        play_episode(
-                            graph,
-                            ctx,
-                            step.episode,
-                            simulated,
-                            method=method,
-                            phase=step.phase,
-                            iteration=step.iteration,
-                            seq=step.seq,
-                        )
-                        episode_seconds += time.perf_counter() - started
-                        episodes += 1
+                    episode_seconds += time.perf_counter() - started
+                    episodes += 1
     finally:
         _ACTIVE.reset(token)
     return timer, episodes, episode_seconds, describe(benchmarks)

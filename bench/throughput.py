@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Literal
 
 from pahf.bench.bare import play_bare
-from pahf.bench.common import BenchReport, BenchTable, Size, reporting
+from pahf.bench.common import BenchReport, BenchTable, Size, cpu_seconds, reporting
 from pahf.bench.workload import WORKLOADS, build_benchmarks, describe, episode_count
 from pahf.eval.episodes import DOMAINS, LEARNING_PHASES, Benchmark, SimulatedUser
 from pahf.eval.runner import (
+    EpisodeGraphs,
     EvalSettings,
     ReplayStep,
     embedding_factory,
@@ -36,8 +37,6 @@ from pahf.eval.runner import (
     run_evaluation,
 )
 from pahf.eval.simulators import RuleBasedUser
-from pahf.graphs import build_graph
-from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import MiniLMEncoder
 from pahf.reasoners.offline import OfflineReasoner
@@ -68,13 +67,13 @@ class RunResult:
 Embedding = Literal["minilm", "hashing"]
 
 
-def new_store(path: Path, embedding: Embedding) -> ChromaPreferenceMemory:
-    """A new store with the embedding model the harness would give it.
+def new_store(embedding: Embedding) -> ChromaPreferenceMemory:
+    """A new working store as the harness makes them: in memory, with its embedding model.
 
     MiniLM's vector cache is shared by every store of the process, as in ``pahf eval``: call
     :func:`cold_embeddings` once at the start of a measured run, not per store.
     """
-    return ChromaPreferenceMemory(path, embedding_function=embedding_factory(embedding)())
+    return ChromaPreferenceMemory(None, embedding_function=embedding_factory(embedding)())
 
 
 def cold_embeddings() -> None:
@@ -98,9 +97,9 @@ def run_harness(
         embedding=embedding,
     )
     with tempfile.TemporaryDirectory(prefix="pahf-bench-") as tmp:
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu = time.perf_counter(), cpu_seconds()
         outcome = run_evaluation(benchmarks, settings, Path(tmp) / "run", workers=workers)
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     choices: Choices = {
         (r.domain, r.method, r.phase, r.iteration, r.episode_id): (
             r.action.candidate_id if r.action else ""
@@ -134,25 +133,24 @@ def _replay_all(
     choices: Choices = {}
     correct = 0
     simulated = RuleBasedUser()
-    with tempfile.TemporaryDirectory(prefix="pahf-bench-") as tmp:
-        started, cpu = time.perf_counter(), time.process_time()
-        for domain, bench in benchmarks.items():
-            for method in methods:
-                store = new_store(Path(tmp) / f"{domain}-{method}", embedding)
-                reasoner = OfflineReasoner(store.encoder)
-                for user in bench.users():
-                    play = make_player(reasoner, store)
-                    learn_ctx = context_for_method(method, user_id=user)
-                    test_ctx = learn_ctx.model_copy(
-                        update={"pre_action": False, "post_action": False}
-                    )
-                    for step in replay_order(bench, user, iterations):
-                        ctx = learn_ctx if step.phase in LEARNING_PHASES else test_ctx
-                        chosen, ok = play(ctx, step, simulated, method)
-                        key = (domain, method, step.phase, step.iteration, step.episode.episode_id)
-                        choices[key] = chosen
-                        correct += ok
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    started, cpu = time.perf_counter(), cpu_seconds()
+    for domain, bench in benchmarks.items():
+        for method in methods:
+            store = new_store(embedding)
+            reasoner = OfflineReasoner(store.encoder)
+            for user in bench.users():
+                play = make_player(reasoner, store)
+                learn_ctx = context_for_method(method, user_id=user)
+                test_ctx = learn_ctx.model_copy(
+                    update={"pre_action": False, "post_action": False}
+                )
+                for step in replay_order(bench, user, iterations):
+                    ctx = learn_ctx if step.phase in LEARNING_PHASES else test_ctx
+                    chosen, ok = play(ctx, step, simulated, method)
+                    key = (domain, method, step.phase, step.iteration, step.episode.episode_id)
+                    choices[key] = chosen
+                    correct += ok
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     return RunResult(name, len(choices), seconds, correct, choices, cpu)
 
 
@@ -163,13 +161,13 @@ def run_graph_only(
     embedding: Embedding = "minilm",
 ) -> RunResult:
     def make(reasoner: OfflineReasoner, store: ChromaPreferenceMemory) -> EpisodeFn:
-        graph = build_graph(reasoner, store, memory_checkpointer())
+        graphs = EpisodeGraphs.build(reasoner, store)
 
         def play(
             ctx: RunContext, step: ReplayStep, simulated: SimulatedUser, method: str
         ) -> tuple[str, bool]:
             record = play_episode(
-                graph,
+                graphs.for_context(ctx),
                 ctx,
                 step.episode,
                 simulated,

@@ -8,17 +8,19 @@ Each episode is one graph run: only ``episode.request`` goes in; the simulated u
 question interrupt and reacts to the feedback interrupt (resume ``""`` to accept, the correction
 text otherwise). Test phases switch both human channels off and must not write memory (checked
 after every episode). Memory carries across iterations and phases; each domain x method gets its
-own persistent store in the run directory, and users are isolated by the store (one collection
-per user), so a user's results depend on that user's episodes only. That is why users can run
-concurrently (``workers``) without changing any result.
+own store (worked on in memory, archived to the run directory at the end), and users are
+isolated by the store (one collection per user), so a user's results depend on that user's
+episodes only. That is why stores and users can run concurrently (``workers``: processes per
+store, see :mod:`pahf.eval.workers`) without changing any result.
 
 Methods are the RunContext switches of :func:`pahf.state.context_for_method`. ``no-memory``
 plays K learning iterations too (the reference forces one); with memory and both channels off
 every iteration is the same, and keeping K makes the per-iteration tables line up.
 
-Resuming: every finished episode is a line in ``episodes.jsonl`` and is skipped on rerun; a
-half-played episode's memory writes are rolled back (:mod:`pahf.eval.snapshots`) and it is
-played again. Each replay gets its own request id (episode, phase, iteration), so memory ids
+Resuming: every finished episode is a line in ``episodes.jsonl`` and is skipped on rerun; each
+user's memory is rebuilt from the snapshot saved after their last memory-changing episode
+(:mod:`pahf.eval.snapshots`), so a half-played episode leaves no trace and is played again.
+Each replay gets its own request id (episode, phase, iteration), so memory ids
 are deterministic per replay and never collide across iterations.
 """
 
@@ -53,7 +55,7 @@ from pahf.eval.episodes import (
 from pahf.eval.noise import NoisyFeedback, statements_by_user_phase
 from pahf.eval.results import EpisodeLog, EpisodeRecord, RunKey, run_key
 from pahf.eval.simulators import RuleBasedUser
-from pahf.eval.snapshots import restore_if_unfinished, save_snapshot
+from pahf.eval.snapshots import restore_user, save_snapshot
 from pahf.eval.usage import new_tracker, read_usage
 from pahf.eval.workers import Progress, RunHooks, ThreadHooks, run_in_processes, run_in_threads
 from pahf.graphs import build_graph
@@ -115,11 +117,18 @@ class EvalSettings(BaseModel):
 
 @dataclass
 class EvalServices:
-    """How a run gets its memory stores, reasoners and simulated user (tests swap these)."""
+    """How a run gets its memory stores, reasoners and simulated user (tests swap these).
+
+    ``open_memory`` gives the working store of a (domain, method) directory; it need not
+    survive the process (resume rebuilds memory from :mod:`pahf.eval.snapshots`).
+    ``open_archive``, if set, opens the store in that directory to which each user's final
+    memory is written when the run (or its worker) finishes.
+    """
 
     open_memory: Callable[[Path], PreferenceMemory]
     make_reasoner: Callable[[PreferenceMemory], Reasoner]
     simulator: SimulatedUser
+    open_archive: Callable[[Path], PreferenceMemory] | None = None
 
 
 @dataclass
@@ -131,7 +140,9 @@ class EvalOutcome:
     complete: bool
     played: int
     skipped: int
-    rolled_back: list[RunKey] = field(default_factory=list)
+    #: Episodes that had finished (their memory snapshot was saved) but missed their log line
+    #: when the previous run died; a resume logs them instead of playing them again.
+    recovered: list[RunKey] = field(default_factory=list)
     wall_seconds: float = 0.0
     #: Worker processes the run used (0: it ran in this process, on ``workers`` threads).
     worker_processes: int = 0
@@ -199,11 +210,18 @@ def embedding_factory(name: str) -> Callable[[], Any]:
 
 
 def default_services(settings: EvalSettings) -> EvalServices:
+    """Working stores in memory, final memories archived on disk in the run directory.
+
+    A write to an in-memory Chroma store costs about a quarter of a write to one on disk
+    (4.5 vs 16 ms wall, bench/README.md), and the evaluation's durability comes from the
+    episode log and the snapshots, not from the working store.
+    """
     make_ef = embedding_factory(settings.embedding)
     return EvalServices(
-        open_memory=lambda path: ChromaPreferenceMemory(path, embedding_function=make_ef()),
+        open_memory=lambda path: ChromaPreferenceMemory(None, embedding_function=make_ef()),
         make_reasoner=reasoner_factory(settings.reasoner, settings.model),
         simulator=simulator_for(settings.simulator, settings.model),
+        open_archive=lambda path: ChromaPreferenceMemory(path, embedding_function=make_ef()),
     )
 
 
@@ -296,6 +314,26 @@ def replay_request_id(episode: Episode, phase: int, iteration: int) -> str:
 def memory_sizes(records: Sequence[MemoryRecord]) -> tuple[int, int]:
     """(active, total) of a user's memory records."""
     return sum(r.status == "active" for r in records), len(records)
+
+
+@dataclass(frozen=True)
+class EpisodeGraphs:
+    """The compiled graphs one store's episodes run on.
+
+    A run with both human channels off never interrupts, so it needs no checkpointer: test
+    phases and the no-memory baseline skip saving (and deleting) a thread per episode.
+    """
+
+    with_turns: CompiledStateGraph[Any, Any, Any, Any]
+    without_turns: CompiledStateGraph[Any, Any, Any, Any]
+
+    @classmethod
+    def build(cls, reasoner: Reasoner, memory: PreferenceMemory) -> EpisodeGraphs:
+        with_turns = build_graph(reasoner, memory, memory_checkpointer())
+        return cls(with_turns, build_graph(reasoner, memory))
+
+    def for_context(self, context: RunContext) -> CompiledStateGraph[Any, Any, Any, Any]:
+        return self.with_turns if context.pre_action or context.post_action else self.without_turns
 
 
 def play_episode(
@@ -445,11 +483,13 @@ class _Run:
         self.services = services
         self.hooks = hooks
         self.log = EpisodeLog(out_dir / "episodes.jsonl")
-        self.done = done
+        self.done: set[RunKey] = set(done)
         self.lock = threading.Lock()
         self.played = 0
-        self.rolled_back: list[RunKey] = []
+        self.recovered: list[RunKey] = []
         self.stores: dict[tuple[str, str], PreferenceMemory] = {}
+        #: Each user's memory as the run leaves it, per store (written to the archive).
+        self.finals: dict[tuple[str, str], dict[str, list[MemoryRecord]]] = {}
         self.reasoners: dict[tuple[str, str], Reasoner] = {}
         all_episodes = [e for b in benchmarks.values() for eps in b.episodes.values() for e in eps]
         self.noise = (
@@ -466,6 +506,7 @@ class _Run:
     def open(self, domain: str, method: str) -> None:
         store = self.services.open_memory(self.out_dir / "memory" / f"{domain}-{method}")
         self.stores[(domain, method)] = store
+        self.finals[(domain, method)] = {}
         self.reasoners[(domain, method)] = self.services.make_reasoner(store)
 
     def _finished_one(self) -> None:
@@ -475,54 +516,44 @@ class _Run:
 
     def run_user(self, domain: str, method: str, user: str, steps: Sequence[ReplayStep]) -> None:
         """Replay one user's episodes in order (the unit of concurrency on threads)."""
-        if all(run_key(domain, method, s.phase, s.iteration, s.episode.episode_id) in self.done
-               for s in steps):
-            return
+        keys = [run_key(domain, method, s.phase, s.iteration, s.episode.episode_id) for s in steps]
         memory = self.stores[(domain, method)]
         learn_ctx = context_for_method(method, user_id=user)
         test_ctx = learn_ctx.model_copy(update={"pre_action": False, "post_action": False})
         uses_memory = learn_ctx.use_memory
         snapshots = self.out_dir / "snapshots" / f"{domain}-{method}"
+        # The user's memory as of now. Only this job touches this user's memory and nodes write
+        # it only through the ops they report, so it is re-read only after an episode that
+        # reported ops: that one read gives the sizes to log and the snapshot to save.
+        current: list[MemoryRecord] = []
         if uses_memory:
-            started = any(
-                run_key(domain, method, s.phase, s.iteration, s.episode.episode_id) in self.done
-                for s in steps
-            )
-            if not started:
+            if not any(key in self.done for key in keys):
                 # The log is the source of truth: no finished episode means empty memory (this
                 # also cleans up after a log deleted by hand next to a kept store).
                 with contextlib.suppress(UnknownUserError):
                     memory.forget(user)
             else:
-                undone = restore_if_unfinished(snapshots, memory, user, self.done)
-                if undone is not None:
+                current, recovered = restore_user(snapshots, memory, user, self.log, self.done)
+                if recovered is not None:
                     with self.lock:
-                        self.rolled_back.append(undone)
-        reasoner = self.reasoners[(domain, method)]
-        graph = build_graph(reasoner, memory, memory_checkpointer())
-        # A run with both human channels off never interrupts, so it needs no checkpointer:
-        # test phases and the no-memory baseline skip saving and deleting a thread per episode.
-        no_turns = build_graph(reasoner, memory)
-        # The user's memory as of now. Only this job touches this user's memory and nodes write
-        # it only through the ops they report, so it is re-read only after an episode that
-        # reported ops: that one read gives the sizes to log and the next episode's snapshot.
-        current = memory.list(user) if uses_memory else []
-        for step in steps:
-            key = run_key(domain, method, step.phase, step.iteration, step.episode.episode_id)
+                        self.recovered.append(recovered)
+            self.finals[(domain, method)][user] = current
+        if all(key in self.done for key in keys):
+            return
+        graphs = EpisodeGraphs.build(self.reasoners[(domain, method)], memory)
+        for step, key in zip(steps, keys, strict=True):
             if key in self.done:
                 continue
             if self.hooks.should_stop():
                 return
             learning = step.phase in LEARNING_PHASES
-            if learning and uses_memory:
-                save_snapshot(snapshots, user, key, current)
             simulated: SimulatedUser = self.services.simulator
             if self.noise is not None:
                 request_id = replay_request_id(step.episode, step.phase, step.iteration)
                 simulated = self.noise.for_run(f"{domain}/{method}/{request_id}")
             ctx = learn_ctx if learning else test_ctx
             record = play_episode(
-                graph if ctx.pre_action or ctx.post_action else no_turns,
+                graphs.for_context(ctx),
                 ctx,
                 step.episode,
                 simulated,
@@ -542,12 +573,31 @@ class _Run:
                         f"{[op.kind for op in record.memory_ops]}, {len(current)} -> {stored} "
                         "records)"
                     )
-            elif record.memory_ops:
+            changed = uses_memory and bool(record.memory_ops)
+            if changed:
                 current = memory.list(user)
+                self.finals[(domain, method)][user] = current
             active, total = memory_sizes(current)
             record = record.model_copy(update={"memory_active": active, "memory_total": total})
+            if changed:
+                save_snapshot(snapshots, user, record, current)  # before the log line
             self.log.append(record)
             self._finished_one()
+
+    def archive(self) -> None:
+        """Write each user's final memory to the run directory's store, if the services keep
+        one (the working store may live in memory): ``pahf memory list --store`` reads it."""
+        if self.services.open_archive is None:
+            return
+        for (domain, method), users in self.finals.items():
+            if not users:
+                continue
+            archive = self.services.open_archive(self.out_dir / "memory" / f"{domain}-{method}")
+            for user, records in users.items():
+                with contextlib.suppress(UnknownUserError):
+                    archive.forget(user)
+                if records:
+                    archive.import_records(user, records)
 
 
 #: Rough relative cost of an episode per method (memory writes dominate), to start the longest
@@ -582,7 +632,8 @@ class _StoreTask:
         for user in bench.users():
             steps = replay_order(bench, user, self.settings.iterations)
             run.run_user(self.domain, self.method, user, steps)
-        return run.played, run.rolled_back
+        run.archive()
+        return run.played, run.recovered
 
 
 def run_evaluation(
@@ -639,7 +690,7 @@ def run_evaluation(
     skipped = len(scheduled & done.keys())
     if progress is not None:
         progress.start(len(scheduled), skipped)
-    rolled_back: list[RunKey] = []
+    recovered: list[RunKey] = []
     processes = min(workers, len(stores)) if not in_process and len(stores) > 1 else 0
     if processes > 1:
         tasks = [
@@ -655,7 +706,7 @@ def run_evaluation(
         ]
         tasks.sort(key=lambda t: -t.cost())  # longest first: the last to start is short
         results, played = run_in_processes(tasks, processes, progress, max_episodes)
-        rolled_back = [key for _, keys in results for key in keys]
+        recovered = [key for _, keys in results for key in keys]
     else:
         processes = 0
         hooks = ThreadHooks(progress, max_episodes)
@@ -665,7 +716,8 @@ def run_evaluation(
         run_in_threads(
             [functools.partial(_play_user, run, job) for job in jobs], workers, hooks
         )
-        played, rolled_back = run.played, run.rolled_back
+        run.archive()
+        played, recovered = run.played, run.recovered
     records = {k: r for k, r in log.load().items() if k in scheduled}
     return EvalOutcome(
         settings=settings,
@@ -673,7 +725,7 @@ def run_evaluation(
         complete=len(records) == len(scheduled),
         played=played,
         skipped=skipped,
-        rolled_back=sorted(rolled_back),
+        recovered=sorted(recovered),
         wall_seconds=round(time.perf_counter() - started, 3),
         worker_processes=processes,
     )

@@ -1,39 +1,43 @@
-"""Undo a half-played episode's memory writes when an interrupted run resumes.
+"""Where a resumed run finds each user's memory: a snapshot after every episode that changed it.
 
-An episode can write memory and then die before its log line is written (e.g. the answer to a
-question is stored, then the process is killed while waiting for feedback). Replaying it on top
-of that write would not be the same episode: the agent would already know the answer and not
-ask. So before each learning episode the harness saves the user's memory, tagged with the run
-key about to be played; on resume, a snapshot whose key is not in the log marks a half-played
-episode, and the user's memory is put back to the snapshot before anything else runs.
+The harness plays on a working store that need not survive the process (the default is an
+in-memory Chroma store: a write there costs a quarter of a write to disk). After an episode
+that changed a user's memory, and *before* its line goes into the episode log, the user's
+whole memory is saved here together with that episode's log record, atomically (temp file +
+rename). So on resume, for every user the harness has started:
 
-Writes are atomic (temp file + rename), so a crash while saving leaves the previous snapshot,
-which then refers to a finished episode and is correctly ignored.
+* the snapshot holds the memory after the user's last memory-changing episode; the episodes
+  logged after it changed nothing, so this is the memory after the last logged episode;
+* a snapshot whose episode is not in the log means the process died between the two writes:
+  the episode did finish, so its saved record is appended to the log (:func:`restore_user`);
+* a half-played episode left no snapshot, and its writes, if the working store kept them (a
+  store on disk), are discarded, since the user's memory is rebuilt from the snapshot.
+
+A user with logged episodes and no snapshot never changed memory: they restart empty.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
-from collections.abc import Container, Sequence
+from collections.abc import MutableSet, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from pahf.eval.results import RunKey
+from pahf.eval.results import EpisodeLog, EpisodeRecord, RunKey
 from pahf.memory.base import PreferenceMemory, UnknownUserError
 from pahf.state import MemoryRecord
 
 
 class MemorySnapshot(BaseModel):
-    """A user's memory as it was just before the episode ``key`` started."""
+    """A user's whole memory right after ``episode`` changed it, with that episode's record."""
 
     model_config = ConfigDict(extra="forbid")
 
-    key: list[str | int]
     user: str
+    episode: EpisodeRecord
     records: list[MemoryRecord]
 
 
@@ -42,10 +46,12 @@ def snapshot_path(root: Path, user: str) -> Path:
     return root / f"{hashlib.sha256(user.encode('utf-8')).hexdigest()[:20]}.json"
 
 
-def save_snapshot(root: Path, user: str, key: RunKey, records: Sequence[MemoryRecord]) -> None:
-    """Record that ``key`` is about to start, with ``records`` = the user's whole memory now
-    (the caller passes what it already read, sparing the store a query per episode)."""
-    snap = MemorySnapshot(key=list(key), user=user, records=list(records))
+def save_snapshot(
+    root: Path, user: str, episode: EpisodeRecord, records: Sequence[MemoryRecord]
+) -> None:
+    """Save ``records`` (the user's whole memory now) as the state after ``episode``; call it
+    before the episode's line goes into the log."""
+    snap = MemorySnapshot(user=user, episode=episode, records=list(records))
     path = snapshot_path(root, user)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -53,25 +59,35 @@ def save_snapshot(root: Path, user: str, key: RunKey, records: Sequence[MemoryRe
     os.replace(tmp, path)
 
 
-def restore_if_unfinished(
-    root: Path, memory: PreferenceMemory, user: str, finished: Container[RunKey]
-) -> RunKey | None:
-    """Roll ``user``'s memory back if their last started episode never finished.
-
-    Returns the key of the episode that was rolled back, or None when nothing had to be done.
-    """
+def load_snapshot(root: Path, user: str) -> MemorySnapshot | None:
     path = snapshot_path(root, user)
     if not path.exists():
         return None
-    snap = MemorySnapshot.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    snap = MemorySnapshot.model_validate_json(path.read_text(encoding="utf-8"))
     if snap.user != user:
         raise RuntimeError(f"snapshot {path} belongs to {snap.user!r}, not {user!r}")
-    domain, method, phase, iteration, episode_id = snap.key
-    key: RunKey = (str(domain), str(method), int(phase), int(iteration), str(episode_id))
-    if key in finished:
-        return None
-    with contextlib.suppress(UnknownUserError):  # nothing was ever stored for this user
+    return snap
+
+
+def restore_user(
+    root: Path, memory: PreferenceMemory, user: str, log: EpisodeLog, done: MutableSet[RunKey]
+) -> tuple[list[MemoryRecord], RunKey | None]:
+    """Rebuild ``user``'s memory in ``memory`` as it was after their last finished episode.
+
+    Returns the records restored and, when the last episode had finished but missed its log
+    line, that episode's key (its record is appended to ``log`` and added to ``done``).
+    """
+    with contextlib.suppress(UnknownUserError):  # drop whatever a half-played episode wrote
         memory.forget(user)
+    snap = load_snapshot(root, user)
+    if snap is None:
+        return [], None
+    completed: RunKey | None = None
+    key = snap.episode.key()
+    if key not in done:
+        log.append(snap.episode)
+        done.add(key)
+        completed = key
     if snap.records:
         memory.import_records(user, snap.records)
-    return key
+    return list(snap.records), completed

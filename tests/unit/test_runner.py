@@ -304,11 +304,34 @@ def test_crash_inside_an_episode_is_rolled_back_and_replayed(tmp_path: Path) -> 
     )
     # the half-played episode did write memory: more than the last logged episode reports
     assert store.count("alex") > logged[-1]["memory_total"]
+    del store
     resumed = run_evaluation(bench, settings(["pahf"]), run_dir)
-    assert len(resumed.rolled_back) == 1
-    assert resumed.rolled_back[0] not in {
-        (r["domain"], r["method"], r["phase"], r["iteration"], r["episode_id"]) for r in logged
-    }
+    assert resumed.recovered == []  # the episode had not finished: it is played again
+    assert resumed.played == len(full.records) - len(logged)
+    assert comparable(resumed.records) == comparable(full.records)
+    # the run directory's store holds the final memory, not the half-played episode's writes
+    archive = ChromaPreferenceMemory(
+        run_dir / "memory" / "embodied-pahf", embedding_function=HashingEmbeddingFunction()
+    )
+    last = max(full.records, key=lambda r: r.seq)
+    assert archive.count("alex") == last.memory_total
+
+
+def test_an_episode_that_died_before_its_log_line_is_recovered_not_replayed(
+    tmp_path: Path,
+) -> None:
+    """The process dies after an episode saved its memory snapshot but before its log line:
+    the episode did finish, so the resume logs it from the snapshot and goes on after it."""
+    bench = {"embodied": tiny_benchmark(users=("alex",))}
+    run_dir = tmp_path / "r"
+    full = run_evaluation(bench, settings(["pahf"]), run_dir)
+    lines = (run_dir / "episodes.jsonl").read_text().splitlines()
+    records = [EpisodeRecord.model_validate_json(line) for line in lines]
+    last_change = max(i for i, r in enumerate(records) if r.memory_ops)
+    (run_dir / "episodes.jsonl").write_text("".join(f"{line}\n" for line in lines[:last_change]))
+    resumed = run_evaluation(bench, settings(["pahf"]), run_dir)
+    assert resumed.recovered == [records[last_change].key()]
+    assert resumed.played == len(lines) - last_change - 1
     assert comparable(resumed.records) == comparable(full.records)
 
 
