@@ -36,10 +36,7 @@ def _lines(path: Path) -> int:
 def _summary(run: Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = json.loads((run / "summary.json").read_text())
     for row in rows:
-        row.pop("seconds", None)
-        for detail in row.get("iterations") or []:
-            if isinstance(detail, dict):
-                detail.pop("seconds", None)
+        row.pop("seconds")
     return rows
 
 
