@@ -118,7 +118,7 @@ def measure(
                     ctx = learn_ctx if step.phase in LEARNING_PHASES else test_ctx
                     started = time.perf_counter()
                     play_episode(
-                        graphs.for_context(ctx),
+                        graphs.for_run(ctx),
                         ctx,
                         step.episode,
                         simulated,

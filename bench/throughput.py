@@ -167,7 +167,7 @@ def run_graph_only(
             ctx: RunContext, step: ReplayStep, simulated: SimulatedUser, method: str
         ) -> tuple[str, bool]:
             record = play_episode(
-                graphs.for_context(ctx),
+                graphs.for_run(ctx),
                 ctx,
                 step.episode,
                 simulated,

@@ -5,9 +5,11 @@ For every domain x method x user the harness replays the user's episodes in orde
     phase 1 (learning) x K iterations -> phase 2 (test) -> phase 3 (learning) x K -> phase 4 (test)
 
 Each episode is one graph run: only ``episode.request`` goes in; the simulated user answers the
-question interrupt and reacts to the feedback interrupt (resume ``""`` to accept, the correction
-text otherwise). Test phases switch both human channels off and must not write memory (checked
-after every episode). Memory carries across iterations and phases; each domain x method gets its
+question and reacts to the action (``""`` accepts, a correction text otherwise) through an
+in-process human channel, or, with ``human_turns="interrupt"``, through interrupts and
+``Command(resume=...)`` exactly as a deployment would (same records; see :data:`HumanTurns`).
+Test phases switch both human channels off and must not write memory (checked after every
+episode). Memory carries across iterations and phases; each domain x method gets its
 own store (worked on in memory, archived to the run directory at the end), and users are
 isolated by the store (one collection per user), so a user's results depend on that user's
 episodes only. That is why stores and users can run concurrently (``workers``: processes per
@@ -62,6 +64,7 @@ from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.base import PreferenceMemory, UnknownUserError
 from pahf.memory.chroma import ChromaPreferenceMemory
+from pahf.nodes.services import HUMAN_KEY
 from pahf.reasoners.base import Reasoner
 from pahf.reasoners.offline import OfflineReasoner
 from pahf.state import (
@@ -76,7 +79,7 @@ from pahf.state import (
     context_for_method,
 )
 
-#: A graph run that keeps interrupting past this is broken (budget is one question).
+#: An episode with more human turns than this is broken (budget is one question).
 MAX_INTERRUPTS = 8
 
 
@@ -316,24 +319,68 @@ def memory_sizes(records: Sequence[MemoryRecord]) -> tuple[int, int]:
     return sum(r.status == "active" for r in records), len(records)
 
 
+#: How an episode's human turns reach the simulated user: ``inline`` through a
+#: :class:`~pahf.nodes.services.HumanChannel` in the run's config (one graph run per episode, no
+#: checkpointer), or ``interrupt`` as a deployment sees them (interrupt, then
+#: ``Command(resume=...)`` per turn). Both give the same records (tests/unit/test_runner.py);
+#: the harness plays inline because it is faster.
+HumanTurns = Literal["inline", "interrupt"]
+
+
 @dataclass(frozen=True)
 class EpisodeGraphs:
     """The compiled graphs one store's episodes run on.
 
-    A run with both human channels off never interrupts, so it needs no checkpointer: test
-    phases and the no-memory baseline skip saving (and deleting) a thread per episode.
+    Only a run whose human turns are interrupts needs a checkpointer; every other run (inline
+    turns, test phases, the no-memory baseline) skips saving and deleting a thread.
     """
 
-    with_turns: CompiledStateGraph[Any, Any, Any, Any]
-    without_turns: CompiledStateGraph[Any, Any, Any, Any]
+    interrupting: CompiledStateGraph[Any, Any, Any, Any]
+    plain: CompiledStateGraph[Any, Any, Any, Any]
 
     @classmethod
     def build(cls, reasoner: Reasoner, memory: PreferenceMemory) -> EpisodeGraphs:
-        with_turns = build_graph(reasoner, memory, memory_checkpointer())
-        return cls(with_turns, build_graph(reasoner, memory))
+        interrupting = build_graph(reasoner, memory, memory_checkpointer())
+        return cls(interrupting, build_graph(reasoner, memory))
 
-    def for_context(self, context: RunContext) -> CompiledStateGraph[Any, Any, Any, Any]:
-        return self.with_turns if context.pre_action or context.post_action else self.without_turns
+    def for_run(
+        self, context: RunContext, human_turns: HumanTurns = "inline"
+    ) -> CompiledStateGraph[Any, Any, Any, Any]:
+        turns = context.pre_action or context.post_action
+        return self.interrupting if human_turns == "interrupt" and turns else self.plain
+
+
+class _SimulatedTurns:
+    """The simulated user's side of one episode's human turns; keeps what was said."""
+
+    def __init__(self, episode: Episode, user: SimulatedUser) -> None:
+        self.episode = episode
+        self.user = user
+        self.turns = 0
+        self.question: str | None = None
+        self.answer: str | None = None
+        self.feedback: str | None = None
+        self.feedback_requested = False
+
+    def __call__(self, payload: dict[str, Any]) -> str:
+        self.turns += 1
+        if self.turns > MAX_INTERRUPTS:
+            raise RuntimeError(
+                f"episode {self.episode.episode_id}: more than {MAX_INTERRUPTS} human turns"
+            )
+        kind = payload.get("type") if isinstance(payload, dict) else None
+        if kind == "question":
+            self.question = str(payload["question"])
+            answer = self.user.answer(self.episode, self.question).strip()
+            self.answer = answer or "I have no preference here."
+            return self.answer
+        if kind == "feedback":
+            self.feedback_requested = True
+            shown = Action.model_validate(payload["action"])
+            reply = self.user.feedback(self.episode, shown)
+            self.feedback = reply.strip() if reply and reply.strip() else None
+            return self.feedback or ""  # "" accepts (a None resume would not resume)
+        raise RuntimeError(f"episode {self.episode.episode_id}: unexpected turn {payload!r}")
 
 
 def play_episode(
@@ -347,10 +394,12 @@ def play_episode(
     iteration: int,
     seq: int,
     keep_checkpoints: bool = False,
+    human_turns: HumanTurns = "inline",
 ) -> EpisodeRecord:
     """Run one episode through ``graph``, playing the human with ``user``; score the action.
 
     Only the request (with this replay's request id and the episode's user) enters the graph.
+    With ``human_turns="interrupt"`` the graph needs a checkpointer (see :data:`HumanTurns`).
     The record's memory sizes are left at zero: the caller, who owns the store, fills them in.
     """
     started = time.perf_counter()
@@ -360,38 +409,21 @@ def play_episode(
     )
     thread_id = f"{episode.domain}/{method}/{request_id}"
     tracker = new_tracker()
-    config: RunnableConfig = {"configurable": {"thread_id": thread_id}, "callbacks": [tracker]}
-    question: str | None = None
-    answer: str | None = None
-    feedback: str | None = None
-    feedback_requested = False
+    human = _SimulatedTurns(episode, user)
+    configurable: dict[str, Any] = {"thread_id": thread_id}
+    if human_turns == "inline":
+        configurable[HUMAN_KEY] = human
+    config: RunnableConfig = {"configurable": configurable, "callbacks": [tracker]}
     # The harness never resumes an episode from a mid-run checkpoint (a half-played episode is
-    # rolled back and replayed), so checkpoints are only needed at interrupts: "exit" writes
-    # them when a run stops, not after every step (measured in bench/README.md).
+    # replayed from the user's snapshot), so checkpoints are only needed at interrupts: "exit"
+    # writes them when a run stops, not after every step (measured in bench/README.md).
     durability: dict[str, Any] = {"durability": "exit"} if graph.checkpointer else {}
     result = graph.invoke({"request": request}, config, context=context, **durability)
-    for _ in range(MAX_INTERRUPTS):
-        pending = result.get("__interrupt__")
-        if not pending:
-            break
-        payload = pending[0].value
-        kind = payload.get("type") if isinstance(payload, dict) else None
-        resume: str
-        if kind == "question":
-            question = str(payload["question"])
-            answer = user.answer(episode, question).strip() or "I have no preference here."
-            resume = answer
-        elif kind == "feedback":
-            feedback_requested = True
-            shown = Action.model_validate(payload["action"])
-            reply = user.feedback(episode, shown)
-            feedback = reply.strip() if reply and reply.strip() else None
-            resume = feedback or ""  # "" accepts (None would not resume)
-        else:
-            raise RuntimeError(f"episode {episode.episode_id}: unexpected interrupt {payload!r}")
+    while pending := result.get("__interrupt__"):
+        if human_turns == "inline":
+            raise RuntimeError(f"episode {episode.episode_id}: the graph interrupted an inline run")
+        resume = human(pending[0].value)
         result = graph.invoke(Command(resume=resume), config, context=context, **durability)
-    else:
-        raise RuntimeError(f"episode {episode.episode_id}: more than {MAX_INTERRUPTS} interrupts")
     action = result.get("action")
     if isinstance(action, dict):
         action = Action.model_validate(action)
@@ -419,13 +451,13 @@ def play_episode(
         seq=seq,
         request_id=request_id,
         request=episode.request,
-        question=question,
-        answer=answer,
+        question=human.question,
+        answer=human.answer,
         action=action,
         correct=action is not None and action.candidate_id in episode.truth.correct_ids,
         correct_ids=list(episode.truth.correct_ids),
-        feedback_requested=feedback_requested,
-        feedback=feedback,
+        feedback_requested=human.feedback_requested,
+        feedback=human.feedback,
         memories_retrieved=retrieved,
         memory_ops=ops,
         llm_calls=calls,
@@ -476,8 +508,10 @@ class _Run:
         services: EvalServices,
         hooks: RunHooks,
         done: Container[RunKey],
+        human_turns: HumanTurns = "inline",
     ) -> None:
         self.benchmarks = benchmarks
+        self.human_turns: HumanTurns = human_turns
         self.settings = settings
         self.out_dir = out_dir
         self.services = services
@@ -553,7 +587,7 @@ class _Run:
                 simulated = self.noise.for_run(f"{domain}/{method}/{request_id}")
             ctx = learn_ctx if learning else test_ctx
             record = play_episode(
-                graphs.for_context(ctx),
+                graphs.for_run(ctx, self.human_turns),
                 ctx,
                 step.episode,
                 simulated,
@@ -561,6 +595,7 @@ class _Run:
                 phase=step.phase,
                 iteration=step.iteration,
                 seq=step.seq,
+                human_turns=self.human_turns,
             )
             if not learning and uses_memory:
                 # Test phases must not write: reported ops, or a record count that moved (a
@@ -615,6 +650,7 @@ class _StoreTask:
     domain: str
     method: str
     done: frozenset[RunKey]
+    human_turns: HumanTurns
 
     def cost(self) -> int:
         bench = self.benchmarks[self.domain]
@@ -626,7 +662,10 @@ class _StoreTask:
 
     def __call__(self, hooks: RunHooks) -> tuple[int, list[RunKey]]:
         services = default_services(self.settings)
-        run = _Run(self.benchmarks, self.settings, self.out_dir, services, hooks, self.done)
+        run = _Run(
+            self.benchmarks, self.settings, self.out_dir, services, hooks, self.done,
+            self.human_turns,
+        )
         run.open(self.domain, self.method)
         bench = self.benchmarks[self.domain]
         for user in bench.users():
@@ -645,6 +684,7 @@ def run_evaluation(
     services: EvalServices | None = None,
     progress: Progress | None = None,
     max_episodes: int | None = None,
+    human_turns: HumanTurns = "inline",
 ) -> EvalOutcome:
     """Play (or resume) the protocol for ``settings.domains`` x ``settings.methods``.
 
@@ -655,7 +695,7 @@ def run_evaluation(
     With ``workers`` > 1 and the default services, the (domain, method) stores are shared out
     to that many worker processes (at most one per store; see :mod:`pahf.eval.workers`).
     Services passed in are objects of this process, so their runs use threads instead, one
-    user at a time per thread.
+    user at a time per thread. ``human_turns``: see :data:`HumanTurns` (results are the same).
     """
     started = time.perf_counter()
     if workers < 1:
@@ -701,6 +741,7 @@ def run_evaluation(
                 domain,
                 method,
                 frozenset(k for k in done if k[0] == domain and k[1] == method),
+                human_turns,
             )
             for domain, method in stores
         ]
@@ -710,7 +751,7 @@ def run_evaluation(
     else:
         processes = 0
         hooks = ThreadHooks(progress, max_episodes)
-        run = _Run(benchmarks, settings, out_dir, services, hooks, done)
+        run = _Run(benchmarks, settings, out_dir, services, hooks, done, human_turns)
         for domain, method in stores:
             run.open(domain, method)
         run_in_threads(

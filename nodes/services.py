@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
@@ -65,18 +66,49 @@ def resolve_user(state: PahfState, ctx: RunContext) -> str:
     return user
 
 
+#: ``config["configurable"][HUMAN_KEY]``: a :class:`HumanChannel` that answers this run's human
+#: turns in-process instead of interrupting it.
+HUMAN_KEY = "pahf_human"
+
+
+class HumanChannel(Protocol):
+    """Answers a human turn in-process: gets the payload an interrupt would carry (a
+    :class:`~pahf.state.QuestionPrompt` or :class:`~pahf.state.FeedbackPrompt` as a dict) and
+    returns what ``Command(resume=...)`` would."""
+
+    def __call__(self, payload: dict[str, Any]) -> Any: ...
+
+
+def _human_channel() -> HumanChannel | None:
+    try:
+        configurable = get_config().get("configurable") or {}
+    except RuntimeError:  # called outside a graph run (unit tests of a node)
+        return None
+    channel = configurable.get(HUMAN_KEY)
+    return channel if callable(channel) else None
+
+
+def ask_human(payload: dict[str, Any]) -> Any:
+    """Put a human turn to the person: by interrupting the run (Studio, servers, apps resuming
+    with ``Command(resume=...)``), or, when the run's config carries a :class:`HumanChannel`,
+    by calling it. The in-process channel needs no checkpointer and keeps a whole episode in
+    one graph run (evaluation, terminal chat); both ways give the node the same value."""
+    channel = _human_channel()
+    return interrupt(payload) if channel is None else channel(payload)
+
+
 def ask_until_valid(payload: dict[str, Any], parse: Callable[[Any], T]) -> T:
-    """Interrupt with ``payload`` until the resume value parses.
+    """Ask with ``payload`` until the reply parses.
 
     A malformed resume value must not poison the thread (LangGraph would replay it on every
-    later resume), so the node interrupts again with the parse error in ``payload["error"]``:
-    the person (or the calling app) sees what was wrong and answers again. Nothing is stored
-    until a valid value arrives.
+    later resume), so the node asks again with the parse error in ``payload["error"]``: the
+    person (or the calling app) sees what was wrong and answers again. Nothing is stored until
+    a valid value arrives.
     """
-    value = interrupt(payload)
+    value = ask_human(payload)
     for _ in range(MAX_INVALID_REPLIES):
         try:
             return parse(value)
         except ValueError as exc:
-            value = interrupt({**payload, "error": str(exc)})
+            value = ask_human({**payload, "error": str(exc)})
     return parse(value)

@@ -241,3 +241,37 @@ def test_langgraph_json_names_a_loadable_graph(
     graph = getattr(module, attr)
     assert set(graph.get_graph().nodes) - {"__start__", "__end__"} == set(NODE_NAMES)
     assert graph.checkpointer is None  # the server brings its own
+
+
+def test_an_in_process_human_channel_plays_the_whole_request_in_one_run(
+    minilm_memory: ChromaPreferenceMemory,
+) -> None:
+    """A HumanChannel in the run's config answers the turns instead of interrupts: no
+    checkpointer, one invoke, the same learning; a malformed reply is asked again with the
+    error, as an interrupt would be."""
+    from pahf.nodes.services import HUMAN_KEY
+
+    graph = build_graph(OfflineReasoner(minilm_memory.encoder), minilm_memory)  # no checkpointer
+    seen: list[dict[str, Any]] = []
+
+    def human(payload: dict[str, Any]) -> Any:
+        seen.append(payload)
+        if payload["type"] == "question":
+            return "In the morning I want green tea, never coffee."
+        return ["not", "a", "reply"] if len(seen) == 2 else ""  # malformed once, then accept
+
+    req = {
+        "user_id": "ana",
+        "task": "make me a drink",
+        "context": "Morning",
+        "candidates": [{"id": "tea", "text": "green tea"}, {"id": "coffee", "text": "black coffee"}],
+    }
+    out = graph.invoke({"request": req}, {"configurable": {HUMAN_KEY: human}}, context=RunContext())
+    assert "__interrupt__" not in out
+    assert [p["type"] for p in seen] == ["question", "feedback", "feedback"]
+    assert "error" in seen[2] and "error" not in seen[1]
+    assert out["action"].candidate_id == "tea" and out["feedback"].accepted
+    assert [op.kind for op in out["memory_ops"]] == ["add", "reinforce"]
+    assert [r.text for r in minilm_memory.list("ana")] == [
+        "In the morning I want green tea, never coffee."
+    ]

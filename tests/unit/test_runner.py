@@ -201,6 +201,7 @@ def _play_and_trace(episode: Episode, method: str) -> tuple[EpisodeRecord, list[
         iteration=1,
         seq=0,
         keep_checkpoints=True,
+        human_turns="interrupt",  # a checkpoint at each human turn shows what the agent held
     )
     return record, _history(graph, f"embodied/{method}/{record.request_id}")
 
@@ -353,6 +354,20 @@ def test_rerun_with_other_settings_is_refused(tmp_path: Path) -> None:
     other_data = {"embodied": tiny_benchmark(users=("bea",))}
     with pytest.raises(RunConfigMismatch, match="benchmarks"):
         run_evaluation(other_data, settings(["no-memory"], 1), tmp_path / "r")
+
+
+def test_inline_human_turns_give_the_records_of_interrupts(tmp_path: Path) -> None:
+    """The harness plays human turns in-process (one graph run per episode); a deployment sees
+    interrupts and resumes. Every method, with noisy feedback so corrections of every kind
+    happen: the records must be identical, or the evaluation would not describe deployments."""
+    bench = {"embodied": tiny_benchmark()}
+    noisy = settings(list(ALL), feedback_noise=0.3)
+    inline = run_evaluation(bench, noisy, tmp_path / "inline", services=in_memory())
+    interrupts = run_evaluation(
+        bench, noisy, tmp_path / "interrupt", services=in_memory(), human_turns="interrupt"
+    )
+    assert any(r.asked for r in inline.records) and any(r.corrected for r in inline.records)
+    assert comparable(inline.records) == comparable(interrupts.records)
 
 
 def test_results_do_not_depend_on_the_worker_count(tmp_path: Path) -> None:
