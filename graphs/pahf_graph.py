@@ -1,8 +1,10 @@
 """The PAHF loop as a LangGraph state machine.
 
-    START -> retrieve_memory -> ambiguity_detect -> ask_user -> retrieve_memory (again)
-                                                 \\-> act -> ingest_feedback -> END
-                                                        \\-> END  (post-action feedback off)
+    START -> retrieve_memory --(a question could follow)--> ambiguity_detect
+             retrieve_memory --(clarification off, or budget used)--> act
+    ambiguity_detect --(ambiguous)--> ask_user -> retrieve_memory (again, with the answer)
+    ambiguity_detect --(clear)--> act
+    act --(feedback on)--> ingest_feedback -> END;   act --(feedback off)--> END
 
 ``build_graph`` is for applications and evaluation (you pass the reasoner, memory and a
 checkpointer); the module-level ``graph`` is what ``langgraph.json`` serves: compiled without a
@@ -28,6 +30,7 @@ from pahf.nodes import (
     make_retrieve_memory,
     route_after_action,
     route_after_assessment,
+    route_after_retrieval,
 )
 from pahf.nodes.services import ServicesProvider
 from pahf.reasoners.base import Reasoner
@@ -47,7 +50,9 @@ def build_state_graph(services: ServicesProvider) -> StateGraph[Any, Any, Any, A
     builder.add_node("act", make_act(services))
     builder.add_node("ingest_feedback", make_ingest_feedback(services))
     builder.add_edge(START, "retrieve_memory")
-    builder.add_edge("retrieve_memory", "ambiguity_detect")
+    builder.add_conditional_edges(
+        "retrieve_memory", route_after_retrieval, ["ambiguity_detect", "act"]
+    )
     builder.add_conditional_edges("ambiguity_detect", route_after_assessment, ["ask_user", "act"])
     builder.add_edge("ask_user", "retrieve_memory")
     builder.add_conditional_edges("act", route_after_action, ["ingest_feedback", END])

@@ -4,7 +4,7 @@ from pahf.nodes.act import make_act, route_after_action
 from pahf.nodes.ambiguity_detect import make_ambiguity_detect, route_after_assessment
 from pahf.nodes.ask_user import make_ask_user
 from pahf.nodes.ingest_feedback import make_ingest_feedback
-from pahf.nodes.retrieve_memory import make_retrieve_memory
+from pahf.nodes.retrieve_memory import make_retrieve_memory, route_after_retrieval
 from pahf.nodes.services import Services, ServicesProvider, run_context
 
 __all__ = [
@@ -17,5 +17,6 @@ __all__ = [
     "make_retrieve_memory",
     "route_after_action",
     "route_after_assessment",
+    "route_after_retrieval",
     "run_context",
 ]

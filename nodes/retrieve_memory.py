@@ -6,9 +6,9 @@ resolves which user the run is for before anything is asked or stored.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pahf.nodes.services import NodeFn, ServicesProvider, resolve_user, run_context
+from pahf.nodes.services import NodeFn, ServicesProvider, can_ask, resolve_user, run_context
 from pahf.state import PahfState
 
 
@@ -37,3 +37,9 @@ def make_retrieve_memory(services: ServicesProvider) -> NodeFn:
         return update
 
     return retrieve_memory
+
+
+def route_after_retrieval(state: PahfState, runtime: Any) -> Literal["ambiguity_detect", "act"]:
+    """Assess ambiguity only when a question could follow: with clarification off or the
+    question budget used, the run goes straight to the action (one graph step fewer)."""
+    return "ambiguity_detect" if can_ask(state, run_context(runtime)) else "act"

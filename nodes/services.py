@@ -53,6 +53,11 @@ def run_context(runtime: Any) -> RunContext:
     return RunContext.model_validate(ctx, from_attributes=True)
 
 
+def can_ask(state: PahfState, ctx: RunContext) -> bool:
+    """Could this run still put a clarification question (channel on, budget left)?"""
+    return ctx.pre_action and state.questions_asked < ctx.question_budget
+
+
 def resolve_user(state: PahfState, ctx: RunContext) -> str:
     """The user this run is for: the request's user id or the context's, never ambiguous."""
     from_request, from_context = state.request.user_id, ctx.user_id
