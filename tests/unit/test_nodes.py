@@ -21,6 +21,7 @@ from pahf.nodes import (
     make_retrieve_memory,
     route_after_action,
     route_after_assessment,
+    route_after_retrieval,
 )
 from pahf.state import (
     Action,
@@ -126,6 +127,10 @@ def test_ambiguity_detect_consults_reasoner_only_when_a_question_is_possible(ser
     spent = node(_state(questions_asked=1), _runtime(question_budget=1))["assessment"]
     assert not off.ambiguous and not spent.ambiguous and reasoner.calls == ["assess"]
     assert route_after_assessment(_state(assessment=off)) == "act"
+    # ...and the graph only routes to it while a question could follow
+    assert route_after_retrieval(_state(), _runtime()) == "ambiguity_detect"
+    assert route_after_retrieval(_state(), _runtime(pre_action=False)) == "act"
+    assert route_after_retrieval(_state(questions_asked=1), _runtime(question_budget=1)) == "act"
 
 
 def test_act_returns_a_candidate_and_refuses_others(services: Any) -> None:
