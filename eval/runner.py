@@ -12,8 +12,8 @@ Test phases switch both human channels off and must not write memory (checked af
 episode). Memory carries across iterations and phases; each domain x method gets its
 own store (worked on in memory, archived to the run directory at the end), and users are
 isolated by the store (one collection per user), so a user's results depend on that user's
-episodes only. That is why stores and users can run concurrently (``workers``: processes per
-store, see :mod:`pahf.eval.workers`) without changing any result.
+episodes only. That is why users can run concurrently (``workers``: processes, each with
+its own working stores, see :mod:`pahf.eval.workers`) without changing any result.
 
 Methods are the RunContext switches of :func:`pahf.state.context_for_method`. ``no-memory``
 plays K learning iterations too (the reference forces one); with memory and both channels off
@@ -57,7 +57,7 @@ from pahf.eval.episodes import (
 from pahf.eval.noise import NoisyFeedback, statements_by_user_phase
 from pahf.eval.results import EpisodeLog, EpisodeRecord, RunKey, run_key
 from pahf.eval.simulators import RuleBasedUser
-from pahf.eval.snapshots import restore_user, save_snapshot
+from pahf.eval.snapshots import load_snapshot, restore_user, save_snapshot
 from pahf.eval.usage import new_tracker, read_usage
 from pahf.eval.workers import Progress, RunHooks, ThreadHooks, run_in_processes, run_in_threads
 from pahf.graphs import build_graph
@@ -522,8 +522,6 @@ class _Run:
         self.played = 0
         self.recovered: list[RunKey] = []
         self.stores: dict[tuple[str, str], PreferenceMemory] = {}
-        #: Each user's memory as the run leaves it, per store (written to the archive).
-        self.finals: dict[tuple[str, str], dict[str, list[MemoryRecord]]] = {}
         self.reasoners: dict[tuple[str, str], Reasoner] = {}
         all_episodes = [e for b in benchmarks.values() for eps in b.episodes.values() for e in eps]
         self.noise = (
@@ -540,7 +538,6 @@ class _Run:
     def open(self, domain: str, method: str) -> None:
         store = self.services.open_memory(self.out_dir / "memory" / f"{domain}-{method}")
         self.stores[(domain, method)] = store
-        self.finals[(domain, method)] = {}
         self.reasoners[(domain, method)] = self.services.make_reasoner(store)
 
     def _finished_one(self) -> None:
@@ -571,7 +568,6 @@ class _Run:
                 if recovered is not None:
                     with self.lock:
                         self.recovered.append(recovered)
-            self.finals[(domain, method)][user] = current
         if all(key in self.done for key in keys):
             return
         graphs = EpisodeGraphs.build(self.reasoners[(domain, method)], memory)
@@ -611,7 +607,6 @@ class _Run:
             changed = uses_memory and bool(record.memory_ops)
             if changed:
                 current = memory.list(user)
-                self.finals[(domain, method)][user] = current
             active, total = memory_sizes(current)
             record = record.model_copy(update={"memory_active": active, "memory_total": total})
             if changed:
@@ -619,20 +614,26 @@ class _Run:
             self.log.append(record)
             self._finished_one()
 
-    def archive(self) -> None:
-        """Write each user's final memory to the run directory's store, if the services keep
-        one (the working store may live in memory): ``pahf memory list --store`` reads it."""
-        if self.services.open_archive is None:
-            return
-        for (domain, method), users in self.finals.items():
-            if not users:
-                continue
-            archive = self.services.open_archive(self.out_dir / "memory" / f"{domain}-{method}")
-            for user, records in users.items():
-                with contextlib.suppress(UnknownUserError):
-                    archive.forget(user)
-                if records:
-                    archive.import_records(user, records)
+
+def archive_memories(
+    out_dir: Path,
+    open_archive: Callable[[Path], PreferenceMemory],
+    benchmarks: Mapping[str, Benchmark],
+    stores: Sequence[tuple[str, str]],
+) -> None:
+    """Write each user's final memory (their last snapshot) to the run directory's stores, so
+    ``pahf memory list --store DIR/memory/<domain>-<method>`` shows what the run learned."""
+    for domain, method in stores:
+        if not context_for_method(method).use_memory:
+            continue
+        root = out_dir / "snapshots" / f"{domain}-{method}"
+        archive = open_archive(out_dir / "memory" / f"{domain}-{method}")
+        for user in benchmarks[domain].users():
+            snap = load_snapshot(root, user)
+            with contextlib.suppress(UnknownUserError):
+                archive.forget(user)
+            if snap is not None and snap.records:
+                archive.import_records(user, snap.records)
 
 
 #: Rough relative cost of an episode per method (memory writes dominate), to start the longest
@@ -641,24 +642,29 @@ _METHOD_COST: dict[str, int] = {"no-memory": 1, "pre-only": 2, "post-only": 3, "
 
 
 @dataclass(frozen=True)
-class _StoreTask:
-    """One (domain, method) store played whole, in a worker process (so it must pickle)."""
+class _UsersTask:
+    """Some users of one domain, under every method, played in a worker process (so it must
+    pickle). Working stores are per process and in memory; users never share anything, so
+    any split of the users gives the same results, and a user's texts are embedded once."""
 
     benchmarks: Mapping[str, Benchmark]
     settings: EvalSettings
     out_dir: Path
     domain: str
-    method: str
+    methods: tuple[str, ...]
+    users: tuple[str, ...]
     done: frozenset[RunKey]
     human_turns: HumanTurns
 
     def cost(self) -> int:
         bench = self.benchmarks[self.domain]
+        mine = set(self.users)
         episodes = sum(
-            len(eps) * (self.settings.iterations if phase in LEARNING_PHASES else 1)
+            sum(e.user in mine for e in eps)
+            * (self.settings.iterations if phase in LEARNING_PHASES else 1)
             for phase, eps in bench.episodes.items()
         )
-        return episodes * _METHOD_COST.get(self.method, 1)
+        return episodes * sum(_METHOD_COST.get(m, 1) for m in self.methods)
 
     def __call__(self, hooks: RunHooks) -> tuple[int, list[RunKey]]:
         services = default_services(self.settings)
@@ -666,13 +672,51 @@ class _StoreTask:
             self.benchmarks, self.settings, self.out_dir, services, hooks, self.done,
             self.human_turns,
         )
-        run.open(self.domain, self.method)
+        for method in self.methods:
+            run.open(self.domain, method)
         bench = self.benchmarks[self.domain]
-        for user in bench.users():
+        for user in self.users:
             steps = replay_order(bench, user, self.settings.iterations)
-            run.run_user(self.domain, self.method, user, steps)
-        run.archive()
+            for method in self.methods:
+                run.run_user(self.domain, method, user, steps)
         return run.played, run.recovered
+
+
+def _user_tasks(
+    benchmarks: Mapping[str, Benchmark],
+    settings: EvalSettings,
+    out_dir: Path,
+    domains: Sequence[str],
+    methods: Sequence[str],
+    done: Container[RunKey],
+    human_turns: HumanTurns,
+    workers: int,
+) -> list[_UsersTask]:
+    """Each domain's users dealt round-robin into ``2 x workers`` groups, longest first."""
+    tasks = []
+    for domain in domains:
+        users = benchmarks[domain].users()
+        groups = [tuple(users[i :: 2 * workers]) for i in range(min(len(users), 2 * workers))]
+        for group in groups:
+            ids = _ids(benchmarks[domain], set(group))
+            tasks.append(
+                _UsersTask(
+                    {d: benchmarks[d] for d in domains},
+                    settings,
+                    out_dir,
+                    domain,
+                    tuple(methods),
+                    group,
+                    frozenset(k for k in done if k[0] == domain and k[4] in ids),
+                    human_turns,
+                )
+            )
+    tasks.sort(key=lambda t: -t.cost())  # longest first: the last to start are short
+    return tasks
+
+
+def _ids(bench: Benchmark, users: set[str]) -> set[str]:
+    return {e.episode_id for eps in bench.episodes.values() for e in eps if e.user in users}
 
 
 def run_evaluation(
@@ -692,8 +736,9 @@ def run_evaluation(
     ``max_episodes`` stops after that many newly played episodes (the run is then incomplete
     and a rerun resumes it). Results do not depend on ``workers``.
 
-    With ``workers`` > 1 and the default services, the (domain, method) stores are shared out
-    to that many worker processes (at most one per store; see :mod:`pahf.eval.workers`).
+    With ``workers`` > 1 and the default services, each domain's users are dealt out to that
+    many worker processes, a user's every method in one process (:mod:`pahf.eval.workers`);
+    each user's final memory is then archived in the run directory from their snapshot.
     Services passed in are objects of this process, so their runs use threads instead, one
     user at a time per thread. ``human_turns``: see :data:`HumanTurns` (results are the same).
     """
@@ -730,22 +775,13 @@ def run_evaluation(
     skipped = len(scheduled & done.keys())
     if progress is not None:
         progress.start(len(scheduled), skipped)
-    recovered: list[RunKey] = []
-    processes = min(workers, len(stores)) if not in_process and len(stores) > 1 else 0
+    tasks = (
+        _user_tasks(benchmarks, settings, out_dir, domains, methods, done, human_turns, workers)
+        if workers > 1 and not in_process
+        else []
+    )
+    processes = min(workers, len(tasks))
     if processes > 1:
-        tasks = [
-            _StoreTask(
-                {d: benchmarks[d] for d in domains},
-                settings,
-                out_dir,
-                domain,
-                method,
-                frozenset(k for k in done if k[0] == domain and k[1] == method),
-                human_turns,
-            )
-            for domain, method in stores
-        ]
-        tasks.sort(key=lambda t: -t.cost())  # longest first: the last to start is short
         results, played = run_in_processes(tasks, processes, progress, max_episodes)
         recovered = [key for _, keys in results for key in keys]
     else:
@@ -757,8 +793,9 @@ def run_evaluation(
         run_in_threads(
             [functools.partial(_play_user, run, job) for job in jobs], workers, hooks
         )
-        run.archive()
         played, recovered = run.played, run.recovered
+    if services.open_archive is not None:
+        archive_memories(out_dir, services.open_archive, benchmarks, stores)
     records = {k: r for k, r in log.load().items() if k in scheduled}
     return EvalOutcome(
         settings=settings,

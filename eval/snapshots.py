@@ -59,13 +59,23 @@ def save_snapshot(
     os.replace(tmp, path)
 
 
+class SnapshotError(RuntimeError):
+    """A snapshot cannot be used: the run cannot know that user's memory."""
+
+
 def load_snapshot(root: Path, user: str) -> MemorySnapshot | None:
     path = snapshot_path(root, user)
     if not path.exists():
         return None
-    snap = MemorySnapshot.model_validate_json(path.read_text(encoding="utf-8"))
+    try:
+        snap = MemorySnapshot.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise SnapshotError(
+            f"memory snapshot {path} of user {user!r} is unreadable ({exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0]}); restore it, or start the run again in a new --out"
+        ) from None
     if snap.user != user:
-        raise RuntimeError(f"snapshot {path} belongs to {snap.user!r}, not {user!r}")
+        raise SnapshotError(f"snapshot {path} belongs to {snap.user!r}, not {user!r}")
     return snap
 
 

@@ -1,12 +1,11 @@
 """How an evaluation run spreads its work: threads in this process, or worker processes.
 
 Threads share the GIL: two threads played only 1.1x the episodes of one (bench/README.md), since
-almost all of an episode is Python (LangGraph, pydantic, the reasoner) holding it. A run's
-(domain, method) stores are independent of each other, so worker *processes* each take whole
-stores: a store directory is only ever opened by one process (embedded Chroma must not be
-shared between processes), the episode log is appended under a file lock
-(:class:`pahf.eval.results.EpisodeLog`), and the parent only shows progress, enforces
-``max_episodes`` and re-raises the first failure.
+almost all of an episode is Python (LangGraph, pydantic, the reasoner) holding it. Users share
+nothing, so worker *processes* each take a share of the users, with working stores of their
+own (in memory); the episode log is appended under a file lock
+(:class:`pahf.eval.results.EpisodeLog`), snapshots are per user, and the parent only shows
+progress, enforces ``max_episodes``, re-raises the first failure and archives the memories.
 
 Both ways a task reports through :class:`RunHooks`, so the protocol code does not care which
 one runs it.

@@ -67,8 +67,7 @@ def register(sub: Any) -> None:
         type=int,
         default=min(4, os.cpu_count() or 1),
         metavar="W",
-        help="worker processes, each playing whole (domain, method) stores; results do not "
-        "depend on it",
+        help="worker processes, each playing a share of the users; results do not depend on it",
     )
     add("--out", metavar="DIR", help="run directory (default runs/<timestamp>)")
     add("--seed", type=int, default=0, metavar="S", help="generator and feedback-noise seed")

@@ -13,7 +13,7 @@ import pytest
 from pahf.eval.metrics import summarize, without_timing
 from pahf.eval.results import EpisodeLog, EpisodeRecord, sorted_records
 from pahf.eval.runner import EvalSettings, run_evaluation
-from pahf.memory.chroma import StoreLocationError
+from pahf.eval.snapshots import SnapshotError
 from tests.unit.eval_fixtures import tiny_benchmark
 
 METHODS = ["no-memory", "pre-only", "pahf"]
@@ -49,9 +49,11 @@ def test_worker_processes_give_the_results_of_one_thread(tmp_path: Path) -> None
 
 def test_a_failing_worker_process_fails_the_run_with_its_error(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    (out / "memory").mkdir(parents=True)
-    (out / "memory" / "embodied-pahf").write_text("not a store")  # opening it must fail
-    with pytest.raises(StoreLocationError, match="embodied-pahf"):
+    run_evaluation(_benchmarks(), _settings(), out, workers=2, max_episodes=60)  # type: ignore[arg-type]
+    snapshots = sorted((out / "snapshots").rglob("*.json"))
+    assert snapshots
+    snapshots[0].write_text("{not json")  # that user's memory can no longer be rebuilt
+    with pytest.raises(SnapshotError, match=r"memory snapshot .* is unreadable"):
         run_evaluation(_benchmarks(), _settings(), out, workers=2)  # type: ignore[arg-type]
 
 
