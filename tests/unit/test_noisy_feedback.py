@@ -160,8 +160,9 @@ def test_confirmations_stop_at_the_confidence_ceiling(
         teach(graph, n, TEA)
         kinds.append([op.kind for op in finish(graph, n, "")["memory_ops"]])
     [tea] = store.list("ana")
-    assert tea.confidence == CONFIDENCE_CEILING == 4.0
-    assert kinds[-2:] == [[], []]  # at the ceiling: nothing written
+    assert tea.confidence == CONFIDENCE_CEILING == 2.0
+    assert kinds[0] == ["add", "reinforce"]  # learned, then confirmed once: established
+    assert kinds[1:] == [[]] * 5  # at the ceiling: nothing written
     events = [h.event for h in tea.history]
     assert events.count("reinforced") == int(CONFIDENCE_CEILING - 1.0)
     store.challenge("ana", tea.id, detail="off-topic remark")
