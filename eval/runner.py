@@ -35,11 +35,12 @@ import importlib
 import json
 import threading
 import time
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
@@ -63,7 +64,7 @@ from pahf.eval.workers import Progress, RunHooks, ThreadHooks, run_in_processes,
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.base import PreferenceMemory, UnknownUserError
-from pahf.memory.chroma import ChromaPreferenceMemory
+from pahf.memory.chroma import ChromaPreferenceMemory, embedding_text
 from pahf.nodes.services import HUMAN_KEY
 from pahf.reasoners.base import Reasoner
 from pahf.reasoners.offline import OfflineReasoner
@@ -507,7 +508,7 @@ class _Run:
         out_dir: Path,
         services: EvalServices,
         hooks: RunHooks,
-        done: Container[RunKey],
+        done: Iterable[RunKey],
         human_turns: HumanTurns = "inline",
     ) -> None:
         self.benchmarks = benchmarks
@@ -620,20 +621,30 @@ def archive_memories(
     open_archive: Callable[[Path], PreferenceMemory],
     benchmarks: Mapping[str, Benchmark],
     stores: Sequence[tuple[str, str]],
+    known: Sequence[tuple[Sequence[str], np.ndarray]] = (),
 ) -> None:
     """Write each user's final memory (their last snapshot) to the run directory's stores, so
-    ``pahf memory list --store DIR/memory/<domain>-<method>`` shows what the run learned."""
+    ``pahf memory list --store DIR/memory/<domain>-<method>`` shows what the run learned.
+
+    ``known``: (texts, vectors) the worker processes already embedded; they prime the archive's
+    encoder so the memories are not embedded a second time here.
+    """
+    primed: set[int] = set()
     for domain, method in stores:
         if not context_for_method(method).use_memory:
             continue
-        root = out_dir / "snapshots" / f"{domain}-{method}"
         archive = open_archive(out_dir / "memory" / f"{domain}-{method}")
+        prime = getattr(archive.encoder, "prime", None)
+        if prime is not None and id(archive.encoder) not in primed:
+            primed.add(id(archive.encoder))
+            for texts, vectors in known:
+                prime(texts, vectors)
         for user in benchmarks[domain].users():
-            snap = load_snapshot(root, user)
+            records = _final_records(out_dir, domain, method, user)
             with contextlib.suppress(UnknownUserError):
                 archive.forget(user)
-            if snap is not None and snap.records:
-                archive.import_records(user, snap.records)
+            if records:
+                archive.import_records(user, records)
 
 
 #: Rough relative cost of an episode per method (memory writes dominate), to start the longest
@@ -666,7 +677,7 @@ class _UsersTask:
         )
         return episodes * sum(_METHOD_COST.get(m, 1) for m in self.methods)
 
-    def __call__(self, hooks: RunHooks) -> tuple[int, list[RunKey]]:
+    def __call__(self, hooks: RunHooks) -> _TaskResult:
         services = default_services(self.settings)
         run = _Run(
             self.benchmarks, self.settings, self.out_dir, services, hooks, self.done,
@@ -679,7 +690,33 @@ class _UsersTask:
             steps = replay_order(bench, user, self.settings.iterations)
             for method in self.methods:
                 run.run_user(self.domain, method, user, steps)
-        return run.played, run.recovered
+        # The vectors of these users' final memories, from this process's warm cache: the
+        # parent archives the memories and would otherwise embed every one of them again.
+        texts = sorted(
+            {
+                embedding_text(r.topic, r.text)
+                for method in self.methods
+                if context_for_method(method).use_memory
+                for user in self.users
+                for r in _final_records(self.out_dir, self.domain, method, user)
+            }
+        )
+        store = next(iter(run.stores.values()), None)
+        vectors = store.encoder.encode(texts) if store is not None and texts else None
+        return _TaskResult(run.played, run.recovered, texts, vectors)
+
+
+@dataclass(frozen=True)
+class _TaskResult:
+    played: int
+    recovered: list[RunKey]
+    texts: list[str]
+    vectors: np.ndarray | None
+
+
+def _final_records(out_dir: Path, domain: str, method: str, user: str) -> list[MemoryRecord]:
+    snap = load_snapshot(out_dir / "snapshots" / f"{domain}-{method}", user)
+    return [] if snap is None else list(snap.records)
 
 
 def _user_tasks(
@@ -688,7 +725,7 @@ def _user_tasks(
     out_dir: Path,
     domains: Sequence[str],
     methods: Sequence[str],
-    done: Container[RunKey],
+    done: Iterable[RunKey],
     human_turns: HumanTurns,
     workers: int,
 ) -> list[_UsersTask]:
@@ -781,9 +818,11 @@ def run_evaluation(
         else []
     )
     processes = min(workers, len(tasks))
+    known: list[tuple[Sequence[str], np.ndarray]] = []  # vectors the workers computed
     if processes > 1:
         results, played = run_in_processes(tasks, processes, progress, max_episodes)
-        recovered = [key for _, keys in results for key in keys]
+        recovered = [key for result in results for key in result.recovered]
+        known = [(r.texts, r.vectors) for r in results if r.vectors is not None]
     else:
         processes = 0
         hooks = ThreadHooks(progress, max_episodes)
@@ -795,7 +834,7 @@ def run_evaluation(
         )
         played, recovered = run.played, run.recovered
     if services.open_archive is not None:
-        archive_memories(out_dir, services.open_archive, benchmarks, stores)
+        archive_memories(out_dir, services.open_archive, benchmarks, stores, known)
     records = {k: r for k, r in log.load().items() if k in scheduled}
     return EvalOutcome(
         settings=settings,

@@ -92,6 +92,16 @@ class CachedEncoder:
         """How many texts have a cached vector."""
         return len(self._cache)
 
+    def prime(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Seed the cache with vectors this same model computed elsewhere (another process),
+        so encoding those texts here costs nothing."""
+        if len(texts) != len(vectors) or (len(texts) and vectors.shape[1] != self.dim):
+            raise ValueError(
+                f"prime: {len(texts)} texts but vectors of shape {vectors.shape} "
+                f"(expected ({len(texts)}, {self.dim}))"
+            )
+        self._cache.put_many(list(texts), vectors.astype(np.float32, copy=False))
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

@@ -87,3 +87,27 @@ def test_langchain_embeddings_adapter() -> None:
     assert store.search("u", "tea")[0].record.text == "tea"
     with pytest.raises(EmbeddingModelError, match="pass the same"):
         LangChainEmbeddingFunction.build_from_config({"label": "fake"})
+
+
+def test_a_primed_cache_spares_the_model_and_refuses_wrong_shapes() -> None:
+    """Evaluation workers hand their vectors to the parent, which primes its encoder with them
+    before archiving memories: encoding those texts must not run the model again."""
+    from pahf.memory.embeddings import HashingEncoder
+
+    source, target = HashingEncoder(), HashingEncoder()
+    texts = ["I want green tea", "never coffee"]
+    vectors = source.encode(texts)
+    calls: list[list[str]] = []
+    real = target._encode
+
+    def counting(batch: list[str]) -> np.ndarray:
+        calls.append(batch)
+        return real(batch)
+
+    target._encode = counting  # type: ignore[method-assign]
+    target.prime(texts, vectors)
+    assert np.array_equal(target.encode(texts), vectors) and calls == []
+    target.encode(["something new"])
+    assert calls == [["something new"]]
+    with pytest.raises(ValueError, match="prime"):
+        target.prime(texts, vectors[:1])
