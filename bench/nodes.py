@@ -5,11 +5,12 @@ Timing comes from LangChain callbacks, not from the nodes: a handler registered 
 tracker stays in place), sees each node start and end (``on_chain_start`` with the node's name
 and a ``graph:step:N`` tag) and each graph invocation. Nodes are not modified.
 
-``ask_user`` and ``ingest_feedback`` interrupt for the human and are re-run from their start on
-resume (LangGraph's rule), so they are reported twice: the part up to the interrupt, and the
-resumed run that does the learning and memory writes. "graph invoke" is one ``invoke`` call
-(an episode makes one per interrupt plus one); "framework" is what invoke time the nodes do not
-account for: LangGraph's state handling, checkpoints and scheduling.
+Episodes are played as the harness plays them: human turns through the in-process channel,
+one ``invoke`` per episode, so ``ask_user`` and ``ingest_feedback`` include the (rule-based,
+sub-millisecond) simulated user's reply. Played with interrupts instead, those two nodes would
+be reported twice: the part up to the interrupt, and the resumed run (LangGraph re-runs an
+interrupted node from its start). "framework" is what invoke time the nodes do not account
+for: LangGraph's state handling and scheduling.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def run(size: Size = "default", embedding: Embedding = "minilm") -> BenchReport:
                 continue
             stats = LatencyStats.of(samples)
             node_total += sum(samples)
-            resumed = label in ("ask_user", "ingest_feedback")
+            resumed = f"{label} (to interrupt)" in timer.samples
             table.add(
                 f"{label} (resumed)" if resumed else label,
                 stats.n,
@@ -182,7 +183,7 @@ def run(size: Size = "default", embedding: Embedding = "minilm") -> BenchReport:
             f"average; framework time inside invoke (state, checkpoints, scheduling) "
             f"{1000 * framework / max(episodes, 1):.2f} ms/episode = "
             f"{100 * framework / episode_seconds:.1f}% of episode time; the rest outside invoke "
-            "is the episode driver (simulated user, get_state, thread cleanup)"
+            "is the episode driver (request, usage tracker, episode record)"
         )
         report.figures["framework_fraction"] = framework / episode_seconds
         report.figures["ms_per_episode"] = 1000 * episode_seconds / max(episodes, 1)
