@@ -19,7 +19,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -54,6 +54,7 @@ class RunResult:
     correct: int
     choices: Choices
     cpu_seconds: float = 0.0
+    cpu_by_method: dict[str, float] = field(default_factory=dict)
 
     @property
     def per_second(self) -> float:
@@ -133,9 +134,11 @@ def _replay_all(
     choices: Choices = {}
     correct = 0
     simulated = RuleBasedUser()
+    by_method: dict[str, float] = {}
     started, cpu = time.perf_counter(), cpu_seconds()
     for domain, bench in benchmarks.items():
         for method in methods:
+            method_cpu = cpu_seconds()
             store = new_store(embedding)
             reasoner = OfflineReasoner(store.encoder)
             for user in bench.users():
@@ -150,8 +153,9 @@ def _replay_all(
                     key = (domain, method, step.phase, step.iteration, step.episode.episode_id)
                     choices[key] = chosen
                     correct += ok
+            by_method[method] = by_method.get(method, 0.0) + cpu_seconds() - method_cpu
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-    return RunResult(name, len(choices), seconds, correct, choices, cpu)
+    return RunResult(name, len(choices), seconds, correct, choices, cpu, by_method)
 
 
 def run_graph_only(
@@ -262,6 +266,22 @@ def run(
             f"harness overhead (CPU time): {100 * harness_overhead:.1f}%; 2 workers vs 1 (wall): "
             f"{speedup:.2f}x"
         )
+        per_method = {
+            m: (graph_only.cpu_by_method[m] - bare.cpu_by_method[m]) / graph_only.cpu_by_method[m]
+            for m in methods
+            if graph_only.cpu_by_method.get(m) and m in bare.cpu_by_method
+        }
+        per_m = max(expected // max(len(methods), 1), 1)  # episodes per method
+        table.notes.append(
+            "graph overhead by method (CPU time; ms/episode graph vs bare): "
+            + ", ".join(
+                f"{m} {100 * v:.1f}% ({1000 * graph_only.cpu_by_method[m] / per_m:.2f}"
+                f" vs {1000 * bare.cpu_by_method[m] / per_m:.2f})"
+                for m, v in per_method.items()
+            )
+        )
+        for m, v in per_method.items():
+            report.figures[f"graph_overhead_fraction_{m}"] = v
         if any(r.episodes != expected for r in results):
             table.notes.append(
                 f"expected {expected} episodes per run; got "
