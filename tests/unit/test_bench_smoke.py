@@ -73,9 +73,9 @@ def test_nodes_reports_every_node() -> None:
     assert {
         "retrieve_memory",
         "ambiguity_detect",
-        "ask_user (resumed)",
+        "ask_user",
         "act",
-        "ingest_feedback (resumed)",
+        "ingest_feedback",
         "graph invoke",
     } <= labels
     assert 0.0 <= report.figures["framework_fraction"] < 1.0
