@@ -197,20 +197,23 @@ class ChromaPreferenceMemory:
         embedding_function: EmbeddingFunction[Documents] | None = None,
         namespace: str | None = None,
         client: ClientAPI | None = None,
+        exclusive: bool | None = None,
     ) -> None:
         """Open (or create) a store.
 
         ``location``: a directory for an embedded ``PersistentClient`` (the default use), an
-        ``http(s)://host:port`` URL of a Chroma server, or None for an in-memory store (tests).
-        ``namespace`` prefixes collection names; in-memory stores get a random one because
-        Chroma shares one in-memory database per process.
+        ``http(s)://host:port`` URL of a Chroma server, or None for an in-memory store (tests,
+        evaluation). ``namespace`` prefixes collection names; in-memory stores get a random one
+        because Chroma shares one in-memory database per process.
+
+        ``exclusive``: this object is the only writer of its collections, so searches and
+        counts can be answered from a per-user cache that every write through this object
+        drops. True by default for an in-memory store with its own namespace (nothing else can
+        reach it); never set it for a store other processes or clients write.
         """
+        private = location is None and client is None and namespace is None
         if namespace is None:
-            namespace = (
-                "pahf"
-                if location is not None or client is not None
-                else ("mem" + uuid.uuid4().hex[:12])
-            )
+            namespace = "pahf" if not private else "mem" + uuid.uuid4().hex[:12]
         if not _NAMESPACE_RE.match(namespace):
             raise ValueError(f"namespace {namespace!r} must match {_NAMESPACE_RE.pattern}")
         self.namespace = namespace
@@ -223,6 +226,10 @@ class ChromaPreferenceMemory:
         self._collections: dict[str, Collection] = {}
         self._lock = threading.RLock()
         self._user_locks: dict[str, threading.Lock] = {}
+        self._exclusive = private if exclusive is None else exclusive
+        #: user -> (generation, {read key: result}); a write bumps the generation, so a read
+        #: that raced with it is never cached (exclusive stores only).
+        self._reads: dict[str, tuple[int, dict[tuple[Any, ...], Any]]] = {}
 
     @classmethod
     def in_memory(
@@ -292,9 +299,31 @@ class ChromaPreferenceMemory:
             _record_from(i, d, dict(m)) for i, d, m in zip(got["ids"], docs, metas, strict=True)
         ]
 
+    def _cached(self, user_id: str, key: tuple[Any, ...]) -> tuple[int, Any]:
+        """(generation, cached result or None) of a read of ``user_id``'s memory."""
+        with self._lock:
+            generation, reads = self._reads.get(user_id, (0, {}))
+            return generation, reads.get(key)
+
+    def _remember(self, user_id: str, generation: int, key: tuple[Any, ...], value: Any) -> None:
+        if not self._exclusive:
+            return
+        with self._lock:
+            current, reads = self._reads.get(user_id, (0, {}))
+            if current == generation:  # no write happened since the read started
+                reads[key] = value
+                self._reads[user_id] = (current, reads)
+
+    def _changed(self, user_id: str) -> None:
+        with self._lock:
+            generation, _ = self._reads.get(user_id, (0, {}))
+            self._reads[user_id] = (generation + 1, {})
+
     def _write(self, col: Collection, records: builtins.list[MemoryRecord], embed: bool) -> None:
         if not records:
             return
+        for user in {r.user_id for r in records}:
+            self._changed(user)
         ids = [r.id for r in records]
         metas: Any = [_record_metadata(r) for r in records]
         if embed:
@@ -402,9 +431,21 @@ class ChromaPreferenceMemory:
     def search(
         self, user_id: str, query: str, k: int = 8, include_superseded: bool = False
     ) -> builtins.list[RetrievedMemory]:
+        user_id = validate_user_id(user_id)
+        key = ("search", query, k, include_superseded)
+        generation, hit = self._cached(user_id, key) if self._exclusive else (0, None)
+        if hit is not None:
+            return builtins.list(hit)
         col = self._collection(user_id, create=False)
         if col is None:
             return []
+        found = self._search(col, user_id, query, k, include_superseded)
+        self._remember(user_id, generation, key, found)
+        return builtins.list(found)
+
+    def _search(
+        self, col: Collection, user_id: str, query: str, k: int, include_superseded: bool
+    ) -> builtins.list[RetrievedMemory]:
         vector = self._encoder.encode([query])[0]
         # No ``where`` filter (its cost grows with all users' records): over-fetch, drop
         # superseded records here, and widen only if that left fewer than k of a larger set.
@@ -492,6 +533,7 @@ class ChromaPreferenceMemory:
             n = col.count()
             self._client.delete_collection(col.name)
             self._collections.pop(user_id, None)
+            self._changed(user_id)
         return n
 
     def users(self) -> builtins.list[str]:
@@ -507,5 +549,12 @@ class ChromaPreferenceMemory:
         return sorted(out)
 
     def count(self, user_id: str) -> int:
+        user_id = validate_user_id(user_id)
+        generation, hit = self._cached(user_id, ("count",)) if self._exclusive else (0, None)
+        if hit is not None:
+            return int(hit)
         col = self._collection(user_id, create=False)
-        return 0 if col is None else col.count()
+        n = 0 if col is None else col.count()
+        if col is not None:
+            self._remember(user_id, generation, ("count",), n)
+        return n

@@ -160,3 +160,44 @@ def test_persistence_across_process_restarts(tmp_path: Path) -> None:
         ["When dehydrated I want ice-cold water", "superseded"],
     ]
     assert got["top"] == "When dehydrated I want coconut water"
+
+
+def test_an_exclusive_store_answers_repeated_reads_from_cache_until_it_writes(
+    tmp_path: Path,
+) -> None:
+    """In-memory stores are exclusive by default: a repeated search or count does not reach
+    Chroma, and every write through the store (add, reinforce, supersede, import, forget)
+    drops that user's cached reads. Stores on disk are shared, so they never cache."""
+    store = ChromaPreferenceMemory.in_memory(HashingEmbeddingFunction())
+    first = store.add("u", NewMemory(text="green tea in the morning", topic="morning"))
+    store.add("v", NewMemory(text="coffee at night", topic="night"))
+    queries: list[str] = []
+    real_search = store._search
+
+    def counting(col: object, user: str, query: str, k: int, superseded: bool) -> object:
+        queries.append(user)
+        return real_search(col, user, query, k, superseded)  # type: ignore[arg-type]
+
+    store._search = counting  # type: ignore[method-assign]
+    assert store.search("u", "morning drink")[0].record.confidence == 1.0
+    assert store.search("u", "morning drink") == store.search("u", "morning drink")
+    assert queries == ["u"]
+    assert store.count("u") == 1 and store.count("u") == 1
+    store.search("v", "night drink")  # another user's writes and reads are separate
+    store.reinforce("v", store.list("v")[0].id, key="k0")
+    store.search("u", "morning drink")
+    assert queries == ["u", "v"]
+    store.reinforce("u", first.id, key="k1")
+    assert store.search("u", "morning drink")[0].record.confidence == 2.0
+    store.add("u", NewMemory(text="oat milk in the tea", topic="morning"))
+    assert store.count("u") == 2 and len(store.search("u", "morning drink")) == 2
+    store.forget("u")
+    assert store.count("u") == 0 and store.search("u", "morning drink") == []
+    assert queries == ["u", "v", "u", "u"]
+
+    shared = ChromaPreferenceMemory(tmp_path / "s", embedding_function=HashingEmbeddingFunction())
+    other = ChromaPreferenceMemory(tmp_path / "s", embedding_function=HashingEmbeddingFunction())
+    shared.add("u", NewMemory(text="green tea", topic="morning"))
+    assert shared.count("u") == 1
+    other.add("u", NewMemory(text="black coffee", topic="morning"))  # another writer
+    assert shared.count("u") == 2 and len(shared.search("u", "morning")) == 2
