@@ -29,7 +29,7 @@ from pahf.bench.common import BenchReport, BenchTable, LatencyStats, Size, repor
 from pahf.bench.throughput import Embedding, cold_embeddings, new_store
 from pahf.bench.workload import WORKLOADS, build_benchmarks, describe
 from pahf.eval.episodes import LEARNING_PHASES
-from pahf.eval.runner import EpisodeGraphs, play_episode, replay_order
+from pahf.eval.runner import EpisodeGraphs, play_step, replay_order
 from pahf.eval.simulators import RuleBasedUser
 from pahf.graphs import NODE_NAMES
 from pahf.reasoners.offline import OfflineReasoner
@@ -118,16 +118,7 @@ def measure(
                 for step in replay_order(bench, user, workload.iterations):
                     ctx = learn_ctx if step.phase in LEARNING_PHASES else test_ctx
                     started = time.perf_counter()
-                    play_episode(
-                        graphs.for_run(ctx),
-                        ctx,
-                        step.episode,
-                        simulated,
-                        method=method,
-                        phase=step.phase,
-                        iteration=step.iteration,
-                        seq=step.seq,
-                    )
+                    play_step(graphs, ctx, step, simulated, method)
                     episode_seconds += time.perf_counter() - started
                     episodes += 1
     finally:

@@ -32,7 +32,7 @@ from pahf.eval.runner import (
     EvalSettings,
     ReplayStep,
     embedding_factory,
-    play_episode,
+    play_step,
     replay_order,
     run_evaluation,
 )
@@ -170,16 +170,7 @@ def run_graph_only(
         def play(
             ctx: RunContext, step: ReplayStep, simulated: SimulatedUser, method: str
         ) -> tuple[str, bool]:
-            record = play_episode(
-                graphs.for_run(ctx),
-                ctx,
-                step.episode,
-                simulated,
-                method=method,
-                phase=step.phase,
-                iteration=step.iteration,
-                seq=step.seq,
-            )
+            record = play_step(graphs, ctx, step, simulated, method)
             return (record.action.candidate_id if record.action else "", record.correct)
 
         return play

@@ -384,6 +384,28 @@ class _SimulatedTurns:
         raise RuntimeError(f"episode {self.episode.episode_id}: unexpected turn {payload!r}")
 
 
+def play_step(
+    graphs: EpisodeGraphs,
+    context: RunContext,
+    step: ReplayStep,
+    user: SimulatedUser,
+    method: str,
+    human_turns: HumanTurns = "inline",
+) -> EpisodeRecord:
+    """One step of a user's replay on the graph it needs (what the harness and benchmarks play)."""
+    return play_episode(
+        graphs.for_run(context, human_turns),
+        context,
+        step.episode,
+        user,
+        method=method,
+        phase=step.phase,
+        iteration=step.iteration,
+        seq=step.seq,
+        human_turns=human_turns,
+    )
+
+
 def play_episode(
     graph: CompiledStateGraph[Any, Any, Any, Any],
     context: RunContext,
@@ -583,17 +605,7 @@ class _Run:
                 request_id = replay_request_id(step.episode, step.phase, step.iteration)
                 simulated = self.noise.for_run(f"{domain}/{method}/{request_id}")
             ctx = learn_ctx if learning else test_ctx
-            record = play_episode(
-                graphs.for_run(ctx, self.human_turns),
-                ctx,
-                step.episode,
-                simulated,
-                method=method,
-                phase=step.phase,
-                iteration=step.iteration,
-                seq=step.seq,
-                human_turns=self.human_turns,
-            )
+            record = play_step(graphs, ctx, step, simulated, method, self.human_turns)
             if not learning and uses_memory:
                 # Test phases must not write: reported ops, or a record count that moved (a
                 # write that bypassed the ops), stop the run.
