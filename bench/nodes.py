@@ -108,9 +108,8 @@ def measure(
     try:
         for bench in benchmarks.values():
             store = new_store(embedding)
-            reasoner = OfflineReasoner(store.encoder)
+            graphs = EpisodeGraphs(OfflineReasoner(store.encoder), store)
             for user in bench.users():
-                graphs = EpisodeGraphs.build(reasoner, store)
                 learn_ctx = context_for_method(method, user_id=user)
                 test_ctx = learn_ctx.model_copy(
                     update={"pre_action": False, "post_action": False}

@@ -129,7 +129,8 @@ def _replay_all(
     make_player: Callable[[OfflineReasoner, ChromaPreferenceMemory], EpisodeFn],
     embedding: Embedding = "minilm",
 ) -> RunResult:
-    """Replay every user's protocol sequentially on fresh stores with ``make_player``'s driver."""
+    """Replay every user's protocol sequentially on fresh stores with ``make_player``'s driver
+    (made once per store, as the harness builds its graphs)."""
     cold_embeddings()
     choices: Choices = {}
     correct = 0
@@ -140,9 +141,8 @@ def _replay_all(
         for method in methods:
             method_cpu = cpu_seconds()
             store = new_store(embedding)
-            reasoner = OfflineReasoner(store.encoder)
+            play = make_player(OfflineReasoner(store.encoder), store)
             for user in bench.users():
-                play = make_player(reasoner, store)
                 learn_ctx = context_for_method(method, user_id=user)
                 test_ctx = learn_ctx.model_copy(
                     update={"pre_action": False, "post_action": False}
@@ -165,7 +165,7 @@ def run_graph_only(
     embedding: Embedding = "minilm",
 ) -> RunResult:
     def make(reasoner: OfflineReasoner, store: ChromaPreferenceMemory) -> EpisodeFn:
-        graphs = EpisodeGraphs.build(reasoner, store)
+        graphs = EpisodeGraphs(reasoner, store)
 
         def play(
             ctx: RunContext, step: ReplayStep, simulated: SimulatedUser, method: str

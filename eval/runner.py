@@ -328,21 +328,27 @@ def memory_sizes(records: Sequence[MemoryRecord]) -> tuple[int, int]:
 HumanTurns = Literal["inline", "interrupt"]
 
 
-@dataclass(frozen=True)
 class EpisodeGraphs:
-    """The compiled graphs one store's episodes run on.
+    """The compiled graphs one store's episodes run on (build once per store).
 
     Only a run whose human turns are interrupts needs a checkpointer; every other run (inline
-    turns, test phases, the no-memory baseline) skips saving and deleting a thread.
+    turns, test phases, the no-memory baseline) skips saving and deleting a thread. The
+    checkpointed graph is compiled the first time an interrupting run asks for it.
     """
 
-    interrupting: CompiledStateGraph[Any, Any, Any, Any]
-    plain: CompiledStateGraph[Any, Any, Any, Any]
+    def __init__(self, reasoner: Reasoner, memory: PreferenceMemory) -> None:
+        self._reasoner = reasoner
+        self._memory = memory
+        self.plain: CompiledStateGraph[Any, Any, Any, Any] = build_graph(reasoner, memory)
+        self._interrupting: CompiledStateGraph[Any, Any, Any, Any] | None = None
 
-    @classmethod
-    def build(cls, reasoner: Reasoner, memory: PreferenceMemory) -> EpisodeGraphs:
-        interrupting = build_graph(reasoner, memory, memory_checkpointer())
-        return cls(interrupting, build_graph(reasoner, memory))
+    @property
+    def interrupting(self) -> CompiledStateGraph[Any, Any, Any, Any]:
+        if self._interrupting is None:
+            self._interrupting = build_graph(
+                self._reasoner, self._memory, memory_checkpointer()
+            )
+        return self._interrupting
 
     def for_run(
         self, context: RunContext, human_turns: HumanTurns = "inline"
@@ -545,7 +551,7 @@ class _Run:
         self.played = 0
         self.recovered: list[RunKey] = []
         self.stores: dict[tuple[str, str], PreferenceMemory] = {}
-        self.reasoners: dict[tuple[str, str], Reasoner] = {}
+        self.graphs: dict[tuple[str, str], EpisodeGraphs] = {}
         all_episodes = [e for b in benchmarks.values() for eps in b.episodes.values() for e in eps]
         self.noise = (
             NoisyFeedback(
@@ -561,7 +567,7 @@ class _Run:
     def open(self, domain: str, method: str) -> None:
         store = self.services.open_memory(self.out_dir / "memory" / f"{domain}-{method}")
         self.stores[(domain, method)] = store
-        self.reasoners[(domain, method)] = self.services.make_reasoner(store)
+        self.graphs[(domain, method)] = EpisodeGraphs(self.services.make_reasoner(store), store)
 
     def _finished_one(self) -> None:
         with self.lock:
@@ -571,6 +577,8 @@ class _Run:
     def run_user(self, domain: str, method: str, user: str, steps: Sequence[ReplayStep]) -> None:
         """Replay one user's episodes in order (the unit of concurrency on threads)."""
         keys = [run_key(domain, method, s.phase, s.iteration, s.episode.episode_id) for s in steps]
+        if all(key in self.done for key in keys):
+            return  # finished in an earlier run: its final memory is in its snapshot
         memory = self.stores[(domain, method)]
         learn_ctx = context_for_method(method, user_id=user)
         test_ctx = learn_ctx.model_copy(update={"pre_action": False, "post_action": False})
@@ -592,8 +600,8 @@ class _Run:
                     with self.lock:
                         self.recovered.append(recovered)
         if all(key in self.done for key in keys):
-            return
-        graphs = EpisodeGraphs.build(self.reasoners[(domain, method)], memory)
+            return  # the last episode had finished; the snapshot logged it
+        graphs = self.graphs[(domain, method)]
         for step, key in zip(steps, keys, strict=True):
             if key in self.done:
                 continue
