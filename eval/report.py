@@ -38,6 +38,18 @@ def _iterations(n: int) -> str:
     return f"{n} iteration" if n == 1 else f"{n} iterations"
 
 
+def _learning_iterations(rows: Sequence[PhaseSummary], domain: str, phase: int) -> list[int]:
+    """The iterations a learning phase of ``domain`` was played with, in order."""
+    return sorted(
+        {
+            it.iteration
+            for r in rows
+            if r.domain == domain and r.phase == phase
+            for it in r.iteration_detail
+        }
+    )
+
+
 def _row(rows: Sequence[PhaseSummary], domain: str, method: str, phase: int) -> PhaseSummary | None:
     for row in rows:
         if (row.domain, row.method, row.phase) == (domain, method, phase):
@@ -175,15 +187,7 @@ def render_markdown(
         header = ["method"]
         columns: list[tuple[int, int]] = []
         for phase in LEARNING_PHASES:
-            iterations = sorted(
-                {
-                    it.iteration
-                    for r in rows
-                    if r.domain == domain and r.phase == phase
-                    for it in r.iteration_detail
-                }
-            )
-            for iteration in iterations:
+            for iteration in _learning_iterations(rows, domain, phase):
                 header.append(f"P{phase}.{iteration}")
                 columns.append((phase, iteration))
         body = []
@@ -269,14 +273,7 @@ def write_plots(rows: Sequence[PhaseSummary], out_dir: Path) -> list[Path]:
         positions: dict[tuple[int, int], int] = {}
         labels: list[str] = []
         for phase in LEARNING_PHASES:
-            iterations = sorted(
-                {
-                    it.iteration
-                    for r in rows
-                    if r.domain == domain and r.phase == phase
-                    for it in r.iteration_detail
-                }
-            )
+            iterations = _learning_iterations(rows, domain, phase)
             if labels and iterations:
                 labels.append("")
             for iteration in iterations:
