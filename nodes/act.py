@@ -1,15 +1,23 @@
-"""act: choose one of the request's candidates, grounded in memory and any answer just given."""
+"""act: choose one of the request's candidates, grounded in memory and any answer just given.
+
+Routes the run itself (``Command``): on to feedback when that channel is on, else the end.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
+from langgraph.types import Command
+
 from pahf.nodes.services import NodeFn, ServicesProvider, run_context
-from pahf.state import PahfState
+from pahf.state import PahfState, RunContext
+
+#: "__end__" is LangGraph's END (typed as a plain str there, so spelled out for the Literal).
+AfterAction = Literal["ingest_feedback", "__end__"]
 
 
 def make_act(services: ServicesProvider) -> NodeFn:
-    def act(state: PahfState, runtime: Any) -> dict[str, Any]:
+    def act(state: PahfState, runtime: Any) -> Command[AfterAction]:
         ctx = run_context(runtime)
         action = services(ctx).reasoner.choose(state.request, state.memories, state.clarifications)
         ids = {c.id for c in state.request.candidates}
@@ -18,11 +26,11 @@ def make_act(services: ServicesProvider) -> NodeFn:
                 f"act: reasoner chose {action.candidate_id!r}, "
                 f"not one of the candidates {sorted(ids)}"
             )
-        return {"action": action}
+        return Command(update={"action": action}, goto=route_after_action(ctx))
 
     return act
 
 
-def route_after_action(state: PahfState, runtime: Any) -> Literal["ingest_feedback", "__end__"]:
+def route_after_action(ctx: RunContext) -> AfterAction:
     """Post-action feedback only when that channel is on for this run."""
-    return "ingest_feedback" if run_context(runtime).post_action else "__end__"
+    return "ingest_feedback" if ctx.post_action else "__end__"

@@ -2,38 +2,40 @@
 
 The reasoner is consulted only when a question could still be asked (clarification on, budget
 left): with an LLM reasoner that saves a call on every request of the post-only baseline and on
-every re-assessment after an answer.
+every re-assessment after an answer. The node routes the run itself (``Command``), so
+LangGraph needs no extra routing step.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
+from langgraph.types import Command
+
 from pahf.nodes.services import NodeFn, ServicesProvider, run_context
 from pahf.state import Assessment, PahfState
 
+AfterAssessment = Literal["ask_user", "act"]
+
 
 def make_ambiguity_detect(services: ServicesProvider) -> NodeFn:
-    def ambiguity_detect(state: PahfState, runtime: Any) -> dict[str, Any]:
+    def ambiguity_detect(state: PahfState, runtime: Any) -> Command[AfterAssessment]:
         ctx = run_context(runtime)
         if not ctx.pre_action:
-            return {"assessment": Assessment(ambiguous=False, reason="clarification is off")}
-        if state.questions_asked >= ctx.question_budget:
-            return {
-                "assessment": Assessment(
-                    ambiguous=False, reason=f"question budget ({ctx.question_budget}) used"
-                )
-            }
-        assessment = services(ctx).reasoner.assess(
-            state.request, state.memories, state.clarifications
-        )
-        return {"assessment": assessment}
+            assessment = Assessment(ambiguous=False, reason="clarification is off")
+        elif state.questions_asked >= ctx.question_budget:
+            assessment = Assessment(
+                ambiguous=False, reason=f"question budget ({ctx.question_budget}) used"
+            )
+        else:
+            assessment = services(ctx).reasoner.assess(
+                state.request, state.memories, state.clarifications
+            )
+        return Command(update={"assessment": assessment}, goto=route_after_assessment(assessment))
 
     return ambiguity_detect
 
 
-def route_after_assessment(state: PahfState) -> Literal["ask_user", "act"]:
+def route_after_assessment(assessment: Assessment) -> AfterAssessment:
     """Ask only when the assessment says the request is ambiguous (it already applied switches)."""
-    if state.assessment is not None and state.assessment.ambiguous:
-        return "ask_user"
-    return "act"
+    return "ask_user" if assessment.ambiguous else "act"

@@ -1,23 +1,31 @@
 """retrieve_memory: fetch this user's preferences relevant to the request (PAHF step 2's input).
 
 Also the entry node, so it starts each new request from a clean slate on a reused thread, and
-resolves which user the run is for before anything is asked or stored.
+resolves which user the run is for before anything is asked or stored. It routes the run on
+itself (``Command(goto=...)``): a conditional edge would cost LangGraph an extra step that
+re-reads and re-validates the whole state just to take this one decision.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pahf.nodes.services import NodeFn, ServicesProvider, can_ask, resolve_user, run_context
-from pahf.state import PahfState
+from langgraph.types import Command
+
+from pahf.nodes.services import NodeFn, ServicesProvider, resolve_user, run_context
+from pahf.state import PahfState, RunContext
+
+AfterRetrieval = Literal["ambiguity_detect", "act"]
 
 
 def make_retrieve_memory(services: ServicesProvider) -> NodeFn:
-    def retrieve_memory(state: PahfState, runtime: Any) -> dict[str, Any]:
+    def retrieve_memory(state: PahfState, runtime: Any) -> Command[AfterRetrieval]:
         ctx = run_context(runtime)
         user = resolve_user(state, ctx)
         update: dict[str, Any] = {"user_id": user}
+        questions_asked = state.questions_asked
         if state.active_request_id != state.request.request_id:
+            questions_asked = 0
             update.update(
                 active_request_id=state.request.request_id,
                 # Written back so the id generated for an id-less request stays fixed.
@@ -34,12 +42,13 @@ def make_retrieve_memory(services: ServicesProvider) -> NodeFn:
             update["memories"] = memory.search(user, state.request.situation(), k=ctx.top_k)
         else:
             update["memories"] = []
-        return update
+        return Command(update=update, goto=route_after_retrieval(ctx, questions_asked))
 
     return retrieve_memory
 
 
-def route_after_retrieval(state: PahfState, runtime: Any) -> Literal["ambiguity_detect", "act"]:
-    """Assess ambiguity only when a question could follow: with clarification off or the
-    question budget used, the run goes straight to the action (one graph step fewer)."""
-    return "ambiguity_detect" if can_ask(state, run_context(runtime)) else "act"
+def route_after_retrieval(ctx: RunContext, questions_asked: int) -> AfterRetrieval:
+    """Assess ambiguity only when a question could follow (clarification on, budget left):
+    otherwise the run goes straight to the action, one graph step fewer."""
+    can_ask = ctx.pre_action and questions_asked < ctx.question_budget
+    return "ambiguity_detect" if can_ask else "act"

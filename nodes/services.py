@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeVar
 
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
-from langgraph.types import interrupt
+from langgraph.types import Command, interrupt
 
 from pahf.memory.base import PreferenceMemory
 from pahf.reasoners.base import Reasoner
@@ -34,9 +34,15 @@ MAX_INVALID_REPLIES = 5
 
 
 class NodeFn(Protocol):
-    """A node as LangGraph calls it: the state, and the run's runtime (context) by keyword."""
+    """A node as LangGraph calls it: the state, and the run's runtime (context) by keyword.
 
-    def __call__(self, state: PahfState, *, runtime: Runtime[RunContext]) -> dict[str, Any]: ...
+    It returns its state update, or a ``Command`` carrying the update and the next node when the
+    node itself decides where the run goes.
+    """
+
+    def __call__(
+        self, state: PahfState, *, runtime: Runtime[RunContext]
+    ) -> dict[str, Any] | Command[Any]: ...
 
 
 
@@ -51,11 +57,6 @@ def run_context(runtime: Any) -> RunContext:
     if isinstance(ctx, dict):
         return RunContext.model_validate(ctx)
     return RunContext.model_validate(ctx, from_attributes=True)
-
-
-def can_ask(state: PahfState, ctx: RunContext) -> bool:
-    """Could this run still put a clarification question (channel on, budget left)?"""
-    return ctx.pre_action and state.questions_asked < ctx.question_budget
 
 
 def resolve_user(state: PahfState, ctx: RunContext) -> str:

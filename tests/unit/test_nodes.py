@@ -96,11 +96,29 @@ def test_retrieve_memory_searches_this_user_and_resets_per_request(services: Any
     memory.add("bob", NewMemory(text="coffee in the morning", topic="Morning"))
     node = make_retrieve_memory(provider)
     stale = _state(questions_asked=1, active_request_id="older")
-    update = node(stale, _runtime())
+    command = node(stale, _runtime())
+    update = command.update
     assert update["user_id"] == "alice"
     assert [m.record.text for m in update["memories"]] == ["tea in the morning"]
     assert update["questions_asked"] == 0 and update["active_request_id"] == "r1"
-    assert node(_state(), _runtime(use_memory=False))["memories"] == []
+    # the stale count was reset, so a question can follow on the new request
+    assert command.goto == "ambiguity_detect"
+    assert node(_state(), _runtime(use_memory=False)).update["memories"] == []
+
+
+def test_retrieve_memory_routes_to_assessment_only_while_a_question_could_follow(
+    services: Any,
+) -> None:
+    _, _, provider = services
+    node = make_retrieve_memory(provider)
+    assert node(_state(), _runtime()).goto == "ambiguity_detect"
+    assert node(_state(), _runtime(pre_action=False)).goto == "act"
+    # same request, its one question already asked: straight to the action
+    asked = _state(questions_asked=1, active_request_id="r1")
+    assert node(asked, _runtime(question_budget=1)).goto == "act"
+    assert node(asked, _runtime(question_budget=2)).goto == "ambiguity_detect"
+    assert route_after_retrieval(RunContext(), 0) == "ambiguity_detect"
+    assert route_after_retrieval(RunContext(question_budget=0), 0) == "act"
 
 
 def test_retrieve_memory_user_resolution(services: Any) -> None:
@@ -110,38 +128,39 @@ def test_retrieve_memory_user_resolution(services: Any) -> None:
     with pytest.raises(ValueError, match="disagree"):
         node(state, _runtime(user_id="bob"))
     state.request.user_id = None
-    assert node(state, _runtime(user_id="carol"))["user_id"] == "carol"
+    assert node(state, _runtime(user_id="carol")).update["user_id"] == "carol"
     with pytest.raises(ValueError, match="no user id"):
         node(state, _runtime())
-    assert node(state, SimpleNamespace(context={"user_id": "dave"}))["user_id"] == "dave"
+    assert node(state, SimpleNamespace(context={"user_id": "dave"})).update["user_id"] == "dave"
 
 
 def test_ambiguity_detect_consults_reasoner_only_when_a_question_is_possible(services: Any) -> None:
     reasoner, _, provider = services
     node = make_ambiguity_detect(provider)
     reasoner.ambiguous = True
-    got = node(_state(), _runtime())["assessment"]
+    command = node(_state(), _runtime())
+    got = command.update["assessment"]
     assert got.ambiguous and reasoner.calls == ["assess"]
-    assert route_after_assessment(_state(assessment=got)) == "ask_user"
-    off = node(_state(), _runtime(pre_action=False))["assessment"]
-    spent = node(_state(questions_asked=1), _runtime(question_budget=1))["assessment"]
-    assert not off.ambiguous and not spent.ambiguous and reasoner.calls == ["assess"]
-    assert route_after_assessment(_state(assessment=off)) == "act"
-    # ...and the graph only routes to it while a question could follow
-    assert route_after_retrieval(_state(), _runtime()) == "ambiguity_detect"
-    assert route_after_retrieval(_state(), _runtime(pre_action=False)) == "act"
-    assert route_after_retrieval(_state(questions_asked=1), _runtime(question_budget=1)) == "act"
+    assert command.goto == "ask_user" == route_after_assessment(got)
+    off = node(_state(), _runtime(pre_action=False))
+    spent = node(_state(questions_asked=1), _runtime(question_budget=1))
+    for command in (off, spent):
+        assert not command.update["assessment"].ambiguous and command.goto == "act"
+    assert reasoner.calls == ["assess"]
+    reasoner.ambiguous = False
+    assert node(_state(), _runtime()).goto == "act"
 
 
 def test_act_returns_a_candidate_and_refuses_others(services: Any) -> None:
     reasoner, _, provider = services
     node = make_act(provider)
-    assert node(_state(), _runtime())["action"].candidate_id == "a"
+    command = node(_state(), _runtime())
+    assert command.update["action"].candidate_id == "a"
+    assert command.goto == "ingest_feedback" == route_after_action(RunContext())
+    assert node(_state(), _runtime(post_action=False)).goto == END
     reasoner.choice = "zzz"
     with pytest.raises(ValueError, match="not one of the candidates"):
         node(_state(), _runtime())
-    assert route_after_action(_state(), _runtime()) == "ingest_feedback"
-    assert route_after_action(_state(), _runtime(post_action=False)) == "__end__"
 
 
 def _single_node_graph(name: str, fn: Any) -> Any:
