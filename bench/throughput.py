@@ -1,17 +1,19 @@
 """Benchmark 1: episodes per second offline, and what LangGraph and the harness cost.
 
-Four runs of the same episodes (the generated benchmark at the chosen size, both domains, all
-four methods, the four-phase protocol), each on fresh stores with the embedding cache emptied:
+Four ways to play the same episodes (the generated benchmark at the chosen size, both domains,
+all four methods, the four-phase protocol), each on fresh stores with the embedding cache empty:
 
 * **harness + graph, 1 worker** and **2 workers**: ``run_evaluation``, exactly what
-  ``pahf eval`` does (episode log, snapshots, memory-size checks, threads);
-* **graph only**: the compiled graph driven episode by episode with ``play_episode`` (the
-  interrupt/resume loop), no log, no snapshots;
+  ``pahf eval`` does (episode log, snapshots, memory-size checks, worker processes);
+* **graph only**: the compiled graph driven episode by episode with ``play_step``, as the
+  harness drives it, without log or snapshots;
 * **bare**: :func:`pahf.bench.bare.play_bare`, the reasoner and memory called directly.
 
-Graph overhead = (graph only - bare) / graph only; harness overhead = (harness 1 worker - graph
-only) / harness 1 worker. The graph-only and bare runs must choose the same action in every
-episode: the table says how many differ (0 expected), so the ratio compares equal work.
+Graph overhead = (graph only - bare) / graph only, in CPU time; harness overhead = (harness 1
+worker - graph only) / harness 1 worker. Graph only and bare are measured in interleaved rounds
+(:func:`compare_graph_and_bare`) because the machine's drift is as large as the difference.
+Both must choose the same action in every episode: the table says how many differ (0
+expected), so the ratio compares equal work.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from pahf.eval.runner import (
 )
 from pahf.eval.simulators import RuleBasedUser
 from pahf.memory.chroma import ChromaPreferenceMemory
-from pahf.memory.embeddings import MiniLMEncoder
+from pahf.memory.embeddings import MiniLMEncoder, VectorCache
 from pahf.reasoners.offline import OfflineReasoner
 from pahf.state import METHODS, Method, RunContext, context_for_method
 
@@ -119,86 +121,132 @@ def run_harness(
 
 #: Plays one replay step: (context, step, simulated user, method) -> (chosen id, correct?)
 EpisodeFn = Callable[[RunContext, ReplayStep, SimulatedUser, str], tuple[str, bool]]
+#: Makes a path's episode driver for one store (once per store, as the harness builds graphs).
+PlayerFactory = Callable[[OfflineReasoner, ChromaPreferenceMemory], EpisodeFn]
 
 
-def _replay_all(
-    name: str,
-    benchmarks: dict[str, Benchmark],
-    methods: list[Method],
+def graph_player(reasoner: OfflineReasoner, store: ChromaPreferenceMemory) -> EpisodeFn:
+    """The compiled graph, driven as the harness drives it (``play_step``)."""
+    graphs = EpisodeGraphs(reasoner, store)
+
+    def play(
+        ctx: RunContext, step: ReplayStep, simulated: SimulatedUser, method: str
+    ) -> tuple[str, bool]:
+        record = play_step(graphs, ctx, step, simulated, method)
+        return (record.action.candidate_id if record.action else "", record.correct)
+
+    return play
+
+
+def bare_player(reasoner: OfflineReasoner, store: ChromaPreferenceMemory) -> EpisodeFn:
+    """The same calls without LangGraph (:func:`pahf.bench.bare.play_bare`)."""
+
+    def play(
+        ctx: RunContext, step: ReplayStep, simulated: SimulatedUser, method: str
+    ) -> tuple[str, bool]:
+        out = play_bare(
+            reasoner, store, ctx, step.episode, simulated,
+            phase=step.phase, iteration=step.iteration,
+        )
+        return out.candidate_id, out.correct
+
+    return play
+
+
+PATHS: dict[str, tuple[str, PlayerFactory]] = {
+    "graph": ("graph only (play_episode)", graph_player),
+    "bare": ("bare reasoner + memory", bare_player),
+}
+
+
+def _replay_block(
+    domain: str,
+    bench: Benchmark,
+    method: Method,
     iterations: int,
-    make_player: Callable[[OfflineReasoner, ChromaPreferenceMemory], EpisodeFn],
-    embedding: Embedding = "minilm",
-) -> RunResult:
-    """Replay every user's protocol sequentially on fresh stores with ``make_player``'s driver
-    (made once per store, as the harness builds its graphs)."""
-    cold_embeddings()
-    choices: Choices = {}
-    correct = 0
-    simulated = RuleBasedUser()
-    by_method: dict[str, float] = {}
+    make_player: PlayerFactory,
+    embedding: Embedding,
+    into: RunResult,
+) -> None:
+    """Replay every user's protocol for one (domain, method) on a fresh store into ``into``."""
     started, cpu = time.perf_counter(), cpu_seconds()
-    for domain, bench in benchmarks.items():
-        for method in methods:
-            method_cpu = cpu_seconds()
-            store = new_store(embedding)
-            play = make_player(OfflineReasoner(store.encoder), store)
-            for user in bench.users():
-                learn_ctx = context_for_method(method, user_id=user)
-                test_ctx = learn_ctx.model_copy(
-                    update={"pre_action": False, "post_action": False}
-                )
-                for step in replay_order(bench, user, iterations):
-                    ctx = learn_ctx if step.phase in LEARNING_PHASES else test_ctx
-                    chosen, ok = play(ctx, step, simulated, method)
-                    key = (domain, method, step.phase, step.iteration, step.episode.episode_id)
-                    choices[key] = chosen
-                    correct += ok
-            by_method[method] = by_method.get(method, 0.0) + cpu_seconds() - method_cpu
-    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-    return RunResult(name, len(choices), seconds, correct, choices, cpu, by_method)
-
-
-def run_graph_only(
-    benchmarks: dict[str, Benchmark],
-    methods: list[Method],
-    iterations: int,
-    embedding: Embedding = "minilm",
-) -> RunResult:
-    def make(reasoner: OfflineReasoner, store: ChromaPreferenceMemory) -> EpisodeFn:
-        graphs = EpisodeGraphs(reasoner, store)
-
-        def play(
-            ctx: RunContext, step: ReplayStep, simulated: SimulatedUser, method: str
-        ) -> tuple[str, bool]:
-            record = play_step(graphs, ctx, step, simulated, method)
-            return (record.action.candidate_id if record.action else "", record.correct)
-
-        return play
-
-    return _replay_all(
-        "graph only (play_episode)", benchmarks, methods, iterations, make, embedding
-    )
-
-
-def run_bare(
-    benchmarks: dict[str, Benchmark],
-    methods: list[Method],
-    iterations: int,
-    embedding: Embedding = "minilm",
-) -> RunResult:
-    def make(reasoner: OfflineReasoner, store: ChromaPreferenceMemory) -> EpisodeFn:
-        def play(
-            ctx: RunContext, step: ReplayStep, simulated: SimulatedUser, method: str
-        ) -> tuple[str, bool]:
-            out = play_bare(
-                reasoner, store, ctx, step.episode, simulated,
-                phase=step.phase, iteration=step.iteration,
+    store = new_store(embedding)
+    play = make_player(OfflineReasoner(store.encoder), store)
+    simulated = RuleBasedUser()
+    for user in bench.users():
+        learn_ctx = context_for_method(method, user_id=user)
+        test_ctx = learn_ctx.model_copy(update={"pre_action": False, "post_action": False})
+        for step in replay_order(bench, user, iterations):
+            ctx = learn_ctx if step.phase in LEARNING_PHASES else test_ctx
+            chosen, ok = play(ctx, step, simulated, method)
+            into.choices[(domain, method, step.phase, step.iteration, step.episode.episode_id)] = (
+                chosen
             )
-            return out.candidate_id, out.correct
+            into.correct += ok
+    cpu = cpu_seconds() - cpu
+    into.seconds += time.perf_counter() - started
+    into.cpu_seconds += cpu
+    into.cpu_by_method[method] = into.cpu_by_method.get(method, 0.0) + cpu
+    into.episodes = len(into.choices)
 
-        return play
 
-    return _replay_all("bare reasoner + memory", benchmarks, methods, iterations, make, embedding)
+def compare_graph_and_bare(
+    benchmarks: dict[str, Benchmark],
+    methods: list[Method],
+    iterations: int,
+    embedding: Embedding = "minilm",
+    rounds: int = 3,
+) -> dict[str, list[RunResult]]:
+    """The graph and the bare driver on the same episodes, interleaved, ``rounds`` times.
+
+    On a shared machine the load drifts by 10-15% within a minute, which is as large as the
+    difference being measured; so the two paths take turns by (domain, method) block, the
+    first to go alternating between rounds, and each keeps its own MiniLM vector cache (emptied
+    at the start of every round), so each round of each path does exactly the work of a
+    standalone cold run. Returns each path's result per round.
+    """
+    shared = MiniLMEncoder.shared() if embedding == "minilm" else None
+    caches = {path: VectorCache() for path in PATHS}
+    results: dict[str, list[RunResult]] = {path: [] for path in PATHS}
+    for number in range(rounds):
+        current = {
+            path: RunResult(name=name, episodes=0, seconds=0.0, correct=0, choices={})
+            for path, (name, _) in PATHS.items()
+        }
+        for cache in caches.values():
+            cache.clear()
+        order = list(PATHS) if number % 2 == 0 else list(reversed(PATHS))
+        for domain, bench in benchmarks.items():
+            for method in methods:
+                for path in order:
+                    previous = shared.swap_cache(caches[path]) if shared else None
+                    try:
+                        _replay_block(
+                            domain, bench, method, iterations, PATHS[path][1], embedding,
+                            current[path],
+                        )
+                    finally:
+                        if shared and previous is not None:
+                            shared.swap_cache(previous)
+        for path, result in current.items():
+            results[path].append(result)
+    return results
+
+
+def mean_result(runs: list[RunResult]) -> RunResult:
+    """One row for a path's rounds: mean times per round, the first round's choices (the
+    caller checks that every round chose alike)."""
+    n = len(runs)
+    methods = {m for r in runs for m in r.cpu_by_method}
+    return RunResult(
+        name=f"{runs[0].name}, mean of {n} round{'s' if n > 1 else ''}",
+        episodes=runs[0].episodes,
+        seconds=sum(r.seconds for r in runs) / n,
+        correct=runs[0].correct,
+        choices=runs[0].choices,
+        cpu_seconds=sum(r.cpu_seconds for r in runs) / n,
+        cpu_by_method={m: sum(r.cpu_by_method.get(m, 0.0) for r in runs) / n for m in methods},
+    )
 
 
 def _differences(a: Choices, b: Choices) -> int:
@@ -207,9 +255,15 @@ def _differences(a: Choices, b: Choices) -> int:
 
 
 def run(
-    size: Size = "default", methods: list[Method] | None = None, embedding: Embedding = "minilm"
+    size: Size = "default",
+    methods: list[Method] | None = None,
+    embedding: Embedding = "minilm",
+    rounds: int = 3,
 ) -> BenchReport:
-    """Measure the four runs and return the report (``hashing`` embeddings: smoke tests)."""
+    """Measure the harness runs and the interleaved graph/bare rounds; return the report
+    (``hashing`` embeddings: smoke tests)."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
     methods = list(methods or METHODS)
     workload = WORKLOADS[size]
     with reporting("throughput", size) as report:
@@ -217,13 +271,11 @@ def run(
         expected = episode_count(benchmarks, workload.iterations, len(methods))
         MiniLMEncoder.shared()  # load the model outside the timed runs
         iterations = workload.iterations
-        results = [
-            run_harness(benchmarks, methods, iterations, workers=1, embedding=embedding),
-            run_harness(benchmarks, methods, iterations, workers=2, embedding=embedding),
-            run_graph_only(benchmarks, methods, iterations, embedding),
-            run_bare(benchmarks, methods, iterations, embedding),
-        ]
-        harness1, harness2, graph_only, bare = results
+        harness1 = run_harness(benchmarks, methods, iterations, workers=1, embedding=embedding)
+        harness2 = run_harness(benchmarks, methods, iterations, workers=2, embedding=embedding)
+        compared = compare_graph_and_bare(benchmarks, methods, iterations, embedding, rounds)
+        graph_only, bare = mean_result(compared["graph"]), mean_result(compared["bare"])
+        results = [harness1, harness2, graph_only, bare]
         table = BenchTable(
             title=f"Episode throughput, offline ({describe(benchmarks)}; methods "
             f"{', '.join(methods)}; {workload.iterations} learning iterations; {embedding} "
@@ -248,15 +300,27 @@ def run(
         # Overheads from CPU time: on a shared machine wall time swings with others' load,
         # the CPU time a run needs does not.
         graph_overhead = (graph_only.cpu_seconds - bare.cpu_seconds) / graph_only.cpu_seconds
+        by_round = [
+            (g.cpu_seconds - b.cpu_seconds) / g.cpu_seconds
+            for g, b in zip(compared["graph"], compared["bare"], strict=True)
+        ]
         harness_overhead = (harness1.cpu_seconds - graph_only.cpu_seconds) / harness1.cpu_seconds
         wall_graph_overhead = (graph_only.seconds - bare.seconds) / graph_only.seconds
         speedup = harness1.seconds / harness2.seconds
         table.notes.append(
-            f"graph overhead (graph only vs bare, CPU time): {100 * graph_overhead:.1f}% of "
-            f"episode time (target < 20%; by wall time {100 * wall_graph_overhead:.1f}%); "
-            f"harness overhead (CPU time): {100 * harness_overhead:.1f}%; 2 workers vs 1 (wall): "
-            f"{speedup:.2f}x"
+            f"graph overhead (graph only vs bare, CPU time, {rounds} interleaved round"
+            f"{'s' if rounds > 1 else ''}): {100 * graph_overhead:.1f}% of episode time "
+            f"(target < 20%; rounds: {', '.join(f'{100 * v:.1f}%' for v in by_round)}; by wall "
+            f"time {100 * wall_graph_overhead:.1f}%); harness overhead (CPU time): "
+            f"{100 * harness_overhead:.1f}%; 2 workers vs 1 (wall): {speedup:.2f}x"
         )
+        unstable = sum(
+            _differences(r.choices, runs[0].choices)
+            for runs in compared.values()
+            for r in runs[1:]
+        )
+        if unstable:
+            table.notes.append(f"{unstable} actions differ between rounds of the same path")
         per_method = {
             m: (graph_only.cpu_by_method[m] - bare.cpu_by_method[m]) / graph_only.cpu_by_method[m]
             for m in methods
@@ -287,6 +351,9 @@ def run(
                 "bare_eps": bare.per_second,
                 "graph_overhead_fraction": graph_overhead,
                 "graph_overhead_fraction_wall": wall_graph_overhead,
+                "graph_overhead_fraction_min_round": min(by_round),
+                "graph_overhead_fraction_max_round": max(by_round),
+                "rounds": float(rounds),
                 "harness_1_worker_cpu_ms_per_episode": 1000 * harness1.cpu_seconds / expected,
                 "bare_cpu_ms_per_episode": 1000 * bare.cpu_seconds / expected,
                 "harness_overhead_fraction": harness_overhead,

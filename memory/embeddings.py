@@ -38,7 +38,7 @@ class EmbeddingModelError(RuntimeError):
     """The embedding model's files are missing or do not match their pinned hashes."""
 
 
-class _VectorCache:
+class VectorCache:
     """Thread-safe LRU of text -> unit vector: preference texts and candidates repeat a lot."""
 
     def __init__(self, capacity: int = 50_000) -> None:
@@ -79,7 +79,7 @@ class CachedEncoder:
     dim: int = 0
 
     def __init__(self) -> None:
-        self._cache = _VectorCache()
+        self._cache = VectorCache()
 
     def _encode(self, texts: list[str]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -87,6 +87,15 @@ class CachedEncoder:
     def clear_cache(self) -> None:
         """Forget every cached vector (benchmarks start each measured run cold)."""
         self._cache.clear()
+
+    def swap_cache(self, cache: VectorCache) -> VectorCache:
+        """Use ``cache`` from now on; return the one that was in use.
+
+        For benchmarks that interleave two ways of doing the same work on one shared model:
+        each keeps its own cache, so neither is served vectors the other one paid for.
+        """
+        previous, self._cache = self._cache, cache
+        return previous
 
     def cached_texts(self) -> int:
         """How many texts have a cached vector."""

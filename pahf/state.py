@@ -94,10 +94,14 @@ class Request(_Model):
 
     @model_validator(mode="after")
     def _unique_candidates(self) -> Request:
-        ids = [c.id for c in self.candidates]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        # Linear: pydantic runs "after" validators even when an existing Request is passed
+        # through (LangGraph does so several times per step), so this check is on a hot path.
+        seen: set[str] = set()
+        dupes: set[str] = set()
+        for candidate in self.candidates:
+            (dupes if candidate.id in seen else seen).add(candidate.id)
         if dupes:
-            raise ValueError(f"candidate ids must be unique; repeated: {dupes}")
+            raise ValueError(f"candidate ids must be unique; repeated: {sorted(dupes)}")
         return self
 
     def situation(self) -> str:

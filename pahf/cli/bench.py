@@ -63,6 +63,12 @@ def register(sub: Any) -> None:
         "--workers", type=int, default=2, help="full: users played concurrently (2)"
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="throughput: interleaved graph-only/bare rounds the overhead is measured over (3)",
+    )
+    parser.add_argument(
         "--method",
         default="all",
         help="throughput/full: all (default) or a comma list of " + ", ".join(METHODS),
@@ -118,7 +124,10 @@ def _runner(name: str, size: Size, args: argparse.Namespace) -> Callable[[], Any
     if name == "throughput":
         from pahf.bench import throughput
 
-        return lambda: throughput.run(size, methods, embedding)
+        if args.rounds < 1:
+            raise CliError(f"--rounds must be at least 1, got {args.rounds}")
+        rounds = args.rounds
+        return lambda: throughput.run(size, methods, embedding, rounds)
     if name == "nodes":
         from pahf.bench import nodes
 

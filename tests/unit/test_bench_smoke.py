@@ -50,14 +50,18 @@ def test_episode_count_follows_the_protocol() -> None:
 
 
 def test_throughput_graph_and_bare_make_the_same_choices() -> None:
-    report = throughput.run("tiny", methods=["pahf", "no-memory"], embedding="hashing")
+    report = throughput.run("tiny", methods=["pahf", "no-memory"], embedding="hashing", rounds=2)
     table = _only_table(report)
     assert [row[0] for row in table.rows] == [
         "harness + graph, 1 worker",
         "harness + graph, 2 workers",
-        "graph only (play_episode)",
-        "bare reasoner + memory",
+        "graph only (play_episode), mean of 2 rounds",
+        "bare reasoner + memory, mean of 2 rounds",
     ]
+    assert report.figures["rounds"] == 2
+    low, high = (report.figures[f"graph_overhead_fraction_{e}_round"] for e in ("min", "max"))
+    assert low <= report.figures["graph_overhead_fraction"] <= high
+    assert not [n for n in table.notes if "differ between rounds" in n]
     expected = report.figures["episodes"]
     differing = table.columns.index("actions differing from bare")
     for row in table.rows:
@@ -136,6 +140,7 @@ def test_cli_runs_a_benchmark_and_writes_json(tmp_path: Path, capsys: pytest.Cap
         (["bench", "memory", "--size", "tiny", "--users", "ten"], "--users must be a comma list"),
         (["bench", "full", "--size", "tiny", "--workers", "0"], "--workers must be at least 1"),
         (["bench", "throughput", "--size", "tiny", "--method", "pahf,best"], "unknown method 'best'"),
+        (["bench", "throughput", "--size", "tiny", "--rounds", "0"], "--rounds must be at least 1"),
     ],
 )
 def test_cli_rejects_bad_options(

@@ -111,3 +111,26 @@ def test_a_primed_cache_spares_the_model_and_refuses_wrong_shapes() -> None:
     assert calls == [["something new"]]
     with pytest.raises(ValueError, match="prime"):
         target.prime(texts, vectors[:1])
+
+
+def test_swapped_caches_keep_each_user_of_a_shared_model_apart() -> None:
+    """The throughput benchmark interleaves the graph and the bare driver on one shared model:
+    each must pay for its own embeddings, never be served the other's."""
+    from pahf.memory.embeddings import VectorCache
+
+    encoder = HashingEncoder()
+    calls: list[list[str]] = []
+    real = encoder._encode
+
+    def counting(batch: list[str]) -> np.ndarray:
+        calls.append(batch)
+        return real(batch)
+
+    encoder._encode = counting  # type: ignore[method-assign]
+    encoder.encode(["green tea"])
+    first = encoder.swap_cache(VectorCache())
+    encoder.encode(["green tea"])  # the new cache is empty: computed again
+    assert calls == [["green tea"], ["green tea"]] and encoder.cached_texts() == 1
+    second = encoder.swap_cache(first)
+    encoder.encode(["green tea"])  # back on the first cache: served from it
+    assert len(calls) == 2 and len(second) == 1

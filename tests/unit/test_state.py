@@ -33,6 +33,9 @@ def test_request_requires_candidates_and_unique_ids() -> None:
         _request(candidates=[])
     with pytest.raises(ValidationError, match="repeated"):
         _request(candidates=[{"id": "a", "text": "x"}, {"id": "a", "text": "y"}])
+    ids = ["a", "b", "a", "c", "b", "a"]
+    with pytest.raises(ValidationError, match=r"repeated: \['a', 'b'\]"):
+        _request(candidates=[{"id": i, "text": f"option {n}"} for n, i in enumerate(ids)])
     with pytest.raises(ValidationError, match="extra"):
         _request(gt="a")  # ground-truth style fields cannot sneak into a request
 
