@@ -1,6 +1,6 @@
 """``pahf bench``: the performance benchmarks, each printing a table of figures.
 
-``pahf bench throughput|nodes|memory|llm|full|all [--size tiny|default|published]``; also
+``pahf bench throughput|floor|nodes|memory|llm|full|all [--size tiny|default|published]``; also
 ``python -m pahf.bench ...``. Figures depend on the machine and its load; the report ends with
 both. ``--json`` saves the reports, ``--profile`` writes cProfile statistics and prints the
 hot spots.
@@ -23,10 +23,11 @@ from pahf.bench.common import Size
 from pahf.cli import CliError
 from pahf.state import METHODS, Method
 
-BENCHMARKS = ("throughput", "nodes", "memory", "llm", "full")
+BENCHMARKS = ("throughput", "floor", "nodes", "memory", "llm", "full")
 #: Size each benchmark runs at when --size is not given.
 DEFAULT_SIZES: dict[str, Size] = {
     "throughput": "default",
+    "floor": "default",
     "nodes": "default",
     "memory": "default",
     "llm": "default",
@@ -37,11 +38,12 @@ DEFAULT_SIZES: dict[str, Size] = {
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "bench",
-        help="performance benchmarks (throughput, per-node latency, memory at scale, LLM cost, "
-        "full published-size run)",
+        help="performance benchmarks (throughput, LangGraph floor, per-node latency, memory at "
+        "scale, LLM cost, full published-size run)",
         description=(
             "Run a benchmark and print its figures. throughput: episodes/s through the graph "
-            "(1 and 2 workers) vs the bare reasoner + memory; nodes: p50/p95 per graph node; "
+            "(1 and 2 workers) vs the bare reasoner + memory; floor: LangGraph's own cost per "
+            "path with no-op services; nodes: p50/p95 per graph node; "
             "memory: add/search latency and footprint with 100-10k users; llm: LLM calls and "
             "tokens per path vs the reference PAHF agent; full: the whole evaluation at the "
             "published size. Figures are not assertions: they depend on this machine's load."
@@ -66,7 +68,8 @@ def register(sub: Any) -> None:
         "--rounds",
         type=int,
         default=3,
-        help="throughput: interleaved graph-only/bare rounds the overhead is measured over (3)",
+        help="throughput: interleaved graph-only/bare rounds the overhead is measured over; "
+        "floor: rounds per path (3)",
     )
     parser.add_argument(
         "--method",
@@ -121,13 +124,17 @@ def _runner(name: str, size: Size, args: argparse.Namespace) -> Callable[[], Any
     """A no-argument callable running benchmark ``name`` with the CLI's options."""
     embedding = args.embedding
     methods = _methods(args.method)
+    rounds = args.rounds
+    if rounds < 1:
+        raise CliError(f"--rounds must be at least 1, got {rounds}")
     if name == "throughput":
         from pahf.bench import throughput
 
-        if args.rounds < 1:
-            raise CliError(f"--rounds must be at least 1, got {args.rounds}")
-        rounds = args.rounds
         return lambda: throughput.run(size, methods, embedding, rounds)
+    if name == "floor":
+        from pahf.bench import floor
+
+        return lambda: floor.run(size, rounds)
     if name == "nodes":
         from pahf.bench import nodes
 

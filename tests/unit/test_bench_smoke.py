@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import cast
 
 import pytest
 
-from pahf.bench import full_run, llm_cost, memory_scale, nodes, throughput
+from pahf.bench import floor, full_run, llm_cost, memory_scale, nodes, throughput
 from pahf.bench.common import BenchReport, BenchTable, LatencyStats, percentile
 from pahf.bench.workload import WORKLOADS, build_benchmarks, episode_count
 from pahf.cli import main
@@ -69,6 +70,40 @@ def test_throughput_graph_and_bare_make_the_same_choices() -> None:
         assert row[differing] == 0  # same action as the bare driver in every episode
     assert report.figures["bare_eps"] > 0
     assert "graph overhead" in table.notes[0]
+
+
+def test_floor_reports_each_path_and_the_cost_per_step() -> None:
+    report = floor.run("tiny", rounds=2)
+    table = _only_table(report)
+    assert [row[1] for row in table.rows] == [3, 4, 5, 5]  # LangGraph steps per path
+    for row in table.rows:
+        per_invoke, per_step, rounds = row[2], row[3], row[4]
+        assert isinstance(per_invoke, float) and per_invoke > 0
+        assert per_step == pytest.approx(per_invoke / row[1])
+        assert isinstance(rounds, str) and len(rounds.split(", ")) == 2
+    assert report.figures["floor_ms_5_steps_cold"] > 0
+    assert "per step" in table.notes[0]
+
+
+def test_floor_services_leave_only_the_framework() -> None:
+    """The no-op services must really take the paths the table names, and write nothing."""
+    from pahf.graphs import build_graph
+    from pahf.memory.base import PreferenceMemory
+    from pahf.nodes.services import HUMAN_KEY
+    from pahf.state import context_for_method
+
+    memory = floor.FixedMemory()
+    graph = build_graph(floor.InstantReasoner(), cast(PreferenceMemory, memory))
+    request = floor._requests()[0]
+    for method, fed_back in (("no-memory", False), ("post-only", True), ("pahf", True)):
+        out = graph.invoke(
+            {"request": request},
+            {"configurable": {HUMAN_KEY: lambda payload: ""}},
+            context=context_for_method(method),
+        )
+        assert out["action"].candidate_id == request.candidates[0].id
+        assert (out["feedback"] is not None) is fed_back and out["memory_ops"] == []
+        assert len(out["memories"]) == (0 if method == "no-memory" else 8)
 
 
 def test_nodes_reports_every_node() -> None:
