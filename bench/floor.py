@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
+from langchain_core.runnables import RunnableConfig
+
 from pahf.bench.common import BenchReport, BenchTable, Size, reporting
 from pahf.bench.workload import WORKLOADS, build_benchmarks
 from pahf.graphs import build_graph
@@ -107,7 +109,7 @@ def measure(
     spent = 0.0
     for i in range(invokes):
         before(i)
-        config: dict[str, Any] = {"configurable": {HUMAN_KEY: _accept}}
+        config: RunnableConfig = {"configurable": {HUMAN_KEY: _accept}}
         started = time.thread_time()
         graph.invoke({"request": requests[i % len(requests)]}, config, context=context)
         spent += time.thread_time() - started

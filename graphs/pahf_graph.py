@@ -8,9 +8,9 @@
 
 The three branching nodes route the run themselves (they return ``Command(goto=...)``, decided
 by the ``route_after_*`` functions beside them); ``destinations`` tells LangGraph (and Studio's
-drawing) where each may go. A conditional edge would do the same in an extra LangGraph step
-that re-reads and re-validates the whole state: about 15% of the framework's cost per episode
-(bench/README.md).
+drawing) where each may go. A conditional edge would do the same with an extra traced runnable
+per branch that re-reads and re-validates the whole state: 18% of LangGraph's cost per run
+(bench/README.md, section 1).
 
 ``build_graph`` is for applications and evaluation (you pass the reasoner, memory and a
 checkpointer); the module-level ``graph`` is what ``langgraph.json`` serves: compiled without a
