@@ -3,7 +3,7 @@
 The reasoner is consulted only when a question could still be asked (clarification on, budget
 left): with an LLM reasoner that saves a call on every request of the post-only baseline and on
 every re-assessment after an answer. The node routes the run itself (``Command``), so
-LangGraph needs no extra routing step.
+LangGraph runs no separate routing function over the whole state.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """retrieve_memory: fetch this user's preferences relevant to the request (PAHF step 2's input).
 
 Also the entry node, so it starts each new request from a clean slate on a reused thread, and
-resolves which user the run is for before anything is asked or stored. It routes the run on
-itself (``Command(goto=...)``): a conditional edge would cost LangGraph an extra step that
-re-reads and re-validates the whole state just to take this one decision.
+resolves which user the run is for before anything is asked or stored. It routes the run
+itself (``Command(goto=...)``): a conditional edge would cost LangGraph an extra traced
+runnable after the node that re-reads and re-validates the whole state for this one decision.
 """
 
 from __future__ import annotations
