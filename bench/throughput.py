@@ -21,6 +21,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -219,15 +220,11 @@ def compare_graph_and_bare(
         for domain, bench in benchmarks.items():
             for method in methods:
                 for path in order:
-                    previous = shared.swap_cache(caches[path]) if shared else None
-                    try:
+                    with shared.using_cache(caches[path]) if shared else nullcontext():
                         _replay_block(
                             domain, bench, method, iterations, PATHS[path][1], embedding,
                             current[path],
                         )
-                    finally:
-                        if shared and previous is not None:
-                            shared.swap_cache(previous)
         for path, result in current.items():
             results[path].append(result)
     return results

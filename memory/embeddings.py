@@ -18,7 +18,8 @@ import hashlib
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -88,14 +89,18 @@ class CachedEncoder:
         """Forget every cached vector (benchmarks start each measured run cold)."""
         self._cache.clear()
 
-    def swap_cache(self, cache: VectorCache) -> VectorCache:
-        """Use ``cache`` from now on; return the one that was in use.
+    @contextmanager
+    def using_cache(self, cache: VectorCache) -> Iterator[None]:
+        """Use ``cache`` inside the block, the cache in use before it afterwards.
 
         For benchmarks that interleave two ways of doing the same work on one shared model:
         each keeps its own cache, so neither is served vectors the other one paid for.
         """
         previous, self._cache = self._cache, cache
-        return previous
+        try:
+            yield
+        finally:
+            self._cache = previous
 
     def cached_texts(self) -> int:
         """How many texts have a cached vector."""

@@ -20,6 +20,19 @@ from pahf.memory.embeddings import (
 from pahf.state import NewMemory
 
 
+def _count_model_runs(encoder: HashingEncoder) -> list[list[str]]:
+    """The batches ``encoder`` sends to its model from now on (cache misses only)."""
+    calls: list[list[str]] = []
+    real = encoder._encode
+
+    def counting(batch: list[str]) -> np.ndarray:
+        calls.append(batch)
+        return real(batch)
+
+    encoder._encode = counting  # type: ignore[method-assign]
+    return calls
+
+
 def _cos(enc: MiniLMEncoder | HashingEncoder, a: str, b: str) -> float:
     v = enc.encode([a, b])
     return float(v[0] @ v[1])
@@ -97,14 +110,7 @@ def test_a_primed_cache_spares_the_model_and_refuses_wrong_shapes() -> None:
     source, target = HashingEncoder(), HashingEncoder()
     texts = ["I want green tea", "never coffee"]
     vectors = source.encode(texts)
-    calls: list[list[str]] = []
-    real = target._encode
-
-    def counting(batch: list[str]) -> np.ndarray:
-        calls.append(batch)
-        return real(batch)
-
-    target._encode = counting  # type: ignore[method-assign]
+    calls = _count_model_runs(target)
     target.prime(texts, vectors)
     assert np.array_equal(target.encode(texts), vectors) and calls == []
     target.encode(["something new"])
@@ -119,18 +125,11 @@ def test_swapped_caches_keep_each_user_of_a_shared_model_apart() -> None:
     from pahf.memory.embeddings import VectorCache
 
     encoder = HashingEncoder()
-    calls: list[list[str]] = []
-    real = encoder._encode
-
-    def counting(batch: list[str]) -> np.ndarray:
-        calls.append(batch)
-        return real(batch)
-
-    encoder._encode = counting  # type: ignore[method-assign]
+    calls = _count_model_runs(encoder)
     encoder.encode(["green tea"])
-    first = encoder.swap_cache(VectorCache())
-    encoder.encode(["green tea"])  # the new cache is empty: computed again
-    assert calls == [["green tea"], ["green tea"]] and encoder.cached_texts() == 1
-    second = encoder.swap_cache(first)
+    second = VectorCache()
+    with encoder.using_cache(second):
+        encoder.encode(["green tea"])  # the new cache is empty: computed again
+        assert calls == [["green tea"], ["green tea"]] and encoder.cached_texts() == 1
     encoder.encode(["green tea"])  # back on the first cache: served from it
     assert len(calls) == 2 and len(second) == 1
