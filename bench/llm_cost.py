@@ -39,13 +39,12 @@ from pahf.bench.common import BenchReport, BenchTable, Size, reporting
 from pahf.bench.throughput import Embedding, new_store
 from pahf.bench.workload import WORKLOADS, build_benchmarks
 from pahf.eval.episodes import Episode
-from pahf.eval.runner import play_episode
+from pahf.eval.runner import play_episode, replay_contexts
 from pahf.eval.simulators import RuleBasedUser
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.reasoners.accounting import UsageTracker
 from pahf.reasoners.llm import LLMReasoner
-from pahf.state import context_for_method
 
 Path_ = Literal["clear", "ask", "correction", "test"]
 PATHS: tuple[Path_, ...] = ("clear", "ask", "correction", "test")
@@ -255,8 +254,7 @@ def measure(
             episodes = sorted(
                 (e for e in bench.episodes[1] if e.user == user), key=lambda e: e.index
             )[:per_user]
-            learn_ctx = context_for_method("pahf", user_id=user, reasoner="llm")
-            test_ctx = learn_ctx.model_copy(update={"pre_action": False, "post_action": False})
+            learn_ctx, test_ctx = replay_contexts("pahf", user, reasoner="llm")
             for episode in episodes:
                 wrong = _wrong(episode)
                 for iteration, path in enumerate(PLAY_ORDER, 1):

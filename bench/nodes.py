@@ -29,11 +29,11 @@ from pahf.bench.common import BenchReport, BenchTable, LatencyStats, Size, repor
 from pahf.bench.throughput import Embedding, cold_embeddings, new_store
 from pahf.bench.workload import WORKLOADS, build_benchmarks, describe
 from pahf.eval.episodes import LEARNING_PHASES
-from pahf.eval.runner import EpisodeGraphs, play_step, replay_order
+from pahf.eval.runner import EpisodeGraphs, play_step, replay_contexts, replay_order
 from pahf.eval.simulators import RuleBasedUser
 from pahf.graphs import NODE_NAMES
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import Method, context_for_method
+from pahf.state import Method
 
 GRAPH_NAME = "pahf"
 
@@ -110,10 +110,7 @@ def measure(
             store = new_store(embedding)
             graphs = EpisodeGraphs(OfflineReasoner(store.encoder), store)
             for user in bench.users():
-                learn_ctx = context_for_method(method, user_id=user)
-                test_ctx = learn_ctx.model_copy(
-                    update={"pre_action": False, "post_action": False}
-                )
+                learn_ctx, test_ctx = replay_contexts(method, user)
                 for step in replay_order(bench, user, workload.iterations):
                     ctx = learn_ctx if step.phase in LEARNING_PHASES else test_ctx
                     started = time.perf_counter()

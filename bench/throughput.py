@@ -36,6 +36,7 @@ from pahf.eval.runner import (
     ReplayStep,
     embedding_factory,
     play_step,
+    replay_contexts,
     replay_order,
     run_evaluation,
 )
@@ -43,7 +44,7 @@ from pahf.eval.simulators import RuleBasedUser
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import MiniLMEncoder, VectorCache
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import METHODS, Method, RunContext, context_for_method
+from pahf.state import METHODS, Method, RunContext
 
 #: (domain, method, phase, iteration, episode id) -> chosen candidate id
 Choices = dict[tuple[str, str, int, int, str], str]
@@ -175,8 +176,7 @@ def _replay_block(
     play = make_player(OfflineReasoner(store.encoder), store)
     simulated = RuleBasedUser()
     for user in bench.users():
-        learn_ctx = context_for_method(method, user_id=user)
-        test_ctx = learn_ctx.model_copy(update={"pre_action": False, "post_action": False})
+        learn_ctx, test_ctx = replay_contexts(method, user)
         for step in replay_order(bench, user, iterations):
             ctx = learn_ctx if step.phase in LEARNING_PHASES else test_ctx
             chosen, ok = play(ctx, step, simulated, method)

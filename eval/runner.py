@@ -306,6 +306,13 @@ def replay_order(bench: Benchmark, user: str, iterations: int) -> list[ReplaySte
     return steps
 
 
+def replay_contexts(method: str, user: str, **overrides: Any) -> tuple[RunContext, RunContext]:
+    """(learning, test) run contexts of ``user``'s replay under ``method``: test phases switch
+    both human channels off, so they measure what memory alone has learned."""
+    learn = context_for_method(method, user_id=user, **overrides)
+    return learn, learn.model_copy(update={"pre_action": False, "post_action": False})
+
+
 # --------------------------------------------------------------------------- one episode
 
 
@@ -580,8 +587,7 @@ class _Run:
         if all(key in self.done for key in keys):
             return  # finished in an earlier run: its final memory is in its snapshot
         memory = self.stores[(domain, method)]
-        learn_ctx = context_for_method(method, user_id=user)
-        test_ctx = learn_ctx.model_copy(update={"pre_action": False, "post_action": False})
+        learn_ctx, test_ctx = replay_contexts(method, user)
         uses_memory = learn_ctx.use_memory
         snapshots = self.out_dir / "snapshots" / f"{domain}-{method}"
         # The user's memory as of now. Only this job touches this user's memory and nodes write
