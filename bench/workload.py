@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from pahf.bench.common import Size
 from pahf.eval.episodes import DOMAINS, Benchmark, Domain
+from pahf.eval.runner import replay_order
 
 
 @dataclass(frozen=True)
@@ -99,10 +100,11 @@ def build_benchmarks(
 
 def episode_count(benchmarks: dict[str, Benchmark], iterations: int, methods: int) -> int:
     """Graph runs the four-phase protocol makes: learning phases replay ``iterations`` times."""
-    per_method = 0
-    for bench in benchmarks.values():
-        for phase, episodes in bench.episodes.items():
-            per_method += len(episodes) * (iterations if phase in (1, 3) else 1)
+    per_method = sum(
+        len(replay_order(bench, user, iterations))
+        for bench in benchmarks.values()
+        for user in bench.users()
+    )
     return per_method * methods
 
 

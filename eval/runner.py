@@ -695,13 +695,8 @@ class _UsersTask:
 
     def cost(self) -> int:
         bench = self.benchmarks[self.domain]
-        mine = set(self.users)
-        episodes = sum(
-            sum(e.user in mine for e in eps)
-            * (self.settings.iterations if phase in LEARNING_PHASES else 1)
-            for phase, eps in bench.episodes.items()
-        )
-        return episodes * sum(_METHOD_COST.get(m, 1) for m in self.methods)
+        runs = sum(len(replay_order(bench, user, self.settings.iterations)) for user in self.users)
+        return runs * sum(_METHOD_COST.get(m, 1) for m in self.methods)
 
     def __call__(self, hooks: RunHooks) -> _TaskResult:
         services = default_services(self.settings)
