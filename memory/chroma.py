@@ -300,7 +300,10 @@ class ChromaPreferenceMemory:
         ]
 
     def _cached(self, user_id: str, key: tuple[Any, ...]) -> tuple[int, Any]:
-        """(generation, cached result or None) of a read of ``user_id``'s memory."""
+        """(generation, cached result or None) of a read of ``user_id``'s memory; always a miss
+        for a store that is not exclusive."""
+        if not self._exclusive:
+            return 0, None
         with self._lock:
             generation, reads = self._reads.get(user_id, (0, {}))
             return generation, reads.get(key)
@@ -433,7 +436,7 @@ class ChromaPreferenceMemory:
     ) -> builtins.list[RetrievedMemory]:
         user_id = validate_user_id(user_id)
         key = ("search", query, k, include_superseded)
-        generation, hit = self._cached(user_id, key) if self._exclusive else (0, None)
+        generation, hit = self._cached(user_id, key)
         if hit is not None:
             return builtins.list(hit)
         col = self._collection(user_id, create=False)
@@ -550,7 +553,7 @@ class ChromaPreferenceMemory:
 
     def count(self, user_id: str) -> int:
         user_id = validate_user_id(user_id)
-        generation, hit = self._cached(user_id, ("count",)) if self._exclusive else (0, None)
+        generation, hit = self._cached(user_id, ("count",))
         if hit is not None:
             return int(hit)
         col = self._collection(user_id, create=False)
