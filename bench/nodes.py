@@ -129,15 +129,7 @@ def run(size: Size = "default", embedding: Embedding = "minilm") -> BenchReport:
             title=f"Per-node latency, method pahf, offline ({what}; {embedding} embeddings)",
             columns=["node", "runs", "mean ms", "p50 ms", "p95 ms", "max ms", "share of episode"],
         )
-        order = [
-            "retrieve_memory",
-            "ambiguity_detect",
-            "ask_user (to interrupt)",
-            "ask_user",
-            "act",
-            "ingest_feedback (to interrupt)",
-            "ingest_feedback",
-        ]
+        order = list(NODE_NAMES)
         node_total = 0.0
         for label in order + sorted(set(timer.samples) - set(order) - {"graph invoke"}):
             samples = timer.samples.get(label, [])
@@ -145,9 +137,8 @@ def run(size: Size = "default", embedding: Embedding = "minilm") -> BenchReport:
                 continue
             stats = LatencyStats.of(samples)
             node_total += sum(samples)
-            resumed = f"{label} (to interrupt)" in timer.samples
             table.add(
-                f"{label} (resumed)" if resumed else label,
+                label,
                 stats.n,
                 stats.mean_ms,
                 stats.p50_ms,
