@@ -69,7 +69,15 @@ def test_throughput_graph_and_bare_make_the_same_choices() -> None:
         assert row[1] == expected  # every run played every episode
         assert row[differing] == 0  # same action as the bare driver in every episode
     assert report.figures["bare_eps"] > 0
-    assert "graph overhead" in table.notes[0]
+    assert "graph overhead" in table.notes[0] and "share of an episode" in table.notes[0]
+    # LangGraph's share of a harness episode, from the rows it is computed from.
+    cpu = table.columns.index("CPU s")
+    harness, _, graph_only, bare = (row[cpu] for row in table.rows)
+    assert isinstance(harness, float) and isinstance(graph_only, float)
+    assert isinstance(bare, float)
+    assert report.figures["graph_share_of_eval_episode"] == pytest.approx(
+        (graph_only - bare) / harness
+    )
 
 
 def test_floor_reports_each_path_and_the_cost_per_step() -> None:
@@ -77,12 +85,27 @@ def test_floor_reports_each_path_and_the_cost_per_step() -> None:
     table = _only_table(report)
     assert [row[1] for row in table.rows] == [3, 4, 5, 5]  # LangGraph steps per path
     for row in table.rows:
-        per_invoke, per_step, rounds = row[2], row[3], row[4]
+        per_invoke, per_step, least, own, rounds = row[2], row[3], row[4], row[5], row[6]
         assert isinstance(per_invoke, float) and per_invoke > 0
+        assert isinstance(least, float) and least > 0
         assert per_step == pytest.approx(per_invoke / row[1])
+        assert own == pytest.approx(per_invoke - least)
         assert isinstance(rounds, str) and len(rounds.split(", ")) == 2
     assert report.figures["floor_ms_5_steps_cold"] > 0
-    assert "per step" in table.notes[0]
+    assert report.figures["least_graph_ms_5_steps_cold"] > 0
+    assert "per step" in table.notes[0] and "least LangGraph graph" in table.notes[1]
+
+
+@pytest.mark.parametrize("steps", [2, 3, 5])
+def test_least_graph_takes_the_steps_it_is_named_for(steps: int) -> None:
+    """The reference graph must run exactly ``steps`` LangGraph steps (its nodes count them)."""
+    graph = floor.least_graph(steps)
+    assert graph.invoke({"n": 0}) == {"n": steps - 1}
+    ticks = list(graph.stream({"n": 0}, stream_mode="debug"))
+    # Step 0 writes the input to the state (a hidden task); each node then takes one step.
+    assert sorted({t["step"] for t in ticks}) == list(range(1, steps))
+    with pytest.raises(ValueError, match="at least 2 steps"):
+        floor.least_graph(1)
 
 
 def test_floor_services_leave_only_the_framework() -> None:
