@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class DataError(ValueError):
@@ -18,3 +19,7 @@ class DataError(ValueError):
         self.problem = problem
         where = f"{self.path}: {field}: " if field else f"{self.path}: "
         super().__init__(where + problem)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its fields when pickled (worker processes), not from its message.
+        return (type(self), (self.path, self.problem, self.field))

@@ -12,7 +12,8 @@ Definitions (as in the PAHF reference code, utils/agent_utils.py):
 Counts per episode (questions, corrections, LLM calls, tokens) are totals divided by the
 phase's ``episodes``, which counts episode *runs*: in a learning phase each episode is played
 once per iteration. Memory size is summed over users, taken after each user's last episode of
-the phase.
+the phase. ``failed`` counts the episodes in which the agent could not act (an LLM decision
+whose output stayed unusable); they count as wrong in the success rate.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class PhaseSummary(BaseModel):
     memory_total: int
     llm_calls_per_episode: float
     tokens_per_episode: float
+    failed: int = 0  # episodes the agent could not act in (counted in the success rate as wrong)
     seconds: float
     iteration_detail: list[IterationMetrics]
 
@@ -145,6 +147,7 @@ def summarize_phase(
         memory_total=sum(r.memory_total for r in last.values()),
         llm_calls_per_episode=_rate(sum(r.llm_calls for r in records), n),
         tokens_per_episode=_rate(sum(r.tokens for r in records), n),
+        failed=sum(r.error is not None for r in records),
         seconds=round(sum(r.seconds for r in records), 3),
         iteration_detail=detail,
     )

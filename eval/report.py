@@ -112,6 +112,28 @@ def noise_section(noise: Mapping[float, Sequence[PhaseSummary]]) -> list[str]:
     return out
 
 
+def failures_section(rows: Sequence[PhaseSummary], domain: str) -> list[str]:
+    """Episodes in which the agent could not act, by method and phase; nothing when none did."""
+    failing = [r for r in rows if r.domain == domain and r.failed]
+    if not failing:
+        return []
+    out = [
+        "Episodes in which the agent could not act (its model's output stayed unusable after "
+        "retries; scored as wrong; the reason is in each record's `error` in episodes.jsonl):",
+        "",
+    ]
+    body = []
+    for method in _ordered([r.method for r in failing]):
+        cells = [method]
+        for phase in PHASES:
+            row = _row(rows, domain, method, phase)
+            cells.append(f"{row.failed} of {row.episodes}" if row else "–")
+        body.append(cells)
+    out += _table(["method", *(f"P{p}" for p in PHASES)], body)
+    out.append("")
+    return out
+
+
 def render_markdown(
     rows: Sequence[PhaseSummary],
     settings: EvalSettings,
@@ -147,6 +169,7 @@ def render_markdown(
         header, body = success_table(rows, domain)
         out += _table(header, body)
         out.append("")
+        out += failures_section(rows, domain)
         out.append("Questions / corrections per episode:")
         out.append("")
         methods = _ordered([r.method for r in rows if r.domain == domain])

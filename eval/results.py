@@ -34,7 +34,7 @@ class EpisodeRecord(BaseModel):
     ``correct_ids`` is the ground truth the harness scored against; it is written to the log for
     auditing and never reaches the graph. ``feedback`` is the correction text (None when the
     action was accepted or feedback was off); ``memory_active``/``memory_total`` are the user's
-    memory sizes right after the episode.
+    memory sizes right after the episode; ``error`` is set when the agent failed to act.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -65,6 +65,11 @@ class EpisodeRecord(BaseModel):
     output_tokens: int = 0
     tokens: int = 0
     seconds: float = 0.0
+    error: str | None = Field(
+        default=None,
+        description="why the agent could not act (an LLM decision unusable after its retries); "
+        "such an episode has no action and is scored incorrect",
+    )
 
     @property
     def asked(self) -> bool:

@@ -67,6 +67,7 @@ from pahf.memory.base import PreferenceMemory, UnknownUserError
 from pahf.memory.chroma import ChromaPreferenceMemory, embedding_text
 from pahf.nodes.services import HUMAN_KEY
 from pahf.reasoners.base import Reasoner
+from pahf.reasoners.llm import LLMDecisionError, LLMOutputError
 from pahf.reasoners.offline import OfflineReasoner
 from pahf.state import (
     METHODS,
@@ -364,6 +365,12 @@ class EpisodeGraphs:
         return self.interrupting if human_turns == "interrupt" and turns else self.plain
 
 
+class SimulatedUserError(RuntimeError):
+    """The simulated user could not take a turn (an LLM simulator whose reply stayed unusable,
+    or whose model could not be reached). The run stops: scoring the agent against a person who
+    did not answer would be meaningless. Finished episodes are kept; rerunning resumes here."""
+
+
 class _SimulatedTurns:
     """The simulated user's side of one episode's human turns; keeps what was said."""
 
@@ -382,6 +389,15 @@ class _SimulatedTurns:
             raise RuntimeError(
                 f"episode {self.episode.episode_id}: more than {MAX_INTERRUPTS} human turns"
             )
+        try:
+            return self._reply(payload)
+        except LLMDecisionError as exc:
+            # Raised inside a node, an LLMDecisionError would read as the agent's failure.
+            raise SimulatedUserError(
+                f"episode {self.episode.episode_id}: the simulated user failed: {exc}"
+            ) from exc
+
+    def _reply(self, payload: dict[str, Any]) -> str:
         kind = payload.get("type") if isinstance(payload, dict) else None
         if kind == "question":
             self.question = str(payload["question"])
@@ -437,6 +453,12 @@ def play_episode(
     Only the request (with this replay's request id and the episode's user) enters the graph.
     With ``human_turns="interrupt"`` the graph needs a checkpointer (see :data:`HumanTurns`).
     The record's memory sizes are left at zero: the caller, who owns the store, fills them in.
+
+    An agent whose model keeps answering unusably (:class:`~pahf.reasoners.llm.LLMOutputError`
+    after its retries) has failed this episode: the record says why in ``error``, has no action
+    and is scored incorrect, and the run goes on, as the paper scores an agent that cannot act.
+    A model that cannot be reached (:class:`~pahf.reasoners.llm.LLMCallError`) stops the run
+    instead: every later episode would fail the same way, and a rerun resumes where it stopped.
     """
     started = time.perf_counter()
     request_id = replay_request_id(episode, phase, iteration)
@@ -454,12 +476,18 @@ def play_episode(
     # replayed from the user's snapshot), so checkpoints are only needed at interrupts: "exit"
     # writes them when a run stops, not after every step (measured in bench/README.md).
     durability: dict[str, Any] = {"durability": "exit"} if graph.checkpointer else {}
-    result = graph.invoke({"request": request}, config, context=context, **durability)
-    while pending := result.get("__interrupt__"):
-        if human_turns == "inline":
-            raise RuntimeError(f"episode {episode.episode_id}: the graph interrupted an inline run")
-        resume = human(pending[0].value)
-        result = graph.invoke(Command(resume=resume), config, context=context, **durability)
+    error: str | None = None
+    try:
+        result = graph.invoke({"request": request}, config, context=context, **durability)
+        while pending := result.get("__interrupt__"):
+            if human_turns == "inline":
+                raise RuntimeError(
+                    f"episode {episode.episode_id}: the graph interrupted an inline run"
+                )
+            resume = human(pending[0].value)
+            result = graph.invoke(Command(resume=resume), config, context=context, **durability)
+    except LLMOutputError as exc:
+        result, error = {}, str(exc)
     action = result.get("action")
     if isinstance(action, dict):
         action = Action.model_validate(action)
@@ -501,6 +529,7 @@ def play_episode(
         output_tokens=output_tokens,
         tokens=input_tokens + output_tokens,
         seconds=round(time.perf_counter() - started, 4),
+        error=error,
     )
 
 
@@ -634,6 +663,11 @@ class _Run:
             changed = uses_memory and bool(record.memory_ops)
             if changed:
                 current = memory.list(user)
+            elif uses_memory and record.error is not None:
+                # A failed episode reports no ops but may have written before it failed (an
+                # answer stored, then the action failed): the snapshot must hold what is stored.
+                before, current = current, memory.list(user)
+                changed = current != before
             active, total = memory_sizes(current)
             record = record.model_copy(update={"memory_active": active, "memory_total": total})
             if changed:

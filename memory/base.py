@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -33,12 +33,19 @@ class UnknownUserError(MemoryError_):
         super().__init__(f"no memories stored for user {user_id!r}")
         self.user_id = user_id
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its fields when pickled (worker processes), not from its message.
+        return (type(self), (self.user_id,))
+
 
 class UnknownMemoryError(MemoryError_):
     def __init__(self, user_id: str, memory_id: str) -> None:
         super().__init__(f"user {user_id!r} has no memory {memory_id!r}")
         self.user_id = user_id
         self.memory_id = memory_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.user_id, self.memory_id))
 
 
 @runtime_checkable

@@ -1,7 +1,8 @@
 """The ``pahf`` command line: one module per subcommand, each with ``register(subparsers)``.
 
 Errors a user can cause (bad paths, unknown users, malformed JSON or data) are printed as one
-clear line on stderr with exit status 2; nothing stored is touched by a failing command.
+clear line on stderr with exit status 2; nothing stored is touched by a failing command. A model
+that cannot be reached or keeps answering unusably is one line too, with exit status 1.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
+
+from pahf.reasoners.llm import LLMDecisionError
 
 #: Subcommand modules under pahf.cli, in help order.
 COMMANDS = ["demo", "run", "memory", "chat", "eval", "bench"]
@@ -42,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except LLMDecisionError as exc:  # the model's side failed, not the command line
+        print(f"pahf {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except (CliError, ValueError, LookupError, OSError, json.JSONDecodeError) as exc:
         message = str(exc)
         if isinstance(exc, ValidationError):

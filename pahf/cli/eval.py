@@ -23,7 +23,14 @@ from pahf.cli import CliError
 from pahf.eval.episodes import DOMAINS, Benchmark, Domain
 from pahf.eval.metrics import PhaseSummary, summarize
 from pahf.eval.report import success_table, write_outputs
-from pahf.eval.runner import EvalSettings, run_evaluation, select_users
+from pahf.eval.runner import (
+    EvalOutcome,
+    EvalSettings,
+    SimulatedUserError,
+    run_evaluation,
+    select_users,
+)
+from pahf.reasoners.llm import LLMCallError
 from pahf.state import METHODS, Method
 
 DOMAIN_CHOICES = ("embodied", "shopping", "both")
@@ -257,6 +264,46 @@ def _default_out() -> Path:
     return Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
+def _play(
+    args: argparse.Namespace,
+    benchmarks: dict[str, Benchmark],
+    settings: EvalSettings,
+    out_dir: Path,
+    err: Console,
+) -> tuple[EvalOutcome, list[PhaseSummary], dict[float, list[PhaseSummary]]]:
+    """The run, then any noise-sweep runs beside it: (outcome, its summary, summaries by p)."""
+    if not args.quiet and sys.stderr.isatty():
+        with _RichProgress(err) as bar:
+            outcome = run_evaluation(
+                benchmarks,
+                settings,
+                out_dir,
+                workers=args.workers,
+                progress=bar,
+                max_episodes=args.max_episodes,
+            )
+    else:
+        outcome = run_evaluation(
+            benchmarks, settings, out_dir, workers=args.workers, max_episodes=args.max_episodes
+        )
+    rows = summarize(outcome.records)
+    noise: dict[float, list[PhaseSummary]] = {}
+    for level in parse_noise_levels(args.noise_sweep):
+        if level == settings.feedback_noise:
+            noise[level] = list(rows)
+            continue
+        err.print(f"noise sweep: feedback noise {level:g}")
+        sub = run_evaluation(
+            benchmarks,
+            settings.model_copy(update={"feedback_noise": level}),
+            out_dir / f"noise-{level:g}",
+            workers=args.workers,
+        )
+        noise[level] = list(summarize(sub.records))
+        write_outputs(noise[level], sub.settings, out_dir / f"noise-{level:g}", plots=False)
+    return outcome, rows, noise
+
+
 def run_eval(args: argparse.Namespace) -> int:
     _check_args(args)
     domains = parse_domains(args.domain)
@@ -276,38 +323,17 @@ def run_eval(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else _default_out()
     console = Console()
     err = Console(stderr=True)
-    err.print(f"run directory: {out_dir} (rerun with --out {out_dir} to resume)")
-    show_bar = not args.quiet and sys.stderr.isatty()
-    if show_bar:
-        with _RichProgress(err) as bar:
-            outcome = run_evaluation(
-                benchmarks,
-                settings,
-                out_dir,
-                workers=args.workers,
-                progress=bar,
-                max_episodes=args.max_episodes,
-            )
-    else:
-        outcome = run_evaluation(
-            benchmarks, settings, out_dir, workers=args.workers, max_episodes=args.max_episodes
+    err.print(f"run directory: {out_dir} (rerun with --out {out_dir} to resume)", soft_wrap=True)
+    try:
+        outcome, rows, noise = _play(args, benchmarks, settings, out_dir, err)
+    except (LLMCallError, SimulatedUserError) as exc:
+        # The model (the agent's or the simulated user's) is unreachable or unusable: going on
+        # would only fail every episode. What finished is in the run directory.
+        err.print(f"pahf eval: error: {exc}", soft_wrap=True, markup=False, highlight=False)
+        err.print(
+            f"finished episodes are kept: rerun with --out {out_dir} to resume", soft_wrap=True
         )
-    rows = summarize(outcome.records)
-    noise: dict[float, list[PhaseSummary]] = {}
-    levels = parse_noise_levels(args.noise_sweep)
-    for level in levels:
-        if level == settings.feedback_noise:
-            noise[level] = list(rows)
-            continue
-        err.print(f"noise sweep: feedback noise {level:g}")
-        sub = run_evaluation(
-            benchmarks,
-            settings.model_copy(update={"feedback_noise": level}),
-            out_dir / f"noise-{level:g}",
-            workers=args.workers,
-        )
-        noise[level] = list(summarize(sub.records))
-        write_outputs(noise[level], sub.settings, out_dir / f"noise-{level:g}", plots=False)
+        return 1
     files = write_outputs(rows, outcome.settings, out_dir, noise=noise or None)
     for domain in domains:
         header, body = success_table(rows, domain)
@@ -347,6 +373,12 @@ def run_eval(args: argparse.Namespace) -> int:
             f"[yellow]run incomplete[/yellow]: stopped after {outcome.played} new episodes "
             f"({len(outcome.records)} done); rerun the same command with --out {out_dir} to finish"
         ]
+    failed = sum(r.failed for r in rows)
+    if failed:
+        lines.append(
+            f"[yellow]{failed} episodes failed[/yellow]: the agent's model answered unusably "
+            "after retries (scored as wrong; the reason is each record's `error` in episodes.jsonl)"
+        )
     lines += [
         f"report: {files.report}",
         f"summary: {files.summary}",

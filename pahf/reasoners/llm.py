@@ -87,7 +87,9 @@ class LLMConfigError(ValueError):
 class LLMDecisionError(RuntimeError):
     """An LLM decision could not be made. Names the decision and the node it runs in.
 
-    Raised out of the graph's ``invoke``; the evaluation records the episode as failed.
+    Raised out of the graph's ``invoke``. The evaluation harness records an episode whose
+    decision failed on the model's output (:class:`LLMOutputError`) as failed and goes on; a
+    model it cannot reach (:class:`LLMCallError`) stops the run, to be resumed.
     """
 
     def __init__(
@@ -102,6 +104,25 @@ class LLMDecisionError(RuntimeError):
         self.detail = detail
         self.attempts = attempts
         self.errors = list(errors)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled when an evaluation worker process raises it: rebuild from the fields, since
+        # the default (the message as the only argument) does not fit this constructor.
+        return (
+            _rebuild_decision_error,
+            (type(self), self.decision, self.node, self.detail, self.attempts, self.errors),
+        )
+
+
+def _rebuild_decision_error(
+    cls: type[LLMDecisionError],
+    decision: str,
+    node: str,
+    detail: str,
+    attempts: int,
+    errors: Sequence[str],
+) -> LLMDecisionError:
+    return cls(decision, node, detail, attempts=attempts, errors=errors)
 
 
 class LLMOutputError(LLMDecisionError):

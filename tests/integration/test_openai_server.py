@@ -8,6 +8,7 @@ It reports the token usage it sent, which the accounting must reproduce exactly.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -22,9 +23,12 @@ import pytest
 from langchain_openai import ChatOpenAI
 from langgraph.types import Command
 
+from pahf.cli import build_parser, main
 from pahf.cli import chat as chat_cli
+from pahf.cli.eval import load_benchmarks
 from pahf.eval.episodes import Episode, GroundTruth
 from pahf.eval.llm_user import LLMSimulatedUser
+from pahf.eval.runner import replay_order
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.chroma import ChromaPreferenceMemory
@@ -379,3 +383,76 @@ def test_chat_cli_with_the_llm_reasoner(
     assert "agent chose: ice-cold water" in out
     assert "agent learned: When dehydrated, wants ice-cold water." in out
     assert [r["model"] for r in stub.log()["requests"]] == ["local-model"] * 3
+
+
+def _eval_argv(out: Path, *extra: str, users: int = 1) -> list[str]:
+    """``pahf eval`` on the first ``users`` of the generated embodied benchmark, no-memory (one
+    decision, ``choose``, per episode), with the LLM reasoner."""
+    return [
+        "eval", "--domain", "embodied", "--method", "no-memory", "--users", str(users),
+        "--iterations", "1", "--reasoner", "llm", "--model", "local-model", "--quiet",
+        "--out", str(out), *extra,
+    ]
+
+
+def _eval_with_the_llm_reasoner(
+    stub: Stub, monkeypatch: pytest.MonkeyPatch, out: Path, *extra: str, users: int = 1
+) -> int:
+    """Run :func:`_eval_argv`'s command with the LLM reasoner talking to the stub."""
+    monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("PAHF_LLM_CACHE", raising=False)
+    monkeypatch.delenv("PAHF_STRUCTURED_OUTPUT", raising=False)
+    return main(_eval_argv(out, *extra, users=users))
+
+
+def test_eval_on_worker_processes_stops_cleanly_when_the_model_refuses(
+    stub: Stub,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """A 401 in a worker process reaches the command as the LLM error it is (it used to fail to
+    unpickle in the parent), in one line, with how to resume; nothing is logged as played."""
+    stub.script(*[{"status": 401}] * 20)
+    # Two users, two workers: each user's share runs in a process of its own.
+    code = _eval_with_the_llm_reasoner(
+        stub, monkeypatch, tmp_path / "run", "--workers", "2", users=2
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "pahf eval: error: act: LLM decision 'choose' failed after 1 attempt(s)" in err
+    assert "Error code: 401" in err and f"rerun with --out {tmp_path / 'run'}" in err
+    assert "Traceback" not in err
+    log = tmp_path / "run" / "episodes.jsonl"
+    assert not log.exists() or not log.read_text().strip()
+
+
+def test_eval_counts_episodes_whose_decision_stayed_malformed_and_goes_on(
+    stub: Stub,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """Two unusable replies fail one episode (scored wrong, reason logged); the next replies are
+    good, so the run finishes and says how many episodes failed."""
+    argv = _eval_argv(tmp_path / "run", "--max-episodes", "3")
+    bench = load_benchmarks(build_parser().parse_args(argv), ["embodied"])["embodied"]
+    steps = replay_order(bench, bench.users()[0], 1)[:3]  # the episodes the run will play
+    malformed = {"raw": "I would pick the first one."}
+    stub.script(
+        malformed,
+        malformed,
+        *[{"content": choose(step.episode.request.candidates[0].id)} for step in steps[1:]],
+    )
+    code = _eval_with_the_llm_reasoner(stub, monkeypatch, tmp_path / "run", "--max-episodes", "3")
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = (tmp_path / "run" / "episodes.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == 3
+    assert [r["error"] is not None for r in records] == [True, False, False]
+    assert records[0]["action"] is None and records[0]["correct"] is False
+    assert "ChooseDecision" in records[0]["error"] and records[0]["llm_calls"] == 2
+    assert "1 episodes failed" in out
+    assert "could not act" in (tmp_path / "run" / "report.md").read_text()

@@ -109,3 +109,23 @@ def test_clear_errors_and_nothing_lost(tmp_path: Path, capsys: pytest.CaptureFix
     # after all the failures, ana's memory is intact
     assert main(["memory", "export", "--store", str(store), "--user", "ana"]) == 0
     assert "green tea" in capsys.readouterr().out
+
+
+def test_a_model_that_fails_is_one_line_and_exit_1_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pahf.cli import demo
+    from pahf.reasoners.llm import LLMCallError
+
+    def unreachable(args: object) -> int:
+        raise LLMCallError(
+            "choose", "act", "the model call failed: ConnectError: refused", attempts=1
+        )
+
+    monkeypatch.setattr(demo, "run_demo", unreachable)
+    assert main(["demo"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "pahf demo: error: act: LLM decision 'choose' failed after 1 attempt(s): "
+        "the model call failed: ConnectError: refused\n"
+    )

@@ -4,7 +4,7 @@ resume after a stop or a crash, worker-count invariance, noise, LLM accounting, 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -19,14 +19,17 @@ from pahf.eval import runner as runner_module
 from pahf.eval.episodes import Benchmark, Episode
 from pahf.eval.metrics import summarize, without_timing
 from pahf.eval.noise import IRRELEVANT_REMARKS, NoisyFeedback
+from pahf.eval.report import render_markdown
 from pahf.eval.results import EpisodeRecord, sorted_records
 from pahf.eval.runner import (
     EvalServices,
     EvalSettings,
     FrozenMemoryError,
     RunConfigMismatch,
+    SimulatedUserError,
     play_episode,
     replay_order,
+    replay_request_id,
     run_evaluation,
     select_users,
 )
@@ -37,6 +40,7 @@ from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.base import PreferenceMemory
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction
+from pahf.reasoners.llm import LLMCallError, LLMDecisionError, LLMOutputError
 from pahf.reasoners.offline import OfflineReasoner
 from pahf.state import (
     Action,
@@ -466,6 +470,145 @@ def test_the_episode_tracker_reads_usage_from_messages_or_llm_output() -> None:
         run_id=uuid4(),
     )
     assert read_usage(tracker) == (2, 16, 6)
+
+
+# --------------------------------------------------------------------------- failed decisions
+
+
+class FailingChoice:
+    """The offline reasoner, except that choosing fails for the named requests as the LLM
+    reasoner's does once its retries are spent (``error``: the model's output or its call)."""
+
+    def __init__(
+        self,
+        memory: PreferenceMemory,
+        fail_on: Collection[str],
+        error: type[LLMDecisionError] = LLMOutputError,
+    ) -> None:
+        self.inner = OfflineReasoner(memory.encoder)
+        self.fail_on = set(fail_on)
+        self.error = error
+
+    def assess(
+        self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
+    ) -> Assessment:
+        return self.inner.assess(request, memories, clarifications)
+
+    def choose(
+        self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
+    ) -> Action:
+        if request.request_id in self.fail_on:
+            raise self.error("choose", "act", "the reply named no candidate", attempts=2)
+        return self.inner.choose(request, memories, clarifications)
+
+    def learn(
+        self, request: Request, turn: Turn, memories: Sequence[RetrievedMemory]
+    ) -> list[MemoryOp]:
+        return self.inner.learn(request, turn, memories)
+
+
+def failing(fail_on: Collection[str], error: type[LLMDecisionError] = LLMOutputError) -> EvalServices:
+    services = in_memory()
+    services.make_reasoner = lambda memory: FailingChoice(memory, fail_on, error)
+    return services
+
+
+def first_request_id(bench: Benchmark, user: str = "alex") -> str:
+    """The request id of the user's first episode run (phase 1, iteration 1): under pahf it
+    asks (memory is empty), so its answer is stored before the action is chosen."""
+    first = replay_order(bench, user, 2)[0]
+    return replay_request_id(first.episode, first.phase, first.iteration)
+
+
+def test_a_decision_the_model_cannot_make_fails_that_episode_and_the_run_goes_on(
+    tmp_path: Path,
+) -> None:
+    bench = {"embodied": tiny_benchmark(users=("alex",))}
+    doomed = first_request_id(bench["embodied"])
+    out = run_evaluation(bench, settings(["pahf"]), tmp_path / "r", services=failing({doomed}))
+    clean = run_evaluation(bench, settings(["pahf"]), tmp_path / "clean", services=in_memory())
+    assert len(out.records) == len(clean.records)  # every other episode was played
+    [failed] = [r for r in out.records if r.error is not None]
+    assert failed.request_id == doomed
+    assert failed.action is None and not failed.correct
+    assert failed.error.startswith("act: LLM decision 'choose' failed after 2 attempt(s)")
+    # It asked first, and the answer it stored before the action failed is in the memory sizes.
+    assert failed.question is not None and failed.memory_ops == []
+    assert failed.memory_total == 1
+    rows, clean_rows = summarize(out.records), summarize(clean.records)
+    assert [(r.phase, r.failed) for r in rows] == [(1, 1), (2, 0), (3, 0), (4, 0)]
+    assert all(r.failed == 0 for r in clean_rows)
+    report = render_markdown(rows, out.settings)
+    assert "could not act" in report and f"| 1 of {rows[0].episodes} |" in report
+    assert "could not act" not in render_markdown(clean_rows, clean.settings)
+
+
+def test_a_run_stopped_after_a_failed_episode_resumes_with_what_that_episode_stored(
+    tmp_path: Path,
+) -> None:
+    """The failed episode reported no memory ops but did store its answer: the snapshot taken
+    after it must hold that, or the resumed run would go on from an emptier memory."""
+    bench = {"embodied": tiny_benchmark(users=("alex",))}
+    doomed = {first_request_id(bench["embodied"])}
+    full = run_evaluation(bench, settings(["pahf"]), tmp_path / "full", services=failing(doomed))
+    run_dir = tmp_path / "stopped"
+    part = run_evaluation(
+        bench, settings(["pahf"]), run_dir, services=failing(doomed), max_episodes=1
+    )
+    assert [r.error is not None for r in part.records] == [True]
+    resumed = run_evaluation(bench, settings(["pahf"]), run_dir, services=failing(doomed))
+    assert comparable(resumed.records) == comparable(full.records)
+
+
+def test_a_model_that_cannot_be_reached_stops_the_run_and_a_rerun_finishes_it(
+    tmp_path: Path,
+) -> None:
+    bench = {"embodied": tiny_benchmark(users=("alex",))}
+    doomed = {first_request_id(bench["embodied"])}
+    run_dir = tmp_path / "r"
+    with pytest.raises(LLMCallError, match="act: LLM decision 'choose' failed"):
+        run_evaluation(bench, settings(["pahf"]), run_dir, services=failing(doomed, LLMCallError))
+    assert not (run_dir / "episodes.jsonl").exists() or not (
+        run_dir / "episodes.jsonl"
+    ).read_text().strip()
+    resumed = run_evaluation(bench, settings(["pahf"]), run_dir, services=in_memory())
+    clean = run_evaluation(bench, settings(["pahf"]), tmp_path / "clean", services=in_memory())
+    assert comparable(resumed.records) == comparable(clean.records)
+
+
+class SpeechlessUser(RuleBasedUser):
+    """An LLM-played user whose every reply stays unusable."""
+
+    def answer(self, episode: Episode, question: str) -> str:
+        raise LLMOutputError("answer", "simulated user", "the reply was empty", attempts=2)
+
+    def feedback(self, episode: Episode, action: Action) -> str | None:
+        raise LLMOutputError("feedback", "simulated user", "the reply was empty", attempts=2)
+
+
+@pytest.mark.parametrize("human_turns", ["inline", "interrupt"])
+def test_a_simulated_user_that_cannot_reply_stops_the_run_and_is_not_the_agents_failure(
+    human_turns: str,
+) -> None:
+    episode = tiny_benchmark(users=("alex",)).episodes[1][0]
+    memory = ChromaPreferenceMemory.in_memory(HashingEmbeddingFunction())
+    graph = build_graph(OfflineReasoner(memory.encoder), memory, memory_checkpointer())
+    with pytest.raises(
+        SimulatedUserError,
+        match=rf"episode {episode.episode_id}: the simulated user failed: simulated user: "
+        "LLM decision 'answer' failed",
+    ):
+        play_episode(
+            graph,
+            context_for_method("pahf", user_id=episode.user),
+            episode,
+            SpeechlessUser(),
+            method="pahf",
+            phase=1,
+            iteration=1,
+            seq=0,
+            human_turns=human_turns,  # type: ignore[arg-type]
+        )
 
 
 # --------------------------------------------------------------------------- users and CLI

@@ -3,6 +3,7 @@ the parent, and the shared episode log never interleaves lines."""
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 import time
@@ -10,10 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from pahf.eval.errors import DataError
 from pahf.eval.metrics import summarize, without_timing
 from pahf.eval.results import EpisodeLog, EpisodeRecord, sorted_records
-from pahf.eval.runner import EvalSettings, run_evaluation
+from pahf.eval.runner import EvalSettings, SimulatedUserError, run_evaluation
 from pahf.eval.snapshots import SnapshotError
+from pahf.memory.base import UnknownMemoryError, UnknownUserError
+from pahf.reasoners.llm import LLMCallError, LLMOutputError
 from tests.unit.eval_fixtures import tiny_benchmark
 
 METHODS = ["no-memory", "pre-only", "pahf"]
@@ -55,6 +59,27 @@ def test_a_failing_worker_process_fails_the_run_with_its_error(tmp_path: Path) -
     snapshots[0].write_text("{not json")  # that user's memory can no longer be rebuilt
     with pytest.raises(SnapshotError, match=r"memory snapshot .* is unreadable"):
         run_evaluation(_benchmarks(), _settings(), out, workers=2)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        LLMCallError("choose", "act", "the model call failed: 401", attempts=1, errors=["401"]),
+        LLMOutputError("answer", "simulated user", "the reply was empty", attempts=2),
+        SimulatedUserError("episode e1: the simulated user failed"),
+        UnknownUserError("alex"),
+        UnknownMemoryError("alex", "m1"),
+        DataError("phase1.json", "empty", "item 3"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_errors_a_worker_process_may_raise_reach_the_parent_whole(error: Exception) -> None:
+    """A worker's exception is pickled to the parent: it must come back as the same type with
+    the same message and fields (the default pickling rebuilds it from its message alone,
+    which these constructors do not take, and the parent then saw a broken pool instead)."""
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is type(error)
+    assert str(back) == str(error) and vars(back) == vars(error)
 
 
 def test_max_episodes_stops_every_worker_process(tmp_path: Path) -> None:
