@@ -12,8 +12,9 @@ Definitions (as in the PAHF reference code, utils/agent_utils.py):
 Counts per episode (questions, corrections, LLM calls, tokens) are totals divided by the
 phase's ``episodes``, which counts episode *runs*: in a learning phase each episode is played
 once per iteration. Memory size is summed over users, taken after each user's last episode of
-the phase. ``failed`` counts the episodes in which the agent could not act (an LLM decision
-whose output stayed unusable); they count as wrong in the success rate.
+the phase. ``failed`` counts the episodes in which an LLM decision of the agent failed (its
+output stayed unusable): one without an action counts as wrong; one that failed while learning
+from feedback is scored on the action it had shown.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class PhaseSummary(BaseModel):
     memory_total: int
     llm_calls_per_episode: float
     tokens_per_episode: float
-    failed: int = 0  # episodes the agent could not act in (counted in the success rate as wrong)
+    failed: int = 0  # episodes in which an LLM decision of the agent failed (record.error)
     seconds: float
     iteration_detail: list[IterationMetrics]
 

@@ -113,13 +113,15 @@ def noise_section(noise: Mapping[float, Sequence[PhaseSummary]]) -> list[str]:
 
 
 def failures_section(rows: Sequence[PhaseSummary], domain: str) -> list[str]:
-    """Episodes in which the agent could not act, by method and phase; nothing when none did."""
+    """Episodes in which an LLM decision of the agent failed, by method and phase; nothing when
+    none did."""
     failing = [r for r in rows if r.domain == domain and r.failed]
     if not failing:
         return []
     out = [
-        "Episodes in which the agent could not act (its model's output stayed unusable after "
-        "retries; scored as wrong; the reason is in each record's `error` in episodes.jsonl):",
+        "Episodes in which an LLM decision of the agent failed (its output stayed unusable "
+        "after retries; without an action the episode is scored wrong; the reason is each "
+        "record's `error` in episodes.jsonl):",
         "",
     ]
     body = []

@@ -34,7 +34,7 @@ class EpisodeRecord(BaseModel):
     ``correct_ids`` is the ground truth the harness scored against; it is written to the log for
     auditing and never reaches the graph. ``feedback`` is the correction text (None when the
     action was accepted or feedback was off); ``memory_active``/``memory_total`` are the user's
-    memory sizes right after the episode; ``error`` is set when the agent failed to act.
+    memory sizes right after the episode; ``error`` is set when the agent's run failed.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -67,8 +67,8 @@ class EpisodeRecord(BaseModel):
     seconds: float = 0.0
     error: str | None = Field(
         default=None,
-        description="why the agent could not act (an LLM decision unusable after its retries); "
-        "such an episode has no action and is scored incorrect",
+        description="why the agent's run failed (an LLM decision unusable after its retries); "
+        "the action is the one shown to the user before the failure, if any, else none (wrong)",
     )
 
     @property

@@ -382,6 +382,7 @@ class _SimulatedTurns:
         self.answer: str | None = None
         self.feedback: str | None = None
         self.feedback_requested = False
+        self.shown: Action | None = None  # the action put to the user for feedback
 
     def __call__(self, payload: dict[str, Any]) -> str:
         self.turns += 1
@@ -406,7 +407,7 @@ class _SimulatedTurns:
             return self.answer
         if kind == "feedback":
             self.feedback_requested = True
-            shown = Action.model_validate(payload["action"])
+            shown = self.shown = Action.model_validate(payload["action"])
             reply = self.user.feedback(self.episode, shown)
             self.feedback = reply.strip() if reply and reply.strip() else None
             return self.feedback or ""  # "" accepts (a None resume would not resume)
@@ -455,8 +456,9 @@ def play_episode(
     The record's memory sizes are left at zero: the caller, who owns the store, fills them in.
 
     An agent whose model keeps answering unusably (:class:`~pahf.reasoners.llm.LLMOutputError`
-    after its retries) has failed this episode: the record says why in ``error``, has no action
-    and is scored incorrect, and the run goes on, as the paper scores an agent that cannot act.
+    after its retries) has failed this episode: the record says why in ``error`` and the run
+    goes on. An action it had already shown the user is kept and scored (the failure was in
+    learning from the feedback); otherwise there is none and the episode is scored wrong.
     A model that cannot be reached (:class:`~pahf.reasoners.llm.LLMCallError`) stops the run
     instead: every later episode would fail the same way, and a rerun resumes where it stopped.
     """
@@ -491,6 +493,8 @@ def play_episode(
     action = result.get("action")
     if isinstance(action, dict):
         action = Action.model_validate(action)
+    if action is None and human.shown is not None:
+        action = human.shown  # the run failed after acting (learning from the feedback)
     ops = [
         op if isinstance(op, AppliedMemoryOp) else AppliedMemoryOp.model_validate(op)
         for op in result.get("memory_ops", [])

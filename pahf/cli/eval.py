@@ -377,7 +377,8 @@ def run_eval(args: argparse.Namespace) -> int:
     if failed:
         lines.append(
             f"[yellow]{failed} episodes failed[/yellow]: the agent's model answered unusably "
-            "after retries (scored as wrong; the reason is each record's `error` in episodes.jsonl)"
+            "after retries (scored wrong without an action; the reason is each record's `error` "
+            "in episodes.jsonl)"
         )
     lines += [
         f"report: {files.report}",

@@ -455,4 +455,4 @@ def test_eval_counts_episodes_whose_decision_stayed_malformed_and_goes_on(
     assert records[0]["action"] is None and records[0]["correct"] is False
     assert "ChooseDecision" in records[0]["error"] and records[0]["llm_calls"] == 2
     assert "1 episodes failed" in out
-    assert "could not act" in (tmp_path / "run" / "report.md").read_text()
+    assert "decision of the agent failed" in (tmp_path / "run" / "report.md").read_text()

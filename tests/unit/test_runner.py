@@ -507,6 +507,23 @@ class FailingChoice:
         return self.inner.learn(request, turn, memories)
 
 
+class FailingLearning(FailingChoice):
+    """Chooses as the offline reasoner does; learning from a correction fails for every
+    request (an LLM reasoner whose model cannot phrase the revision)."""
+
+    def choose(
+        self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
+    ) -> Action:
+        return self.inner.choose(request, memories, clarifications)
+
+    def learn(
+        self, request: Request, turn: Turn, memories: Sequence[RetrievedMemory]
+    ) -> list[MemoryOp]:
+        if turn.kind == "correction":
+            raise LLMOutputError("learn", "ingest_feedback", "the reply named no memory", attempts=2)
+        return self.inner.learn(request, turn, memories)
+
+
 def failing(fail_on: Collection[str], error: type[LLMDecisionError] = LLMOutputError) -> EvalServices:
     services = in_memory()
     services.make_reasoner = lambda memory: FailingChoice(memory, fail_on, error)
@@ -539,8 +556,26 @@ def test_a_decision_the_model_cannot_make_fails_that_episode_and_the_run_goes_on
     assert [(r.phase, r.failed) for r in rows] == [(1, 1), (2, 0), (3, 0), (4, 0)]
     assert all(r.failed == 0 for r in clean_rows)
     report = render_markdown(rows, out.settings)
-    assert "could not act" in report and f"| 1 of {rows[0].episodes} |" in report
-    assert "could not act" not in render_markdown(clean_rows, clean.settings)
+    assert "decision of the agent failed" in report and f"| 1 of {rows[0].episodes} |" in report
+    assert "decision of the agent failed" not in render_markdown(clean_rows, clean.settings)
+
+
+def test_a_failure_while_learning_from_feedback_keeps_the_action_the_user_judged(
+    tmp_path: Path,
+) -> None:
+    """The agent acted and was corrected, then could not learn from it: the episode is scored
+    on its action (the failure was not in acting) and says why it learned nothing."""
+    bench = {"embodied": tiny_benchmark(users=("alex",))}
+    services = in_memory()
+    services.make_reasoner = lambda memory: FailingLearning(memory, ())
+    out = run_evaluation(bench, settings(["post-only"]), tmp_path / "r", services=services)
+    failed = [r for r in out.records if r.error is not None]
+    assert failed, "post-only corrects wrong actions, so some learning must have been tried"
+    for rec in failed:
+        assert rec.error.startswith("ingest_feedback: LLM decision 'learn' failed")
+        assert rec.action is not None and rec.feedback is not None  # acted, was corrected
+        assert rec.correct is (rec.action.candidate_id in rec.correct_ids)
+    assert all(r.memory_total == 0 for r in out.records)  # nothing was ever learned
 
 
 def test_a_run_stopped_after_a_failed_episode_resumes_with_what_that_episode_stored(
