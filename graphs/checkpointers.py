@@ -9,6 +9,10 @@ restart) or Postgres (many workers behind a load balancer share every thread). O
 LangGraph's default serializer warns (and will soon refuse) when a checkpoint holds pydantic
 types it was not told about; :func:`allow_pahf_types` gives a saver an explicit allowlist of
 exactly the types in :data:`pahf.state.SERDE_ALLOWLIST`.
+
+Async applications (``await graph.ainvoke(...)`` in an event loop) need a saver whose async
+methods do not block: :func:`open_async_checkpointer` opens the same URLs as
+``AsyncSqliteSaver`` / ``AsyncPostgresSaver`` (in-memory serves both).
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from __future__ import annotations
 import copy
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -82,13 +86,7 @@ def sqlite_path(url: str) -> str:
 def _open_sqlite(url: str) -> tuple[BaseCheckpointSaver[Any], Callable[[], None]]:
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    path = sqlite_path(url)
-    if path != ":memory:":
-        file = Path(path).expanduser()
-        if file.is_dir():
-            raise CheckpointerURLError(f"SQLite checkpointer path {file} is a directory")
-        file.parent.mkdir(parents=True, exist_ok=True)
-        path = str(file)
+    path = _sqlite_file(url)
     try:
         conn = sqlite3.connect(path, check_same_thread=False)
         saver = SqliteSaver(conn)
@@ -124,20 +122,91 @@ def _open_postgres(url: str) -> tuple[BaseCheckpointSaver[Any], Callable[[], Non
     return allow_pahf_types(saver), conn.close
 
 
-def _open(url: str | None) -> tuple[BaseCheckpointSaver[Any], Callable[[], None]]:
+def _backend(url: str | None) -> tuple[str, str]:
+    """(``memory`` | ``sqlite`` | ``postgres``, the URL) for ``url`` or ``$PAHF_CHECKPOINTER``."""
     if url is None:
         url = os.environ.get(CHECKPOINTER_ENV) or "memory"
     url = url.strip()
     if not url or url == "memory":
-        return memory_checkpointer(), lambda: None
+        return "memory", "memory"
     if url.startswith(_POSTGRES_SCHEMES):
-        return _open_postgres(url)
+        return "postgres", url
     if url.startswith("sqlite:") or url.endswith(_SQLITE_SUFFIXES):
-        return _open_sqlite(url)
+        return "sqlite", url
     raise CheckpointerURLError(
         f"unknown checkpointer {redact_url(url)!r}: use 'memory', 'sqlite:///file.db' "
         "or 'postgresql://user@host:port/db'"
     )
+
+
+def _sqlite_file(url: str) -> str:
+    """The SQLite path of ``url``, its directory made; ``:memory:`` as is."""
+    path = sqlite_path(url)
+    if path == ":memory:":
+        return path
+    file = Path(path).expanduser()
+    if file.is_dir():
+        raise CheckpointerURLError(f"SQLite checkpointer path {file} is a directory")
+    file.parent.mkdir(parents=True, exist_ok=True)
+    return str(file)
+
+
+def _open(url: str | None) -> tuple[BaseCheckpointSaver[Any], Callable[[], None]]:
+    kind, url = _backend(url)
+    if kind == "postgres":
+        return _open_postgres(url)
+    if kind == "sqlite":
+        return _open_sqlite(url)
+    return memory_checkpointer(), lambda: None
+
+
+async def _open_async_sqlite(
+    url: str,
+) -> tuple[BaseCheckpointSaver[Any], Callable[[], Awaitable[None]]]:
+    import aiosqlite
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    path = _sqlite_file(url)
+    try:
+        conn = await aiosqlite.connect(path)
+    except sqlite3.Error as exc:
+        raise CheckpointerURLError(f"cannot open SQLite checkpointer {path}: {exc}") from exc
+    try:
+        saver = AsyncSqliteSaver(conn)
+        await saver.setup()
+    except sqlite3.Error as exc:
+        await conn.close()
+        raise CheckpointerURLError(f"cannot open SQLite checkpointer {path}: {exc}") from exc
+    return allow_pahf_types(saver), conn.close
+
+
+async def _open_async_postgres(
+    url: str,
+) -> tuple[BaseCheckpointSaver[Any], Callable[[], Awaitable[None]]]:
+    try:
+        import psycopg
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg.rows import dict_row
+    except ImportError as exc:
+        raise CheckpointerURLError(
+            "a Postgres checkpointer needs: pip install 'pahf[postgres]'"
+        ) from exc
+    try:
+        # The same connection settings as the sync saver (see _open_postgres).
+        conn = await psycopg.AsyncConnection.connect(
+            url, autocommit=True, prepare_threshold=0, row_factory=dict_row
+        )
+    except psycopg.Error as exc:
+        raise CheckpointerURLError(
+            f"cannot connect to the Postgres checkpointer at {redact_url(url)}: {exc}"
+        ) from exc
+    try:
+        saver = AsyncPostgresSaver(conn)
+        await saver.setup()
+    except Exception:
+        await conn.close()
+        raise
+    return allow_pahf_types(saver), conn.close
 
 
 def sqlite_checkpointer(path: str | Path) -> BaseCheckpointSaver[Any]:
@@ -164,3 +233,25 @@ def open_checkpointer(url: str | None = None) -> Iterator[BaseCheckpointSaver[An
         yield saver
     finally:
         close()
+
+
+@asynccontextmanager
+async def open_async_checkpointer(
+    url: str | None = None,
+) -> AsyncIterator[BaseCheckpointSaver[Any]]:
+    """The saver a URL names, for ``ainvoke``/``astream`` in an event loop; closed on exit.
+
+    Same URLs and errors as :func:`open_checkpointer`; SQLite and Postgres use their async
+    drivers (aiosqlite, psycopg's ``AsyncConnection``), so a checkpoint write does not block
+    the loop. A graph compiled with it can only be run with the async methods.
+    """
+    kind, url = _backend(url)
+    if kind == "memory":
+        yield memory_checkpointer()
+        return
+    opener = _open_async_postgres if kind == "postgres" else _open_async_sqlite
+    saver, close = await opener(url)
+    try:
+        yield saver
+    finally:
+        await close()

@@ -7,6 +7,7 @@ Only the checkpointer (SQLite file or a real Postgres server) and the memory sto
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -30,6 +31,8 @@ from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction
 from pahf.reasoners.offline import OfflineReasoner
 from pahf.state import RunContext
+from tests.unit.async_conversation import check_conversation as async_check_conversation
+from tests.unit.async_conversation import converse
 
 from .conftest import ChromaServer, PostgresServer, free_port
 
@@ -188,6 +191,18 @@ def test_postgres_conversation_survives_process_restarts(
     with open_checkpointer(postgres_server.url) as saver:
         stored = saver.get_tuple({"configurable": {"thread_id": "dana-postgres"}})
         assert stored is not None
+
+
+@pytest.mark.integration
+def test_async_app_converses_through_postgres(postgres_server: PostgresServer) -> None:
+    """``ainvoke`` on AsyncPostgresSaver (psycopg's async driver), a new connection per turn;
+    the sync saver then reads the same thread (one table layout for both)."""
+    memory = ChromaPreferenceMemory.in_memory(HashingEmbeddingFunction())
+    outputs = asyncio.run(converse(postgres_server.url, memory, "dana-async-postgres"))
+    async_check_conversation(outputs)
+    with open_checkpointer(postgres_server.url) as saver:
+        stored = saver.get_tuple({"configurable": {"thread_id": "dana-async-postgres"}})
+        assert stored is not None and stored.checkpoint["channel_values"]["action"] is not None
 
 
 @pytest.mark.integration
