@@ -96,19 +96,26 @@ def _open_sqlite(url: str) -> tuple[BaseCheckpointSaver[Any], Callable[[], None]
     return allow_pahf_types(saver), conn.close
 
 
-def _open_postgres(url: str) -> tuple[BaseCheckpointSaver[Any], Callable[[], None]]:
+def _postgres_driver() -> tuple[Any, dict[str, Any]]:
+    """psycopg, and the connection settings PostgresSaver documents: autocommit for its DDL and
+    upserts, no server-side prepared statements (safe behind pgbouncer), rows as dicts."""
     try:
+        import langgraph.checkpoint.postgres  # noqa: F401  (the savers' package)
         import psycopg
-        from langgraph.checkpoint.postgres import PostgresSaver
         from psycopg.rows import dict_row
     except ImportError as exc:
         raise CheckpointerURLError(
             "a Postgres checkpointer needs: pip install 'pahf[postgres]'"
         ) from exc
+    return psycopg, {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+
+
+def _open_postgres(url: str) -> tuple[BaseCheckpointSaver[Any], Callable[[], None]]:
+    from langgraph.checkpoint.postgres import PostgresSaver
+
+    psycopg, settings = _postgres_driver()
     try:
-        # The settings PostgresSaver documents: autocommit for its DDL and upserts, no
-        # server-side prepared statements (safe behind pgbouncer), rows as dicts.
-        conn = psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
+        conn = psycopg.connect(url, **settings)
     except psycopg.Error as exc:
         raise CheckpointerURLError(
             f"cannot connect to the Postgres checkpointer at {redact_url(url)}: {exc}"
@@ -183,19 +190,11 @@ async def _open_async_sqlite(
 async def _open_async_postgres(
     url: str,
 ) -> tuple[BaseCheckpointSaver[Any], Callable[[], Awaitable[None]]]:
+    psycopg, settings = _postgres_driver()
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
     try:
-        import psycopg
-        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-        from psycopg.rows import dict_row
-    except ImportError as exc:
-        raise CheckpointerURLError(
-            "a Postgres checkpointer needs: pip install 'pahf[postgres]'"
-        ) from exc
-    try:
-        # The same connection settings as the sync saver (see _open_postgres).
-        conn = await psycopg.AsyncConnection.connect(
-            url, autocommit=True, prepare_threshold=0, row_factory=dict_row
-        )
+        conn = await psycopg.AsyncConnection.connect(url, **settings)
     except psycopg.Error as exc:
         raise CheckpointerURLError(
             f"cannot connect to the Postgres checkpointer at {redact_url(url)}: {exc}"

@@ -31,25 +31,13 @@ from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction
 from pahf.reasoners.offline import OfflineReasoner
 from pahf.state import RunContext
+from tests.unit.async_conversation import ANSWER, CORRECTION, REQUEST, converse
 from tests.unit.async_conversation import check_conversation as async_check_conversation
-from tests.unit.async_conversation import converse
 
 from .conftest import ChromaServer, PostgresServer, free_port
 
 WORKER = Path(__file__).with_name("episode_worker.py")
 
-REQUEST: dict[str, Any] = {
-    "request_id": "drink-1",
-    "user_id": "dana",
-    "task": "get me a drink",
-    "context": "dehydrated after a run",
-    "candidates": [
-        {"id": "coffee", "text": "hot coffee", "attributes": ["hot coffee"]},
-        {"id": "water", "text": "ice water", "attributes": ["ice water"]},
-    ],
-}
-ANSWER = "ice water, never coffee when I am dehydrated"
-CORRECTION = "actually I want hot coffee now, even when dehydrated"
 
 
 def run_worker(checkpointer: str, memory: str, thread: str, step: str, value: str) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Each human turn is a separate ``ainvoke`` on a saver opened afresh from its URL, as when every
 web request of the person opens its own connection (or the app restarted in between): only the
-checkpointer carries the paused run from one turn to the next.
+checkpointer carries the paused run from one turn to the next. The request and the person's
+words are also those of the process-restart tests (tests/integration/test_persistence.py).
 """
 
 from __future__ import annotations
