@@ -13,14 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pahf.eval.episodes import Episode, SimulatedUser
-from pahf.eval.runner import replay_request_id
+from pahf.eval.runner import BLANK_ANSWER, replay_request
 from pahf.memory.base import PreferenceMemory, apply_ops
+from pahf.nodes.ask_user import DEFAULT_QUESTION
 from pahf.nodes.ingest_feedback import confirmations
 from pahf.reasoners.base import Reasoner
 from pahf.state import Assessment, Request, RetrievedMemory, RunContext, Turn
-
-#: What ask_user asks when the reasoner gave no question (same default as the node).
-DEFAULT_QUESTION = "Could you tell me what you prefer here?"
 
 
 @dataclass(frozen=True)
@@ -36,7 +34,7 @@ class BareOutcome:
     corrected: bool
 
 
-def _retrieve(
+def retrieve(
     memory: PreferenceMemory, ctx: RunContext, user: str, request: Request
 ) -> list[RetrievedMemory]:
     if not ctx.use_memory:
@@ -55,15 +53,9 @@ def play_bare(
     iteration: int,
 ) -> BareOutcome:
     """Play one episode the way the graph's nodes would, with direct calls."""
-    request = Request.model_validate(
-        {
-            **episode.request.model_dump(),
-            "request_id": replay_request_id(episode, phase, iteration),
-            "user_id": episode.user,
-        }
-    )
+    request = replay_request(episode, phase, iteration)
     user = episode.user
-    memories = _retrieve(memory, ctx, user, request)
+    memories = retrieve(memory, ctx, user, request)
     clarifications: list[Turn] = []
     asked = 0
     while True:
@@ -74,14 +66,14 @@ def play_bare(
         if not assessment.ambiguous:
             break
         question = assessment.question or DEFAULT_QUESTION
-        answer = simulated.answer(episode, question).strip() or "I have no preference here."
+        answer = simulated.answer(episode, question).strip() or BLANK_ANSWER
         turn = Turn(kind="clarification", question=question, text=answer)
         if ctx.use_memory:
             ops = reasoner.learn(request, turn, memories)
             apply_ops(memory, user, request.request_id, f"clarification-{asked}", ops)
         asked += 1
         clarifications.append(turn)
-        memories = _retrieve(memory, ctx, user, request)
+        memories = retrieve(memory, ctx, user, request)
     action = reasoner.choose(request, memories, clarifications)
     corrected = False
     if ctx.post_action:

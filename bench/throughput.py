@@ -1,18 +1,22 @@
 """Benchmark 1: episodes per second offline, and what LangGraph and the harness cost.
 
-Four ways to play the same episodes (the generated benchmark at the chosen size, both domains,
+Five ways to play the same episodes (the generated benchmark at the chosen size, both domains,
 all four methods, the four-phase protocol), each on fresh stores with the embedding cache empty:
 
 * **harness + graph, 1 worker** and **2 workers**: ``run_evaluation``, exactly what
   ``pahf eval`` does (episode log, snapshots, memory-size checks, worker processes);
 * **graph only**: the compiled graph driven episode by episode with ``play_step``, as the
   harness drives it, without log or snapshots;
+* **least graph**: :func:`pahf.bench.least_pahf.least_pahf_graph`, the same five nodes and
+  calls in the least LangGraph graph (plain TypedDict state, nothing else): LangGraph's own cost;
 * **bare**: :func:`pahf.bench.bare.play_bare`, the reasoner and memory called directly.
 
-Graph overhead = (graph only - bare) / graph only, in CPU time; harness overhead = (harness 1
-worker - graph only) / harness 1 worker. Graph only and bare are measured in interleaved rounds
+Graph overhead = (graph only - bare) / graph only, in CPU time (the least graph's the same
+way); harness overhead = (harness 1
+worker - graph only) / harness 1 worker. Graph only, least graph and bare are measured in
+interleaved rounds
 (:func:`compare_graph_and_bare`) because the machine's drift is as large as the difference.
-Both must choose the same action in every episode: the table says how many differ (0
+All must choose the same action in every episode: the table says how many differ (0
 expected), so the ratio compares equal work.
 """
 
@@ -28,6 +32,7 @@ from typing import Literal
 
 from pahf.bench.bare import play_bare
 from pahf.bench.common import BenchReport, BenchTable, Size, cpu_seconds, reporting
+from pahf.bench.least_pahf import least_pahf_graph, play_least
 from pahf.bench.workload import WORKLOADS, build_benchmarks, describe, episode_count
 from pahf.eval.episodes import DOMAINS, LEARNING_PHASES, Benchmark, SimulatedUser
 from pahf.eval.runner import (
@@ -155,8 +160,25 @@ def bare_player(reasoner: OfflineReasoner, store: ChromaPreferenceMemory) -> Epi
     return play
 
 
+def least_player(reasoner: OfflineReasoner, store: ChromaPreferenceMemory) -> EpisodeFn:
+    """The same calls in the least LangGraph graph of the same five nodes
+    (:func:`pahf.bench.least_pahf.least_pahf_graph`)."""
+    graph = least_pahf_graph(reasoner, store)
+
+    def play(
+        ctx: RunContext, step: ReplayStep, simulated: SimulatedUser, method: str
+    ) -> tuple[str, bool]:
+        out = play_least(
+            graph, ctx, step.episode, simulated, phase=step.phase, iteration=step.iteration
+        )
+        return out.candidate_id, out.correct
+
+    return play
+
+
 PATHS: dict[str, tuple[str, PlayerFactory]] = {
     "graph": ("graph only (play_episode)", graph_player),
+    "least": ("least LangGraph graph, same nodes", least_player),
     "bare": ("bare reasoner + memory", bare_player),
 }
 
@@ -272,7 +294,8 @@ def run(
         harness2 = run_harness(benchmarks, methods, iterations, workers=2, embedding=embedding)
         compared = compare_graph_and_bare(benchmarks, methods, iterations, embedding, rounds)
         graph_only, bare = mean_result(compared["graph"]), mean_result(compared["bare"])
-        results = [harness1, harness2, graph_only, bare]
+        least = mean_result(compared["least"])
+        results = [harness1, harness2, graph_only, least, bare]
         table = BenchTable(
             title=f"Episode throughput, offline ({describe(benchmarks)}; methods "
             f"{', '.join(methods)}; {workload.iterations} learning iterations; {embedding} "
@@ -316,6 +339,22 @@ def run(
             f"(harness + graph, 1 worker): {100 * eval_share:.1f}%; 2 workers vs 1 (wall): "
             f"{speedup:.2f}x"
         )
+        least_overhead = (least.cpu_seconds - bare.cpu_seconds) / least.cpu_seconds
+        least_rounds = [
+            (g.cpu_seconds - b.cpu_seconds) / g.cpu_seconds
+            for g, b in zip(compared["least"], compared["bare"], strict=True)
+        ]
+        package_share = (graph_only.cpu_seconds - least.cpu_seconds) / graph_only.cpu_seconds
+        table.notes.append(
+            "the least LangGraph graph of the same five nodes (plain TypedDict state, nothing "
+            f"else): overhead {100 * least_overhead:.1f}% (rounds: "
+            f"{', '.join(f'{100 * v:.1f}%' for v in least_rounds)}), "
+            f"{1000 * (least.cpu_seconds - bare.cpu_seconds) / expected:.2f} ms per episode; "
+            "this package's graph adds "
+            f"{1000 * (graph_only.cpu_seconds - least.cpu_seconds) / expected:.2f} ms "
+            f"({100 * package_share:.1f}% of its episode time) for its typed state, "
+            "validation, run context and record"
+        )
         unstable = sum(
             _differences(r.choices, runs[0].choices)
             for runs in compared.values()
@@ -355,6 +394,9 @@ def run(
                 "graph_overhead_fraction_wall": wall_graph_overhead,
                 "graph_overhead_fraction_min_round": min(by_round),
                 "graph_overhead_fraction_max_round": max(by_round),
+                "least_graph_overhead_fraction": least_overhead,
+                "least_graph_eps": least.per_second,
+                "package_graph_share_fraction": package_share,
                 "rounds": float(rounds),
                 "harness_1_worker_cpu_ms_per_episode": 1000 * harness1.cpu_seconds / expected,
                 "bare_cpu_ms_per_episode": 1000 * bare.cpu_seconds / expected,

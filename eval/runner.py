@@ -323,6 +323,18 @@ def replay_request_id(episode: Episode, phase: int, iteration: int) -> str:
     return f"{episode.episode_id}@p{phase}i{iteration}"
 
 
+def replay_request(episode: Episode, phase: int, iteration: int) -> Request:
+    """The request one replay sends to the agent: the episode's, with this replay's request id
+    and the episode's user."""
+    return Request.model_validate(
+        {
+            **episode.request.model_dump(),
+            "request_id": replay_request_id(episode, phase, iteration),
+            "user_id": episode.user,
+        }
+    )
+
+
 def memory_sizes(records: Sequence[MemoryRecord]) -> tuple[int, int]:
     """(active, total) of a user's memory records."""
     return sum(r.status == "active" for r in records), len(records)
@@ -371,6 +383,10 @@ class SimulatedUserError(RuntimeError):
     did not answer would be meaningless. Finished episodes are kept; rerunning resumes here."""
 
 
+#: What the simulated user's blank answer to a question becomes (an answer must not be empty).
+BLANK_ANSWER = "I have no preference here."
+
+
 class _SimulatedTurns:
     """The simulated user's side of one episode's human turns; keeps what was said."""
 
@@ -403,7 +419,7 @@ class _SimulatedTurns:
         if kind == "question":
             self.question = str(payload["question"])
             answer = self.user.answer(self.episode, self.question).strip()
-            self.answer = answer or "I have no preference here."
+            self.answer = answer or BLANK_ANSWER
             return self.answer
         if kind == "feedback":
             self.feedback_requested = True
@@ -463,10 +479,8 @@ def play_episode(
     instead: every later episode would fail the same way, and a rerun resumes where it stopped.
     """
     started = time.perf_counter()
-    request_id = replay_request_id(episode, phase, iteration)
-    request = Request.model_validate(
-        {**episode.request.model_dump(), "request_id": request_id, "user_id": episode.user}
-    )
+    request = replay_request(episode, phase, iteration)
+    request_id = request.request_id
     thread_id = f"{episode.domain}/{method}/{request_id}"
     tracker = new_tracker()
     human = _SimulatedTurns(episode, user)

@@ -12,12 +12,15 @@ from pahf.memory.base import apply_ops
 from pahf.nodes.services import NodeFn, ServicesProvider, ask_until_valid, run_context
 from pahf.state import PahfState, QuestionPrompt, Turn, parse_clarification
 
+#: What is asked when the reasoner found the request ambiguous but gave no question.
+DEFAULT_QUESTION = "Could you tell me what you prefer here?"
+
 
 def make_ask_user(services: ServicesProvider) -> NodeFn:
     def ask_user(state: PahfState, runtime: Any) -> dict[str, Any]:
         ctx = run_context(runtime)
         assert state.assessment is not None
-        question = state.assessment.question or "Could you tell me what you prefer here?"
+        question = state.assessment.question or DEFAULT_QUESTION
         prompt = QuestionPrompt(
             user_id=state.user_id,
             request_id=state.request.request_id,

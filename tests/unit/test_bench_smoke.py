@@ -15,9 +15,15 @@ from typing import cast
 import pytest
 
 from pahf.bench import floor, full_run, llm_cost, memory_scale, nodes, throughput
+from pahf.bench.bare import BareOutcome, play_bare
 from pahf.bench.common import BenchReport, BenchTable, LatencyStats, percentile
+from pahf.bench.least_pahf import least_pahf_graph, play_least
 from pahf.bench.workload import WORKLOADS, build_benchmarks, episode_count
 from pahf.cli import main
+from pahf.eval.episodes import LEARNING_PHASES
+from pahf.eval.runner import replay_contexts, replay_order
+from pahf.eval.simulators import RuleBasedUser
+from pahf.reasoners.offline import OfflineReasoner
 
 
 def _only_table(report: BenchReport) -> BenchTable:
@@ -57,6 +63,7 @@ def test_throughput_graph_and_bare_make_the_same_choices() -> None:
         "harness + graph, 1 worker",
         "harness + graph, 2 workers",
         "graph only (play_episode), mean of 2 rounds",
+        "least LangGraph graph, same nodes, mean of 2 rounds",
         "bare reasoner + memory, mean of 2 rounds",
     ]
     assert report.figures["rounds"] == 2
@@ -72,12 +79,45 @@ def test_throughput_graph_and_bare_make_the_same_choices() -> None:
     assert "graph overhead" in table.notes[0] and "share of an episode" in table.notes[0]
     # LangGraph's share of a harness episode, from the rows it is computed from.
     cpu = table.columns.index("CPU s")
-    harness, _, graph_only, bare = (row[cpu] for row in table.rows)
+    harness, _, graph_only, least, bare = (row[cpu] for row in table.rows)
     assert isinstance(harness, float) and isinstance(graph_only, float)
-    assert isinstance(bare, float)
+    assert isinstance(least, float) and isinstance(bare, float)
     assert report.figures["graph_share_of_eval_episode"] == pytest.approx(
         (graph_only - bare) / harness
     )
+    # The least graph's overhead and this package's share, from the same rows.
+    assert report.figures["least_graph_overhead_fraction"] == pytest.approx((least - bare) / least)
+    assert report.figures["package_graph_share_fraction"] == pytest.approx(
+        (graph_only - least) / graph_only
+    )
+    assert any(n.startswith("the least LangGraph graph of the same five nodes") for n in table.notes)
+
+
+@pytest.mark.parametrize("method", ["pahf", "pre-only", "post-only", "no-memory"])
+def test_least_graph_plays_every_episode_as_the_bare_driver(method: str) -> None:
+    """The overhead control is only honest if it does the same work: same action, same
+    question asked, same correction taken, in every episode, memory growing alike."""
+    bench = build_benchmarks(WORKLOADS["tiny"])["embodied"]
+    simulated = RuleBasedUser()
+    outcomes: dict[str, list[BareOutcome]] = {}
+    for path in ("least", "bare"):
+        store = throughput.new_store("hashing")
+        reasoner = OfflineReasoner(store.encoder)
+        graph = least_pahf_graph(reasoner, store)
+        played = outcomes[path] = []
+        for user in bench.users():
+            learn, test = replay_contexts(method, user)
+            for step in replay_order(bench, user, 2):
+                ctx = learn if step.phase in LEARNING_PHASES else test
+                kwargs = {"phase": step.phase, "iteration": step.iteration}
+                if path == "least":
+                    played.append(play_least(graph, ctx, step.episode, simulated, **kwargs))
+                else:
+                    played.append(play_bare(reasoner, store, ctx, step.episode, simulated, **kwargs))
+    assert outcomes["least"] == outcomes["bare"]
+    played = outcomes["bare"]
+    assert any(o.asked for o in played) == (method in ("pahf", "pre-only"))
+    assert any(o.corrected for o in played) == (method in ("pahf", "post-only"))
 
 
 def test_floor_reports_each_path_and_the_cost_per_step() -> None:
