@@ -484,7 +484,9 @@ def play_episode(
     thread_id = f"{episode.domain}/{method}/{request_id}"
     tracker = new_tracker()
     human = _SimulatedTurns(episode, user)
-    configurable: dict[str, Any] = {"thread_id": thread_id}
+    # A thread only exists where there is a checkpointer: without one LangGraph would merely copy
+    # the id into every step's metadata (~0.04 ms per run with no-op services, 3-5% of it).
+    configurable: dict[str, Any] = {"thread_id": thread_id} if graph.checkpointer else {}
     if human_turns == "inline":
         configurable[HUMAN_KEY] = human
     config: RunnableConfig = {"configurable": configurable, "callbacks": [tracker]}
