@@ -28,8 +28,6 @@ def make_retrieve_memory(services: ServicesProvider) -> NodeFn:
             questions_asked = 0
             update.update(
                 active_request_id=state.request.request_id,
-                # Written back so the id generated for an id-less request stays fixed.
-                request=state.request,
                 assessment=None,
                 questions_asked=0,
                 clarifications=[],

@@ -276,3 +276,31 @@ def test_an_in_process_human_channel_plays_the_whole_request_in_one_run(
     assert [r.text for r in minilm_memory.list("ana")] == [
         "In the morning I want green tea, never coffee."
     ]
+
+
+def test_a_request_without_an_id_keeps_the_one_it_is_given_through_every_turn(
+    minilm_memory: ChromaPreferenceMemory,
+) -> None:
+    """The id is generated once, when the request enters the graph: the question, the feedback
+    prompt, the output and the memories stored from both turns all carry that same id, also
+    across the interrupts (checkpoint, resume) in between."""
+    graph = build_graph(OfflineReasoner(minilm_memory.encoder), minilm_memory, memory_checkpointer())
+    cfg: dict[str, Any] = {"configurable": {"thread_id": "no-id"}}
+    req = {
+        "user_id": "sam",
+        "task": "Could you bring me something to drink?",
+        "context": "Dehydrated",
+        "candidates": [{"id": o, "text": o} for o in ("water", "coffee", "juice")],
+    }
+    out = graph.invoke({"request": req}, cfg, context=RunContext())
+    seen = []
+    for kind, reply in (("question", ICE), ("feedback", "I wanted juice, not that.")):
+        payload = out["__interrupt__"][0].value
+        assert payload["type"] == kind
+        seen.append(payload["request_id"])
+        out = graph.invoke(Command(resume=reply), cfg, context=RunContext())
+    assert "__interrupt__" not in out
+    request_id = out["request"].request_id
+    assert request_id and seen == [request_id, request_id]
+    stored = minilm_memory.list("sam", include_superseded=True)
+    assert stored and {r.request_id for r in stored} == {request_id}
