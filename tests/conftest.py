@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,38 @@ from pahf.memory.embeddings import HashingEmbeddingFunction, MiniLMEmbeddingFunc
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = REPO_ROOT.parent / "shared" / "pahf-reference-sample"
+
+
+def _untracked_files() -> set[str] | None:
+    """Files in the checkout git neither tracks nor ignores; None outside a git checkout."""
+    try:
+        listed = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "ls-files", "--others", "--exclude-standard", "-z"],
+            capture_output=True,
+            check=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {name for name in listed.stdout.decode().split("\0") if name}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_UNTRACKED_AT_START] = _untracked_files()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a test left files in the checkout: tests write under tmp_path only."""
+    before = session.config.stash.get(_UNTRACKED_AT_START, None)
+    after = _untracked_files()
+    if before is None or after is None:
+        return
+    if left := sorted(after - before):
+        print(f"\ntests left files in the checkout (write under tmp_path instead): {left}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_UNTRACKED_AT_START = pytest.StashKey[set[str] | None]()
 
 
 @pytest.fixture

@@ -23,15 +23,16 @@ def test_an_async_app_pauses_and_resumes_a_conversation_in_sqlite(tmp_path: Path
     assert (tmp_path / "state" / "threads.db").is_file()
 
 
-def test_async_savers_by_url() -> None:
+def test_async_savers_by_url(tmp_path: Path) -> None:
     async def kinds() -> list[type]:
         found = []
-        for url in ("memory", ":memory:.db", "sqlite:///:memory:"):
+        for url in ("memory", f"{tmp_path}/bare-path.db", "sqlite:///:memory:"):
             async with open_async_checkpointer(url) as saver:
                 found.append(type(saver))
         return found
 
     assert asyncio.run(kinds()) == [InMemorySaver, AsyncSqliteSaver, AsyncSqliteSaver]
+    assert (tmp_path / "bare-path.db").is_file()  # a bare path ending in .db is a SQLite file
 
 
 def test_async_sqlite_connection_is_closed_on_exit(tmp_path: Path) -> None:
