@@ -12,12 +12,10 @@ all four methods, the four-phase protocol), each on fresh stores with the embedd
 * **bare**: :func:`pahf.bench.bare.play_bare`, the reasoner and memory called directly.
 
 Graph overhead = (graph only - bare) / graph only, in CPU time (the least graph's the same
-way); harness overhead = (harness 1
-worker - graph only) / harness 1 worker. Graph only, least graph and bare are measured in
-interleaved rounds
-(:func:`compare_graph_and_bare`) because the machine's drift is as large as the difference.
-All must choose the same action in every episode: the table says how many differ (0
-expected), so the ratio compares equal work.
+way); harness overhead = (harness 1 worker - graph only) / harness 1 worker. Graph only, least
+graph and bare are measured in interleaved rounds (:func:`compare_graph_and_bare`) because the
+machine's drift is as large as the difference. All must choose the same action in every
+episode: the table says how many differ (0 expected), so the ratio compares equal work.
 """
 
 from __future__ import annotations
@@ -252,6 +250,15 @@ def compare_graph_and_bare(
     return results
 
 
+def cpu_overhead(run: RunResult, control: RunResult) -> float:
+    """The share of ``run``'s CPU time that ``control``, doing the same work, did not need."""
+    return (run.cpu_seconds - control.cpu_seconds) / run.cpu_seconds
+
+
+def _percents(values: list[float]) -> str:
+    return ", ".join(f"{100 * v:.1f}%" for v in values)
+
+
 def mean_result(runs: list[RunResult]) -> RunResult:
     """One row for a path's rounds: mean times per round, the first round's choices (the
     caller checks that every round chose alike)."""
@@ -319,12 +326,11 @@ def run(
             )
         # Overheads from CPU time: on a shared machine wall time swings with others' load,
         # the CPU time a run needs does not.
-        graph_overhead = (graph_only.cpu_seconds - bare.cpu_seconds) / graph_only.cpu_seconds
+        graph_overhead = cpu_overhead(graph_only, bare)
         by_round = [
-            (g.cpu_seconds - b.cpu_seconds) / g.cpu_seconds
-            for g, b in zip(compared["graph"], compared["bare"], strict=True)
+            cpu_overhead(g, b) for g, b in zip(compared["graph"], compared["bare"], strict=True)
         ]
-        harness_overhead = (harness1.cpu_seconds - graph_only.cpu_seconds) / harness1.cpu_seconds
+        harness_overhead = cpu_overhead(harness1, graph_only)
         # What LangGraph adds, as a share of an episode as `pahf eval` plays it (harness
         # included): the figure a user of the evaluation sees, beside the stricter one above.
         eval_share = (graph_only.cpu_seconds - bare.cpu_seconds) / harness1.cpu_seconds
@@ -333,22 +339,21 @@ def run(
         table.notes.append(
             f"graph overhead (graph only vs bare, CPU time, {rounds} interleaved round"
             f"{'s' if rounds > 1 else ''}): {100 * graph_overhead:.1f}% of episode time "
-            f"(target < 20%; rounds: {', '.join(f'{100 * v:.1f}%' for v in by_round)}; by wall "
+            f"(target < 20%; rounds: {_percents(by_round)}; by wall "
             f"time {100 * wall_graph_overhead:.1f}%); harness overhead (CPU time): "
             f"{100 * harness_overhead:.1f}%; LangGraph's share of an episode of `pahf eval` "
             f"(harness + graph, 1 worker): {100 * eval_share:.1f}%; 2 workers vs 1 (wall): "
             f"{speedup:.2f}x"
         )
-        least_overhead = (least.cpu_seconds - bare.cpu_seconds) / least.cpu_seconds
+        least_overhead = cpu_overhead(least, bare)
         least_rounds = [
-            (g.cpu_seconds - b.cpu_seconds) / g.cpu_seconds
-            for g, b in zip(compared["least"], compared["bare"], strict=True)
+            cpu_overhead(g, b) for g, b in zip(compared["least"], compared["bare"], strict=True)
         ]
-        package_share = (graph_only.cpu_seconds - least.cpu_seconds) / graph_only.cpu_seconds
+        package_share = cpu_overhead(graph_only, least)
         table.notes.append(
             "the least LangGraph graph of the same five nodes (plain TypedDict state, nothing "
             f"else): overhead {100 * least_overhead:.1f}% (rounds: "
-            f"{', '.join(f'{100 * v:.1f}%' for v in least_rounds)}), "
+            f"{_percents(least_rounds)}), "
             f"{1000 * (least.cpu_seconds - bare.cpu_seconds) / expected:.2f} ms per episode; "
             "this package's graph adds "
             f"{1000 * (graph_only.cpu_seconds - least.cpu_seconds) / expected:.2f} ms "
