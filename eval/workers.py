@@ -25,10 +25,42 @@ from concurrent.futures import (
     ThreadPoolExecutor,
     wait,
 )
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any, Protocol, TypeVar
 
 R = TypeVar("R")
+
+#: What a script that starts worker processes must do (they are spawned: each imports it anew).
+MAIN_GUARD = 'if __name__ == "__main__":'
+
+
+class WorkerProcessError(RuntimeError):
+    """A worker process ended without a result: it was killed (out of memory, a signal) or
+    could not start. Finished episodes are in the run directory; rerunning resumes there."""
+
+
+def _refuse_to_start_from_a_starting_worker() -> None:
+    """A spawned worker imports the parent's main script again; a script that starts workers
+    at its top level, without the guard, would have every worker try to start its own. Say so
+    in the worker (its error is printed above the parent's) instead of Python's generic one.
+    ``_inheriting`` is the flag the standard library's own check reads while a worker starts."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise WorkerProcessError(
+            "an evaluation with worker processes was started again while one of its worker "
+            "processes was starting: workers import the main script anew, so the script must "
+            f"start the evaluation under `{MAIN_GUARD}`"
+        )
+
+
+#: Why a run stopped when a worker process died, and what to do.
+WORKER_DIED = (
+    "a worker process ended without finishing its users. If this run was started from a "
+    f"script, the call must sit under `{MAIN_GUARD}` (worker processes import the script anew; "
+    "the worker's own error is printed above); otherwise the worker was killed (out of memory? "
+    "a signal?). Rerun with the same run directory to resume, or with workers=1 to play in "
+    "this process."
+)
 
 
 class Progress(Protocol):
@@ -146,8 +178,11 @@ def run_in_processes(
     Processes are spawned (not forked): the parent may already hold threads (a progress bar,
     Chroma's runtime) that a fork would copy in an unusable state. Scripts that call this
     need the usual ``if __name__ == "__main__":`` guard. Tasks start in the given order, each
-    on the next free process, so put the longest first.
+    on the next free process, so put the longest first. The first task's error is re-raised as
+    it is; a worker that dies without one (killed, or it could not start) is a
+    :class:`WorkerProcessError`.
     """
+    _refuse_to_start_from_a_starting_worker()
     ctx = multiprocessing.get_context("spawn")
     ticks = ctx.Queue()
     played = ctx.Value("q", 0)
@@ -169,9 +204,11 @@ def run_in_processes(
         initializer=_init_child,
         initargs=(ticks, played, stop, max_episodes),
     ) as pool:
-        futures = [pool.submit(_call_in_child, task) for task in tasks]
-        pending: set[Future[R]] = set(futures)
+        futures: list[Future[R]] = []
+        pending: set[Future[R]] = set()
         try:
+            futures.extend(pool.submit(_call_in_child, task) for task in tasks)
+            pending.update(futures)
             while pending:
                 done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 drain()
@@ -180,6 +217,9 @@ def run_in_processes(
                     if exc is not None:  # stop the others, then re-raise the first
                         stop.set()
                         errors.append(exc)
+        except BrokenProcessPool as exc:  # a worker died before every task was submitted
+            stop.set()
+            errors.append(exc)
         except BaseException:  # Ctrl-C: ask the workers to stop after their episode
             stop.set()
             for future in pending:
@@ -188,6 +228,9 @@ def run_in_processes(
     drain()
     with contextlib.suppress(Exception):
         ticks.close()
+    # A task's own error says most; a broken pool (every task of a dead worker) only that one died.
+    if own := [e for e in errors if not isinstance(e, BrokenProcessPool)]:
+        raise own[0]
     if errors:
-        raise errors[0]
+        raise WorkerProcessError(WORKER_DIED) from errors[0]
     return [f.result() for f in futures], int(played.value)

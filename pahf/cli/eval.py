@@ -30,6 +30,7 @@ from pahf.eval.runner import (
     run_evaluation,
     select_users,
 )
+from pahf.eval.workers import WorkerProcessError
 from pahf.reasoners.llm import LLMCallError
 from pahf.state import METHODS, Method
 
@@ -326,9 +327,10 @@ def run_eval(args: argparse.Namespace) -> int:
     err.print(f"run directory: {out_dir} (rerun with --out {out_dir} to resume)", soft_wrap=True)
     try:
         outcome, rows, noise = _play(args, benchmarks, settings, out_dir, err)
-    except (LLMCallError, SimulatedUserError) as exc:
-        # The model (the agent's or the simulated user's) is unreachable or unusable: going on
-        # would only fail every episode. What finished is in the run directory.
+    except (LLMCallError, SimulatedUserError, WorkerProcessError) as exc:
+        # The model (the agent's or the simulated user's) is unreachable or unusable, or a
+        # worker process died: going on would only fail every episode. What finished is in the
+        # run directory.
         err.print(f"pahf eval: error: {exc}", soft_wrap=True, markup=False, highlight=False)
         err.print(
             f"finished episodes are kept: rerun with --out {out_dir} to resume", soft_wrap=True

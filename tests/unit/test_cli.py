@@ -129,3 +129,21 @@ def test_a_model_that_fails_is_one_line_and_exit_1_not_a_traceback(
         "pahf demo: error: act: LLM decision 'choose' failed after 1 attempt(s): "
         "the model call failed: ConnectError: refused\n"
     )
+
+
+def test_a_dead_worker_process_ends_eval_in_one_line_with_how_to_resume(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from pahf.cli import eval as eval_cli
+    from pahf.eval.workers import WORKER_DIED, WorkerProcessError
+
+    def dies(*args: object, **kwargs: object) -> object:
+        raise WorkerProcessError(WORKER_DIED)
+
+    monkeypatch.setattr(eval_cli, "run_evaluation", dies)
+    out = tmp_path / "run"
+    assert main(["eval", "--domain", "embodied", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"pahf eval: error: {WORKER_DIED}" in " ".join(err.split())
+    assert f"finished episodes are kept: rerun with --out {out} to resume" in err

@@ -131,3 +131,100 @@ def test_the_episode_log_takes_whole_lines_from_concurrent_processes(tmp_path: P
     records = EpisodeLog(path).load()
     assert len(records) == 600
     assert path.read_bytes().count(b"\n") == 600
+
+
+#: A user's script that runs a tiny evaluation on two worker processes; GUARD is replaced by
+#: the main guard or by nothing.
+_EVALUATION_SCRIPT = """
+import sys
+from pathlib import Path
+from pahf.bench.workload import WORKLOADS, build_benchmarks
+from pahf.eval.runner import EvalSettings, run_evaluation
+
+def main():
+    settings = EvalSettings(domains=["embodied", "shopping"], methods=["pahf"], iterations=1,
+                            embedding="hashing")
+    outcome = run_evaluation(build_benchmarks(WORKLOADS["tiny"]), settings, Path(sys.argv[1]),
+                             workers=2)
+    print("played", outcome.played, "processes", outcome.worker_processes)
+
+GUARD
+    main()
+"""
+
+
+@pytest.mark.parametrize("guarded", [False, True], ids=["without the guard", "with it"])
+def test_a_script_that_starts_worker_processes_is_told_it_needs_the_main_guard(
+    tmp_path: Path, guarded: bool
+) -> None:
+    """Workers are spawned and import the script anew: without the guard each would start an
+    evaluation of its own. The run must fail saying so (in the worker and in the parent's last
+    line), not with a bare BrokenProcessPool; with the guard the same script runs."""
+    guard = 'if __name__ == "__main__":' if guarded else "if True:"
+    script = tmp_path / "my_eval.py"
+    script.write_text(_EVALUATION_SCRIPT.replace("GUARD", guard))
+    run = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    if guarded:
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.split() == ["played", str(len(tiny_runs())), "processes", "2"]
+        return
+    assert run.returncode == 1
+    assert "played" not in run.stdout
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("pahf.eval.workers.WorkerProcessError: a worker process ended")
+    assert 'under `if __name__ == "__main__":`' in last
+    # the worker's own error, printed above, names the cause exactly
+    assert "was started again while one of its worker processes was starting" in run.stderr
+
+
+def tiny_runs() -> list[object]:
+    """The episodes the script above plays: the tiny benchmarks, pahf, one iteration."""
+    from pahf.bench.workload import WORKLOADS, build_benchmarks
+    from pahf.eval.runner import replay_order
+
+    return [
+        step
+        for bench in build_benchmarks(WORKLOADS["tiny"]).values()
+        for user in bench.users()
+        for step in replay_order(bench, user, 1)
+    ]
+
+
+_KILLED_WORKER_SCRIPT = """
+import os, signal, time
+from pahf.eval.workers import WorkerProcessError, run_in_processes
+
+def killed(hooks):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def slow(hooks):
+    time.sleep(1)
+    return "done"
+
+if __name__ == "__main__":
+    try:
+        run_in_processes([killed, slow], 2, None, None)
+    except WorkerProcessError as exc:
+        print(type(exc.__cause__).__name__, exc)
+        raise SystemExit(3)
+    print("no error")
+"""
+
+
+def test_a_killed_worker_process_fails_the_run_with_a_clear_error(tmp_path: Path) -> None:
+    script = tmp_path / "kill.py"
+    script.write_text(_KILLED_WORKER_SCRIPT)
+    run = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert run.returncode == 3, run.stdout + run.stderr
+    cause, _, message = run.stdout.strip().partition(" ")
+    assert cause == "BrokenProcessPool"
+    assert message.startswith("a worker process ended without finishing its users")
+    assert "killed" in message and "resume" in message
