@@ -61,6 +61,10 @@ class Benchmark(BaseModel):
     domain: Domain
     source: str
     episodes: dict[int, list[Episode]]
+    #: phase -> user -> the persona prompt the data gives that user in that phase (the paper's
+    #: human simulator prompt, original before the shift and evolved after it), which an LLM
+    #: simulated user plays; empty where the data has none (the generated benchmarks).
+    personas: dict[int, dict[str, str]] = Field(default_factory=dict)
 
     def users(self) -> list[str]:
         return sorted({e.user for eps in self.episodes.values() for e in eps})

@@ -50,8 +50,11 @@ def _leaks_option(text: str, request: Request) -> str | None:
 class LLMSimulatedUser:
     """:class:`~pahf.eval.episodes.SimulatedUser` backed by a chat model and persona prompts.
 
-    ``persona_prompts`` maps each benchmark user to its persona system prompt. A user without
-    one is an error (it usually means the wrong persona file was loaded), unless
+    ``phase_personas`` (domain -> phase -> user -> prompt, a benchmark's
+    :attr:`~pahf.eval.episodes.Benchmark.personas`) gives the persona the data has for an
+    episode's user in its phase, so the simulated person changes with the persona shift as in
+    the paper; ``persona_prompts`` (user -> prompt) serves the users it does not cover. A user
+    in neither is an error (it usually means the wrong persona file was loaded), unless
     ``allow_generic_persona`` is set, which plays a plain persona built from the user's name.
     """
 
@@ -62,9 +65,14 @@ class LLMSimulatedUser:
         *,
         allow_generic_persona: bool = False,
         output_retries: int = 1,
+        phase_personas: Mapping[str, Mapping[int, Mapping[str, str]]] | None = None,
     ) -> None:
         self.chat_model = chat_model
         self.persona_prompts = dict(persona_prompts)
+        self.phase_personas = {
+            domain: {phase: dict(users) for phase, users in phases.items()}
+            for domain, phases in (phase_personas or {}).items()
+        }
         self.allow_generic_persona = allow_generic_persona
         self.output_retries = output_retries
 
@@ -81,6 +89,7 @@ class LLMSimulatedUser:
         *,
         cache_path: str | Path | None = None,
         allow_generic_persona: bool = False,
+        phase_personas: Mapping[str, Mapping[int, Mapping[str, str]]] | None = None,
     ) -> LLMSimulatedUser:
         """Over ``ChatOpenAI`` configured like the LLM reasoner (same env variables)."""
         chat = chat_model_from_settings(
@@ -92,7 +101,18 @@ class LLMSimulatedUser:
             max_retries=max_retries,
             cache_path=cache_path,
         )
-        return cls(chat, persona_prompts, allow_generic_persona=allow_generic_persona)
+        return cls(
+            chat,
+            persona_prompts,
+            allow_generic_persona=allow_generic_persona,
+            phase_personas=phase_personas,
+        )
+
+    def persona_for(self, episode: Episode) -> str:
+        """The persona the user of ``episode`` is in that episode's phase."""
+        by_phase = self.phase_personas.get(episode.domain, {})
+        prompt = by_phase.get(episode.phase, {}).get(episode.user)
+        return prompt or self.persona(episode.user)
 
     def persona(self, user: str) -> str:
         prompt = self.persona_prompts.get(user)
@@ -130,7 +150,7 @@ class LLMSimulatedUser:
     def answer(self, episode: Episode, question: str) -> str:
         """The persona's answer to the agent's question, stating its preference."""
         messages = user_answer_messages(
-            self.persona(episode.user), episode.request, question, episode.truth.statement
+            self.persona_for(episode), episode.request, question, episode.truth.statement
         )
         return self._say("user_answer", episode, messages)
 
@@ -140,7 +160,7 @@ class LLMSimulatedUser:
         if action.candidate_id in truth.correct_ids:
             return None
         messages = user_correction_messages(
-            self.persona(episode.user),
+            self.persona_for(episode),
             episode.request,
             action,
             truth.statement,

@@ -172,4 +172,8 @@ def load_embodied(root: Path) -> Benchmark:
                 )
             )
         episodes[phase] = out
-    return Benchmark(domain="embodied", source=str(root), episodes=episodes)
+    personas = {
+        phase: {user: prompts[phase][user] for user in sorted({e.user for e in eps})}
+        for phase, eps in episodes.items()
+    }
+    return Benchmark(domain="embodied", source=str(root), episodes=episodes, personas=personas)

@@ -3,7 +3,9 @@
 Phases: ``phase1.json`` .. ``phase4.json``; the shopper's tastes are ``persona_info.json`` in phases
 1-2 and ``updated_persona_info.json`` in 3-4 (every product's tastes changed). Each item offers
 options ``"Option A"``, ``"Option B"``, ... (lists of features) and ``gt``: the letter to buy, or
-``null`` when nothing is acceptable.
+``null`` when nothing is acceptable. ``original_persona.json`` / ``updated_persona.json`` hold each
+shopper's prompt for the human simulator before / after the shift (read when present, for the
+LLM simulated user).
 
 Candidates: one per option (id ``"A"``, ``"B"``, ...; text "<product> with f1, f2 and f3",
 attributes = the features) plus ``"none"`` ("Do not buy anything"), because the reference scores
@@ -40,6 +42,14 @@ PERSONA_FILES = {
     2: "persona_info.json",
     3: "updated_persona_info.json",
     4: "updated_persona_info.json",
+}
+#: The shopper's prompt for the human simulator in LLM mode, before and after the shift. Read
+#: when present (the rule-based simulator and the scorer do not need them).
+PROMPT_FILES = {
+    1: "original_persona.json",
+    2: "original_persona.json",
+    3: "updated_persona.json",
+    4: "updated_persona.json",
 }
 NONE_ID = "none"
 NONE_TEXT = "Do not buy anything"
@@ -216,6 +226,14 @@ def _request(episode_id: str, item: Item) -> Request:
     )
 
 
+def read_persona_prompts(path: Path) -> dict[str, str]:
+    """User -> persona prompt from ``path`` (``{"Emma": "You are Emma. ..."}``); {} if absent."""
+    if not path.exists():
+        return {}
+    data = object_map(path, "top level", read_json(path))
+    return {user: require(path, "top level", data, user, str) for user in data}
+
+
 def load_shopping(root: Path) -> Benchmark:
     """All four phases of the shopping data under ``root`` (the ``data/shopping`` folder)."""
     if not root.is_dir():
@@ -266,5 +284,16 @@ def load_shopping(root: Path) -> Benchmark:
                 )
             )
         episodes[phase] = out
-    return Benchmark(domain="shopping", source=str(root), episodes=episodes)
+    prompts = {rel: read_persona_prompts(root / rel) for rel in set(PROMPT_FILES.values())}
+    personas: dict[int, dict[str, str]] = {}
+    for phase, eps in episodes.items():
+        rel = PROMPT_FILES[phase]
+        if not prompts[rel]:
+            continue
+        for user in sorted({e.user for e in eps}):
+            if user not in prompts[rel]:
+                needed = f"no persona prompt for user {user!r} (needed by {PHASE_FILES[phase]})"
+                raise DataError(root / rel, needed)
+            personas.setdefault(phase, {})[user] = prompts[rel][user]
+    return Benchmark(domain="shopping", source=str(root), episodes=episodes, personas=personas)
 

@@ -189,16 +189,24 @@ def reasoner_factory(kind: str, model: str | None) -> Callable[[PreferenceMemory
     raise ValueError(f"unknown reasoner {kind!r}; choose offline or llm")
 
 
-def simulator_for(kind: str, model: str | None) -> SimulatedUser:
-    """``rule``: the rule-based persona simulator; ``llm``: an LLM playing the persona."""
+def simulator_for(
+    kind: str, model: str | None, benchmarks: Mapping[str, Benchmark] | None = None
+) -> SimulatedUser:
+    """``rule``: the rule-based persona simulator; ``llm``: an LLM playing the persona.
+
+    The LLM plays the persona prompt the benchmark's data gives each user in each phase (the
+    published data's original and evolved personas); where there is none (generated data) a
+    generic one, which is enough since every turn also states the preference for the situation.
+    """
     if kind == "rule":
         return RuleBasedUser()
     if kind == "llm":
         llm_user = _optional("pahf.eval.llm_user", "LLMSimulatedUser", "--simulator llm")
-        # Each turn gives the LLM the persona's preference for the situation (the episode's
-        # statement), so a generic persona per user is enough to word answers and corrections.
         user: SimulatedUser = llm_user.from_settings(
-            persona_prompts={}, model=model, allow_generic_persona=True
+            persona_prompts={},
+            model=model,
+            allow_generic_persona=True,
+            phase_personas={d: b.personas for d, b in (benchmarks or {}).items()},
         )
         return user
     raise ValueError(f"unknown simulator {kind!r}; choose rule or llm")
@@ -214,7 +222,9 @@ def embedding_factory(name: str) -> Callable[[], Any]:
     raise ValueError(f"unknown embedding {name!r}")
 
 
-def default_services(settings: EvalSettings) -> EvalServices:
+def default_services(
+    settings: EvalSettings, benchmarks: Mapping[str, Benchmark] | None = None
+) -> EvalServices:
     """Working stores in memory, final memories archived on disk in the run directory.
 
     A write to an in-memory Chroma store costs about a quarter of a write to one on disk
@@ -225,7 +235,7 @@ def default_services(settings: EvalSettings) -> EvalServices:
     return EvalServices(
         open_memory=lambda path: ChromaPreferenceMemory(None, embedding_function=make_ef()),
         make_reasoner=reasoner_factory(settings.reasoner, settings.model),
-        simulator=simulator_for(settings.simulator, settings.model),
+        simulator=simulator_for(settings.simulator, settings.model, benchmarks),
         open_archive=lambda path: ChromaPreferenceMemory(path, embedding_function=make_ef()),
     )
 
@@ -234,7 +244,10 @@ def default_services(settings: EvalSettings) -> EvalServices:
 
 
 def benchmark_info(bench: Benchmark) -> BenchmarkInfo:
-    digest = hashlib.sha256(bench.model_dump_json().encode("utf-8")).hexdigest()
+    # Personas count where there are any (an LLM simulated user plays them); a benchmark
+    # without them keeps the digest it had before they existed, so its runs still resume.
+    dump = bench.model_dump_json(exclude=None if bench.personas else {"personas"})
+    digest = hashlib.sha256(dump.encode("utf-8")).hexdigest()
     return BenchmarkInfo(
         source=bench.source,
         sha256=digest,
@@ -288,7 +301,11 @@ def select_users(
         update={
             "episodes": {
                 phase: [e for e in eps if e.user in keep] for phase, eps in bench.episodes.items()
-            }
+            },
+            "personas": {
+                phase: {u: p for u, p in prompts.items() if u in keep}
+                for phase, prompts in bench.personas.items()
+            },
         }
     )
 
@@ -753,7 +770,7 @@ class _UsersTask:
         return runs * sum(_METHOD_COST.get(m, 1) for m in self.methods)
 
     def __call__(self, hooks: RunHooks) -> _TaskResult:
-        services = default_services(self.settings)
+        services = default_services(self.settings, self.benchmarks)
         run = _Run(
             self.benchmarks, self.settings, self.out_dir, services, hooks, self.done,
             self.human_turns,
@@ -868,7 +885,8 @@ def run_evaluation(
         update={"benchmarks": {d: benchmark_info(benchmarks[d]) for d in settings.domains}}
     )
     in_process = services is not None
-    services = services or default_services(settings)  # fails early: bad LLM setup, no key
+    # Built first, so a bad LLM setup or missing key fails before anything is written.
+    services = services or default_services(settings, benchmarks)
     _prepare_run_dir(out_dir, settings)
     log = EpisodeLog(out_dir / "episodes.jsonl")
     done = log.load()  # also repairs a torn last line, before any worker appends

@@ -339,6 +339,46 @@ def test_llm_simulated_user_over_http(stub: Stub) -> None:
     assert request["messages"][0]["content"].startswith("You are simulating Alex.")
 
 
+@pytest.mark.parametrize("workers", ["1", "2"], ids=["in this process", "worker processes"])
+def test_eval_with_the_llm_simulated_user_plays_each_phases_published_persona(
+    stub: Stub,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    sample_data: Path,
+    workers: str,
+) -> None:
+    """``pahf eval --simulator llm`` on the published data: every correction the simulated
+    person makes is asked of the model under that user's persona prompt for the phase, the
+    original one before the persona shift and the evolved one after it (as in the paper)."""
+    from collections import Counter
+
+    from pahf.eval.published import load_published
+
+    stub.script(*[{"raw": "That is not what I asked for; I want something else."}] * 400)
+    monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("PAHF_LLM_CACHE", raising=False)
+    out = tmp_path / "run"
+    code = main([
+        "eval", "--data", str(sample_data), "--domain", "embodied", "--user", "Alex,Blake",
+        "--method", "post-only", "--iterations", "1", "--simulator", "llm",
+        "--model", "local-model", "--workers", workers, "--quiet", "--out", str(out),
+    ])
+    assert code == 0, capsys.readouterr().err
+    records = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    corrected = Counter((r["user"], r["phase"]) for r in records if r["feedback"])
+    assert {phase for _, phase in corrected} == {1, 3}
+    personas = load_published(sample_data, "embodied").personas
+    systems = [r["messages"][0]["content"] for r in stub.log()["requests"]]
+    assert len(systems) == sum(corrected.values())
+    for user in ("Alex", "Blake"):
+        for phase in (1, 3):
+            assert corrected[user, phase] > 0
+            played = sum(s.startswith(personas[phase][user]) for s in systems)
+            assert played == corrected[user, phase], (user, phase)
+
+
 def test_chat_cli_with_the_llm_reasoner(
     stub: Stub,
     monkeypatch: pytest.MonkeyPatch,

@@ -120,3 +120,20 @@ def test_missing_persona_is_an_error_unless_generic_is_allowed() -> None:
     user = LLMSimulatedUser(model, {}, allow_generic_persona=True)
     assert user.answer(episode(), "Q?") == "Iced water, please."
     assert str(model.log[0][0].content).startswith("You are alex")
+
+
+def test_the_persona_played_is_the_one_the_data_gives_for_the_episodes_phase() -> None:
+    """Phases 1-2 the original persona, 3-4 the evolved one, for answers and corrections;
+    a user the benchmark has no persona for falls back to ``persona_prompts``."""
+    before, after = "You are Alex, before the shift.", "You are Alex, after the shift."
+    phases = {"embodied": {1: {"alex": before}, 3: {"alex": after}}}
+    model = text_fake("Water.", "Not coffee; water.", "Water, please.")
+    user = LLMSimulatedUser(model, {"alex": PERSONA}, phase_personas=phases)
+    wrong = Action(candidate_id="B", candidate_text="black coffee")
+    user.answer(episode(), "Which drink?")
+    user.feedback(episode().model_copy(update={"phase": 3}), wrong)
+    user.answer(episode().model_copy(update={"phase": 2}), "Which drink?")  # not in the data
+    systems = [str(messages[0].content) for messages in model.log]
+    assert systems[0].startswith(before)
+    assert systems[1].startswith(after)
+    assert systems[2].startswith(PERSONA)

@@ -411,3 +411,52 @@ def test_unknown_user_is_named(tree: Path) -> None:
 def test_unknown_domain_is_refused(tree: Path) -> None:
     with pytest.raises(ValueError, match="unknown domain"):
         load_published(tree, cast(Any, "kitchen"))
+
+
+# --------------------------------------------------------------------------- persona prompts
+
+
+def test_each_phase_carries_the_persona_prompts_of_its_side_of_the_shift(
+    embodied: Benchmark, shopping: Benchmark
+) -> None:
+    """What an LLM simulated user plays: the original persona in phases 1-2, the evolved or
+    updated one in 3-4, exactly as the data files give them."""
+    from pahf.eval.persona_text import persona_prompts
+
+    personas = SAMPLE / "data" / "embodied" / "personas"
+    original = persona_prompts(personas / "original_persona.py")
+    evolved = persona_prompts(personas / "evolved_persona.py")
+    shop = SAMPLE / "data" / "shopping"
+    before = json.loads((shop / "original_persona.json").read_text())
+    after = json.loads((shop / "updated_persona.json").read_text())
+    for bench, old, new in ((embodied, original, evolved), (shopping, before, after)):
+        users = bench.users()
+        assert sorted(bench.personas) == [1, 2, 3, 4]
+        for phase, prompts in ((1, old), (2, old), (3, new), (4, new)):
+            assert bench.personas[phase] == {u: prompts[u] for u in users}
+        assert all(bench.personas[1][u] != bench.personas[3][u] for u in users)
+
+
+def test_shopping_without_persona_prompt_files_still_loads(tree: Path) -> None:
+    shop = load_published(tree, "shopping")  # the small tree has tastes but no prompts
+    assert shop.personas == {} and shop.episodes[1]
+    prompts = tree / "data" / "shopping" / "original_persona.json"
+    prompts.write_text(json.dumps({"Zed": "You are Zed, a shopper."}))
+    shop = load_published(tree, "shopping")
+    assert shop.personas == {1: {"Zed": "You are Zed, a shopper."}, 2: {"Zed": "You are Zed, a shopper."}}
+
+
+@pytest.mark.parametrize(
+    ("prompts", "fragments"),
+    [
+        ({"Zed": 3}, ["original_persona.json", "'Zed'", "expected str"]),
+        ({"Amy": "You are Amy."}, ["original_persona.json", "no persona prompt for user 'Zed'"]),
+        (["You are Zed."], ["original_persona.json", "top level"]),
+    ],
+    ids=["not a string", "user missing", "not an object"],
+)
+def test_bad_shopping_persona_prompts_are_named(
+    tree: Path, prompts: object, fragments: list[str]
+) -> None:
+    (tree / "data" / "shopping" / "original_persona.json").write_text(json.dumps(prompts))
+    _expect(tree, "shopping", *fragments)

@@ -657,6 +657,29 @@ def test_select_users_filters_and_limits() -> None:
         select_users(bench, ["zoe"])
 
 
+def test_select_users_keeps_only_the_chosen_users_personas() -> None:
+    personas = {1: {"alex": "You are Alex.", "bea": "You are Bea."}, 3: {"bea": "Bea, later."}}
+    bench = tiny_benchmark().model_copy(update={"personas": personas})
+    assert select_users(bench, ["bea"]).personas == {1: {"bea": "You are Bea."}, 3: {"bea": "Bea, later."}}
+    assert select_users(bench, ["alex"]).personas == {1: {"alex": "You are Alex."}, 3: {}}
+
+
+def test_a_benchmark_without_personas_keeps_its_digest_so_its_runs_still_resume() -> None:
+    """Run directories record each benchmark's digest and refuse to resume on a change; the
+    personas field must not change the digest of benchmarks that have none (all generated
+    ones), while personas, where there are any, count."""
+    import hashlib
+
+    from pahf.eval.runner import benchmark_info
+
+    bench = tiny_benchmark()
+    assert bench.personas == {}
+    without_the_field = bench.model_dump_json(exclude={"personas"})
+    assert benchmark_info(bench).sha256 == hashlib.sha256(without_the_field.encode()).hexdigest()
+    with_personas = bench.model_copy(update={"personas": {1: {"alex": "You are Alex."}}})
+    assert benchmark_info(with_personas).sha256 != benchmark_info(bench).sha256
+
+
 def test_broken_benchmarks_are_refused_before_anything_runs(tmp_path: Path) -> None:
     bench = tiny_benchmark(users=("alex",))
     no_phase4 = Benchmark(
