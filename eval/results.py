@@ -21,8 +21,14 @@ from pahf.state import Action, AppliedMemoryOp, Request
 
 try:  # POSIX: lines from several worker processes must not interleave
     import fcntl
-except ImportError:  # pragma: no cover - Windows: one writer process (see pahf.eval.workers)
+except ImportError:  # pragma: no cover - Windows: one writer process (see appends_can_be_locked)
     fcntl = None  # type: ignore[assignment]
+
+
+def appends_can_be_locked() -> bool:
+    """Whether several processes can append to one episode log here without interleaving
+    (POSIX ``flock``). Where not (Windows), the harness plays in one process instead."""
+    return fcntl is not None
 
 #: (domain, method, phase, iteration, episode_id): what identifies one played episode.
 RunKey = tuple[str, str, int, int, str]
@@ -160,7 +166,7 @@ class EpisodeLog:
 @contextlib.contextmanager
 def _locked(fd: int) -> Iterator[None]:
     """Hold an exclusive lock on ``fd`` (other processes appending wait for it)."""
-    if fcntl is None:  # pragma: no cover
+    if not appends_can_be_locked():  # one writer process then (run_evaluation sees to it)
         yield
         return
     fcntl.flock(fd, fcntl.LOCK_EX)

@@ -35,6 +35,7 @@ import importlib
 import json
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,7 @@ from pahf.eval.episodes import (
     SimulatedUser,
 )
 from pahf.eval.noise import NoisyFeedback, statements_by_user_phase
-from pahf.eval.results import EpisodeLog, EpisodeRecord, RunKey, run_key
+from pahf.eval.results import EpisodeLog, EpisodeRecord, RunKey, appends_can_be_locked, run_key
 from pahf.eval.simulators import RuleBasedUser
 from pahf.eval.snapshots import load_snapshot, restore_user, save_snapshot
 from pahf.eval.usage import new_tracker, read_usage
@@ -885,6 +886,16 @@ def run_evaluation(
         update={"benchmarks": {d: benchmark_info(benchmarks[d]) for d in settings.domains}}
     )
     in_process = services is not None
+    if workers > 1 and not in_process and not appends_can_be_locked():
+        # Worker processes share the episode log; without a file lock their lines could
+        # interleave. Results do not depend on workers, only the time does.
+        warnings.warn(
+            f"workers={workers} needs a file lock for the shared episode log, which this "
+            "platform lacks (no fcntl): playing in this process instead",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        workers = 1
     # Built first, so a bad LLM setup or missing key fails before anything is written.
     services = services or default_services(settings, benchmarks)
     _prepare_run_dir(out_dir, settings)

@@ -51,6 +51,23 @@ def test_worker_processes_give_the_results_of_one_thread(tmp_path: Path) -> None
             assert (tmp_path / "two" / "memory" / f"{domain}-{method}" / "chroma.sqlite3").exists()
 
 
+def test_without_a_file_lock_the_run_plays_in_one_process_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where appends to the shared log cannot be locked (Windows: no fcntl), worker processes
+    could interleave its lines: the run must play in this process instead, with the same
+    results, and warn that it did."""
+    from pahf.eval import results
+
+    monkeypatch.setattr(results, "fcntl", None)
+    with pytest.warns(RuntimeWarning, match=r"workers=2 needs a file lock .* in this process"):
+        alone = run_evaluation(_benchmarks(), _settings(), tmp_path / "alone", workers=2)  # type: ignore[arg-type]
+    assert alone.worker_processes == 0 and alone.complete
+    monkeypatch.undo()
+    one = run_evaluation(_benchmarks(), _settings(), tmp_path / "one", workers=1)  # type: ignore[arg-type]
+    assert _comparable(alone.records) == _comparable(one.records)
+
+
 def test_a_failing_worker_process_fails_the_run_with_its_error(tmp_path: Path) -> None:
     out = tmp_path / "run"
     run_evaluation(_benchmarks(), _settings(), out, workers=2, max_episodes=60)  # type: ignore[arg-type]
