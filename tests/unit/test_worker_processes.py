@@ -151,7 +151,7 @@ def test_the_episode_log_takes_whole_lines_from_concurrent_processes(tmp_path: P
 
 
 #: A user's script that runs a tiny evaluation on two worker processes; GUARD is replaced by
-#: the main guard or by nothing.
+#: the main guard, or by ``if True:`` (a call at the script's top level).
 _EVALUATION_SCRIPT = """
 import sys
 from pathlib import Path
@@ -189,7 +189,7 @@ def test_a_script_that_starts_worker_processes_is_told_it_needs_the_main_guard(
     )
     if guarded:
         assert run.returncode == 0, run.stderr
-        assert run.stdout.split() == ["played", str(len(tiny_runs())), "processes", "2"]
+        assert run.stdout.split() == ["played", str(len(_tiny_runs())), "processes", "2"]
         return
     assert run.returncode == 1
     assert "played" not in run.stdout
@@ -200,7 +200,7 @@ def test_a_script_that_starts_worker_processes_is_told_it_needs_the_main_guard(
     assert "was started again while one of its worker processes was starting" in run.stderr
 
 
-def tiny_runs() -> list[object]:
+def _tiny_runs() -> list[object]:
     """The episodes the script above plays: the tiny benchmarks, pahf, one iteration."""
     from pahf.bench.workload import WORKLOADS, build_benchmarks
     from pahf.eval.runner import replay_order
