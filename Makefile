@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-SOURCES := $(shell find pahf graphs nodes memory eval bench -name '*.py' -o -name '*.gz' 2>/dev/null) pyproject.toml
+SOURCES := $(shell find src graphs nodes memory eval bench -name '*.py' -o -name '*.gz' 2>/dev/null) pyproject.toml
 
 .PHONY: eval demo test lint install clean
 
@@ -31,12 +31,12 @@ demo: install
 
 test: install
 	$(BIN)/ruff check .
-	cd tests && ../$(BIN)/python -m mypy --config-file ../pyproject.toml -p pahf
+	$(BIN)/python -m mypy -p pahf
 	$(BIN)/pytest $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .
-	cd tests && ../$(BIN)/python -m mypy --config-file ../pyproject.toml -p pahf
+	$(BIN)/python -m mypy -p pahf
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
