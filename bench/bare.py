@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pahf.context import RunContext
+from pahf.decisions import Assessment, Turn
 from pahf.eval.episodes import Episode, SimulatedUser
 from pahf.eval.runner import BLANK_ANSWER, replay_request
 from pahf.memory.base import PreferenceMemory, apply_ops
+from pahf.memory.schema import RetrievedMemory
 from pahf.nodes.ask_user import DEFAULT_QUESTION
 from pahf.nodes.ingest_feedback import confirmations
 from pahf.reasoners.base import Reasoner
-from pahf.state import Assessment, Request, RetrievedMemory, RunContext, Turn
+from pahf.request import Request
 
 
 @dataclass(frozen=True)

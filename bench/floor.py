@@ -27,21 +27,15 @@ from langgraph.graph.state import CompiledStateGraph
 
 from pahf.bench.common import BenchReport, BenchTable, Size, reporting
 from pahf.bench.workload import WORKLOADS, build_benchmarks
+from pahf.context import RunContext
+from pahf.decisions import Action, Assessment, Turn
+from pahf.eval.methods import context_for_method
 from pahf.graphs import build_graph
 from pahf.memory.base import PreferenceMemory
 from pahf.memory.embeddings import MiniLMEncoder
+from pahf.memory.schema import MemoryOp, MemoryRecord, RetrievedMemory
 from pahf.nodes.services import HUMAN_KEY
-from pahf.state import (
-    Action,
-    Assessment,
-    MemoryOp,
-    MemoryRecord,
-    Request,
-    RetrievedMemory,
-    RunContext,
-    Turn,
-    context_for_method,
-)
+from pahf.request import Request
 
 #: (label, method whose switches choose the path, LangGraph steps on that path)
 PATHS: tuple[tuple[str, str, int], ...] = (

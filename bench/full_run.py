@@ -25,10 +25,10 @@ from pahf.bench.workload import (
     episode_count,
 )
 from pahf.eval.episodes import DOMAINS
+from pahf.eval.methods import METHODS, Method
 from pahf.eval.results import EpisodeRecord
 from pahf.eval.runner import EvalSettings, run_evaluation
 from pahf.memory.embeddings import MiniLMEncoder
-from pahf.state import METHODS, Method
 
 TARGET_SECONDS = 300.0
 

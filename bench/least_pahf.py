@@ -22,13 +22,16 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from pahf.bench.bare import BareOutcome, retrieve
+from pahf.context import RunContext
+from pahf.decisions import Action, Assessment, Turn
 from pahf.eval.episodes import Episode, SimulatedUser
 from pahf.eval.runner import BLANK_ANSWER, replay_request
 from pahf.memory.base import PreferenceMemory, apply_ops
+from pahf.memory.schema import RetrievedMemory
 from pahf.nodes.ask_user import DEFAULT_QUESTION
 from pahf.nodes.ingest_feedback import confirmations
 from pahf.reasoners.base import Reasoner
-from pahf.state import Action, Assessment, Request, RetrievedMemory, RunContext, Turn
+from pahf.request import Request
 
 
 class LeastState(TypedDict, total=False):

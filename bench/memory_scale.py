@@ -184,7 +184,7 @@ def build_users(
 ) -> BuildResult:
     """Bulk-load users ``start..stop-1`` with ``per_user`` memories each (runs in a subprocess)."""
     from pahf.memory.chroma import ChromaPreferenceMemory, _record_metadata
-    from pahf.state import HistoryEntry, MemoryRecord
+    from pahf.memory.schema import HistoryEntry, MemoryRecord
 
     pool = np.load(pool_path)
     texts: list[str] = json.loads(Path(pool_path).with_suffix(".json").read_text("utf-8"))
@@ -232,7 +232,7 @@ def probe_store(
     """Measure searches, adds and RSS in this (fresh) process."""
     from pahf.memory.chroma import ChromaPreferenceMemory
     from pahf.memory.embeddings import MiniLMEncoder
-    from pahf.state import NewMemory
+    from pahf.memory.schema import NewMemory
 
     encoder = MiniLMEncoder.shared()
     rss_start = rss_mb()

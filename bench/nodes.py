@@ -29,11 +29,11 @@ from pahf.bench.common import BenchReport, BenchTable, LatencyStats, Size, repor
 from pahf.bench.throughput import Embedding, cold_embeddings, new_store
 from pahf.bench.workload import WORKLOADS, build_benchmarks, describe
 from pahf.eval.episodes import LEARNING_PHASES
+from pahf.eval.methods import Method
 from pahf.eval.runner import EpisodeGraphs, play_step, replay_contexts, replay_order
 from pahf.eval.simulators import RuleBasedUser
 from pahf.graphs import NODE_NAMES
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import Method
 
 GRAPH_NAME = "pahf"
 

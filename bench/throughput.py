@@ -32,7 +32,9 @@ from pahf.bench.bare import play_bare
 from pahf.bench.common import BenchReport, BenchTable, Size, cpu_seconds, reporting
 from pahf.bench.least_pahf import least_pahf_graph, play_least
 from pahf.bench.workload import WORKLOADS, build_benchmarks, describe, episode_count
+from pahf.context import RunContext
 from pahf.eval.episodes import DOMAINS, LEARNING_PHASES, Benchmark, SimulatedUser
+from pahf.eval.methods import METHODS, Method
 from pahf.eval.runner import (
     EpisodeGraphs,
     EvalSettings,
@@ -47,7 +49,6 @@ from pahf.eval.simulators import RuleBasedUser
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import MiniLMEncoder, VectorCache
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import METHODS, Method, RunContext
 
 #: (domain, method, phase, iteration, episode id) -> chosen candidate id
 Choices = dict[tuple[str, str, int, int, str], str]

@@ -8,7 +8,7 @@ preference when dehydrated changes, which only post-action feedback can reveal.
 from __future__ import annotations
 
 from pahf.eval.episodes import Episode, GroundTruth
-from pahf.state import Candidate, Request
+from pahf.request import Candidate, Request
 
 USER = "alex"
 

@@ -11,7 +11,8 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pahf.state import Action, Request
+from pahf.decisions import Action
+from pahf.request import Request
 
 Domain = Literal["embodied", "shopping"]
 DOMAINS: tuple[Domain, ...] = ("embodied", "shopping")

@@ -47,7 +47,7 @@ from pahf.eval.generator_vocab import (
     Situation,
 )
 from pahf.eval.published_shopping import NONE_ID, NONE_TEXT, Taste, derive_choice, statement
-from pahf.state import Candidate, Request
+from pahf.request import Candidate, Request
 
 LEARN, TEST = 0, 1  # which wording a phase uses: phases 1/3 learn, 2/4 test
 STATEMENT_FORM, LEARN_FORM, TEST_FORM = 0, 1, 2

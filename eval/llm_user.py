@@ -21,6 +21,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
+from pahf.decisions import Action
 from pahf.eval.episodes import Episode
 from pahf.reasoners.llm import (
     AttemptResult,
@@ -33,7 +34,7 @@ from pahf.reasoners.prompts import (
     user_answer_messages,
     user_correction_messages,
 )
-from pahf.state import Action, Request
+from pahf.request import Request
 
 NODE = "simulated user"
 

@@ -25,8 +25,8 @@ from collections.abc import Iterable, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from pahf.eval.episodes import DOMAINS, LEARNING_PHASES
+from pahf.eval.methods import METHODS
 from pahf.eval.results import EpisodeRecord, sorted_records
-from pahf.state import METHODS
 
 #: Digits kept in summary figures: enough to compare methods, stable to print and diff.
 DIGITS = 6

@@ -19,8 +19,8 @@ import hashlib
 import random
 from collections.abc import Iterable, Mapping, Sequence
 
+from pahf.decisions import Action
 from pahf.eval.episodes import Episode, SimulatedUser
-from pahf.state import Action
 
 IRRELEVANT_REMARKS = (
     "Sorry, I was distracted by the doorbell.",

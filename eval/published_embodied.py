@@ -27,7 +27,7 @@ from pahf.eval.datafiles import object_list, read_json, require, string_list
 from pahf.eval.episodes import Benchmark, Episode, GroundTruth
 from pahf.eval.errors import DataError
 from pahf.eval.persona_text import PersonaLine, match_line, persona_lines, persona_prompts
-from pahf.state import Candidate, Request
+from pahf.request import Candidate, Request
 
 SCENARIO_FILES = {
     1: "scenarios/original_scenarios_A.json",

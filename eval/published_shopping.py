@@ -34,7 +34,7 @@ from pathlib import Path
 from pahf.eval.datafiles import object_list, object_map, read_json, require, string_list
 from pahf.eval.episodes import Benchmark, Episode, GroundTruth
 from pahf.eval.errors import DataError
-from pahf.state import Candidate, Request
+from pahf.request import Candidate, Request
 
 PHASE_FILES = {p: f"phase{p}.json" for p in (1, 2, 3, 4)}
 PERSONA_FILES = {

@@ -17,7 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pahf.state import Action, AppliedMemoryOp, Request
+from pahf.decisions import Action
+from pahf.memory.schema import AppliedMemoryOp
+from pahf.request import Request
 
 try:  # POSIX: lines from several worker processes must not interleave
     import fcntl

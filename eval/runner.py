@@ -15,7 +15,7 @@ isolated by the store (one collection per user), so a user's results depend on t
 episodes only. That is why users can run concurrently (``workers``: processes, each with
 its own working stores, see :mod:`pahf.eval.workers`) without changing any result.
 
-Methods are the RunContext switches of :func:`pahf.state.context_for_method`. ``no-memory``
+Methods are the RunContext switches of :func:`pahf.eval.methods.context_for_method`. ``no-memory``
 plays K learning iterations too (the reference forces one); with memory and both channels off
 every iteration is the same, and keeping K makes the per-iteration tables line up.
 
@@ -47,6 +47,8 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 from pydantic import BaseModel, ConfigDict, Field
 
+from pahf.context import RunContext
+from pahf.decisions import Action
 from pahf.eval.episodes import (
     DOMAINS,
     LEARNING_PHASES,
@@ -56,6 +58,7 @@ from pahf.eval.episodes import (
     Episode,
     SimulatedUser,
 )
+from pahf.eval.methods import METHODS, Method, context_for_method
 from pahf.eval.noise import NoisyFeedback, statements_by_user_phase
 from pahf.eval.results import EpisodeLog, EpisodeRecord, RunKey, appends_can_be_locked, run_key
 from pahf.eval.simulators import RuleBasedUser
@@ -66,21 +69,12 @@ from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.base import PreferenceMemory, UnknownUserError
 from pahf.memory.chroma import ChromaPreferenceMemory, embedding_text
+from pahf.memory.schema import AppliedMemoryOp, MemoryRecord, RetrievedMemory
 from pahf.nodes.services import HUMAN_KEY
 from pahf.reasoners.base import Reasoner
 from pahf.reasoners.llm import LLMDecisionError, LLMOutputError
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import (
-    METHODS,
-    Action,
-    AppliedMemoryOp,
-    MemoryRecord,
-    Method,
-    Request,
-    RetrievedMemory,
-    RunContext,
-    context_for_method,
-)
+from pahf.request import Request
 
 #: An episode with more human turns than this is broken (budget is one question).
 MAX_INTERRUPTS = 8

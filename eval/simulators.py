@@ -7,8 +7,8 @@ name the answer key (no option letters, no candidate ids).
 
 from __future__ import annotations
 
+from pahf.decisions import Action
 from pahf.eval.episodes import Episode
-from pahf.state import Action
 
 
 class RuleBasedUser:

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from pahf.eval.results import EpisodeLog, EpisodeRecord, RunKey
 from pahf.memory.base import PreferenceMemory, UnknownUserError
-from pahf.state import MemoryRecord
+from pahf.memory.schema import MemoryRecord
 
 
 class MemorySnapshot(BaseModel):

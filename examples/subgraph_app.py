@@ -21,12 +21,15 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
+from pahf.context import RunContext
+from pahf.decisions import Action
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import checkpointer_from_url
 from pahf.memory.base import PreferenceMemory
 from pahf.memory.chroma import ChromaPreferenceMemory
+from pahf.memory.schema import AppliedMemoryOp
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import Action, AppliedMemoryOp, Candidate, Request, RunContext
+from pahf.request import Candidate, Request
 
 
 class ErrandState(TypedDict, total=False):

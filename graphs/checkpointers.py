@@ -8,7 +8,7 @@ restart) or Postgres (many workers behind a load balancer share every thread). O
 
 LangGraph's default serializer warns (and will soon refuse) when a checkpoint holds pydantic
 types it was not told about; :func:`allow_pahf_types` gives a saver an explicit allowlist of
-exactly the types in :data:`pahf.state.SERDE_ALLOWLIST`.
+exactly the types in :data:`pahf.graphs.checkpointers.SERDE_ALLOWLIST`.
 
 Async applications (``await graph.ainvoke(...)`` in an event loop) need a saver whose async
 methods do not block: :func:`open_async_checkpointer` opens the same URLs as
@@ -30,13 +30,49 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-from pahf.state import SERDE_ALLOWLIST
+from pahf.context import RunContext
+from pahf.decisions import Action, Assessment, Turn
+from pahf.human import ClarificationReply, FeedbackReply
+from pahf.memory.schema import (
+    AppliedMemoryOp,
+    HistoryEntry,
+    MemoryOp,
+    MemoryRecord,
+    NewMemory,
+    RetrievedMemory,
+)
+from pahf.request import Candidate, Request
+from pahf.state import PahfInput, PahfOutput, PahfState
 
 #: Environment variable naming the checkpointer URL when the caller passes none.
 CHECKPOINTER_ENV = "PAHF_CHECKPOINTER"
 
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 _POSTGRES_SCHEMES = ("postgres://", "postgresql://")
+
+#: The pydantic types a checkpoint of this graph may contain (msgpack allowlist for savers).
+SERDE_ALLOWLIST: tuple[tuple[str, str], ...] = tuple(
+    (cls.__module__, cls.__name__)
+    for cls in (
+        Candidate,
+        Request,
+        HistoryEntry,
+        NewMemory,
+        MemoryRecord,
+        RetrievedMemory,
+        MemoryOp,
+        AppliedMemoryOp,
+        Assessment,
+        Action,
+        Turn,
+        FeedbackReply,
+        ClarificationReply,
+        PahfState,
+        PahfInput,
+        PahfOutput,
+        RunContext,
+    )
+)
 
 
 class CheckpointerURLError(ValueError):

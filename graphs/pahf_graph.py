@@ -25,6 +25,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
+from pahf.context import RunContext
 from pahf.graphs.checkpointers import allow_pahf_types
 from pahf.graphs.services import ContextServices
 from pahf.memory.base import PreferenceMemory
@@ -40,7 +41,7 @@ from pahf.nodes import (
 )
 from pahf.nodes.services import ServicesProvider
 from pahf.reasoners.base import Reasoner
-from pahf.state import PahfInput, PahfOutput, PahfState, RunContext
+from pahf.state import PahfInput, PahfOutput, PahfState
 
 NODE_NAMES = ("retrieve_memory", "ambiguity_detect", "ask_user", "act", "ingest_feedback")
 

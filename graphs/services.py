@@ -10,12 +10,12 @@ import os
 import threading
 from pathlib import Path
 
+from pahf.context import RunContext
 from pahf.memory.base import PreferenceMemory
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.nodes.services import Services
 from pahf.reasoners.base import Reasoner
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import RunContext
 
 DEFAULT_MEMORY_LOCATION = ".pahf/memory"
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from pahf.state import (
+from pahf.memory.schema import (
     AppliedMemoryOp,
     MemoryOp,
     MemoryRecord,

@@ -32,14 +32,8 @@ from chromadb.config import Settings
 
 from pahf.memory.base import Encoder, UnknownMemoryError, UnknownUserError
 from pahf.memory.embeddings import MiniLMEmbeddingFunction, encoder_of
-from pahf.state import (
-    HistoryEntry,
-    MemoryRecord,
-    NewMemory,
-    RetrievedMemory,
-    utc_now,
-    validate_user_id,
-)
+from pahf.memory.schema import HistoryEntry, MemoryRecord, NewMemory, RetrievedMemory, utc_now
+from pahf.request import validate_user_id
 
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _SCHEMA_VERSION = 1

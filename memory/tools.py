@@ -19,7 +19,8 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
 from pahf.memory.base import MemoryError_, PreferenceMemory
-from pahf.state import MAX_MEMORY_CHARS, MemoryRecord, NewMemory, validate_user_id
+from pahf.memory.schema import MAX_MEMORY_CHARS, MemoryRecord, NewMemory
+from pahf.request import validate_user_id
 
 #: Key of ``config["configurable"]`` that names the user when the tools are not bound to one.
 USER_ID_KEY = "user_id"

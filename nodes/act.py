@@ -9,8 +9,9 @@ from typing import Any, Literal
 
 from langgraph.types import Command
 
+from pahf.context import RunContext
 from pahf.nodes.services import NodeFn, ServicesProvider, run_context
-from pahf.state import PahfState, RunContext
+from pahf.state import PahfState
 
 #: "__end__" is LangGraph's END (typed as a plain str there, so spelled out for the Literal).
 AfterAction = Literal["ingest_feedback", "__end__"]

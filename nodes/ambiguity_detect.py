@@ -12,8 +12,9 @@ from typing import Any, Literal
 
 from langgraph.types import Command
 
+from pahf.decisions import Assessment
 from pahf.nodes.services import NodeFn, ServicesProvider, run_context
-from pahf.state import Assessment, PahfState
+from pahf.state import PahfState
 
 AfterAssessment = Literal["ask_user", "act"]
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pahf.decisions import Turn
+from pahf.human import QuestionPrompt, parse_clarification
 from pahf.memory.base import apply_ops
 from pahf.nodes.services import NodeFn, ServicesProvider, ask_until_valid, run_context
-from pahf.state import PahfState, QuestionPrompt, Turn, parse_clarification
+from pahf.state import PahfState
 
 #: What is asked when the reasoner found the request ambiguous but gave no question.
 DEFAULT_QUESTION = "Could you tell me what you prefer here?"

@@ -10,25 +10,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pahf.decisions import Action, Turn
+from pahf.human import FeedbackPrompt, parse_feedback
 from pahf.memory.base import apply_ops
+from pahf.memory.schema import CONFIDENCE_CEILING, MemoryOp, RetrievedMemory
 from pahf.nodes.services import NodeFn, ServicesProvider, ask_until_valid, run_context
-from pahf.state import (
-    CONFIDENCE_CEILING,
-    Action,
-    FeedbackPrompt,
-    MemoryOp,
-    PahfState,
-    RetrievedMemory,
-    Turn,
-    parse_feedback,
-)
+from pahf.state import PahfState
 
 
 def confirmations(action: Action, memories: Sequence[RetrievedMemory]) -> list[MemoryOp]:
     """An accepted action: the active memories behind it were right again.
 
     Corroboration makes one later contradicting signal challenge them rather than overturn them
-    (noisy feedback). Memories already at :data:`~pahf.state.CONFIDENCE_CEILING` are left as they
+    (noisy feedback). Memories already at
+    :data:`~pahf.memory.schema.CONFIDENCE_CEILING` are left as they
     are: confirming them changes nothing but would write the store on every accepted action.
     """
     active = {m.record.id: m.record for m in memories if m.record.status == "active"}

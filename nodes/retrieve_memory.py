@@ -12,8 +12,9 @@ from typing import Any, Literal
 
 from langgraph.types import Command
 
+from pahf.context import RunContext
 from pahf.nodes.services import NodeFn, ServicesProvider, resolve_user, run_context
-from pahf.state import PahfState, RunContext
+from pahf.state import PahfState
 
 AfterRetrieval = Literal["ambiguity_detect", "act"]
 

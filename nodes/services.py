@@ -1,7 +1,7 @@
 """What nodes need from outside the graph: a reasoner and a memory, chosen per run.
 
 Nodes receive a :data:`ServicesProvider` when the graph is built, and ask it for the services of
-each run's :class:`~pahf.state.RunContext`. ``build_graph`` passes fixed instances; the graph
+each run's :class:`~pahf.context.RunContext`. ``build_graph`` passes fixed instances; the graph
 deployed on a LangGraph server resolves them from the run's context (memory location, reasoner),
 so one deployment serves every user and configuration.
 """
@@ -16,9 +16,10 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 
+from pahf.context import RunContext
 from pahf.memory.base import PreferenceMemory
 from pahf.reasoners.base import Reasoner
-from pahf.state import PahfState, RunContext
+from pahf.state import PahfState
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ HUMAN_KEY = "pahf_human"
 
 class HumanChannel(Protocol):
     """Answers a human turn in-process: gets the payload an interrupt would carry (a
-    :class:`~pahf.state.QuestionPrompt` or :class:`~pahf.state.FeedbackPrompt` as a dict) and
+    :class:`~pahf.human.QuestionPrompt` or :class:`~pahf.human.FeedbackPrompt` as a dict) and
     returns what ``Command(resume=...)`` would."""
 
     def __call__(self, payload: dict[str, Any]) -> Any: ...

@@ -19,12 +19,12 @@ from typing import Any
 
 from langgraph.types import Command
 
+from pahf.context import RunContext
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import open_checkpointer
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import RunContext
 
 
 def main(argv: list[str]) -> int:

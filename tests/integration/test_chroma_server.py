@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 from langgraph.types import Command
 
+from pahf.context import RunContext
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.base import UnknownMemoryError, UnknownUserError
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import MiniLMEmbeddingFunction
+from pahf.memory.schema import NewMemory
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import NewMemory, RunContext
 
 from .conftest import ChromaServer, start_chroma
 

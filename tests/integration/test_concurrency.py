@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from langgraph.types import Command
 
+from pahf.context import RunContext
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import RunContext
 
 pytestmark = pytest.mark.integration
 

@@ -82,12 +82,13 @@ def episodes() -> list[dict[str, Any]]:
 def worker(argv: list[str]) -> int:
     from langgraph.types import Command
 
+    from pahf.context import RunContext
     from pahf.graphs import build_graph
     from pahf.graphs.checkpointers import sqlite_checkpointer
     from pahf.memory.chroma import ChromaPreferenceMemory
     from pahf.memory.embeddings import HashingEmbeddingFunction
+    from pahf.memory.schema import MemoryRecord
     from pahf.reasoners.offline import OfflineReasoner
-    from pahf.state import MemoryRecord, RunContext
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--store", required=True)

@@ -15,8 +15,9 @@ import pytest
 from langgraph_sdk import get_sync_client
 from langgraph_sdk.client import SyncLangGraphClient
 
+from pahf.context import RunContext
 from pahf.memory.chroma import ChromaPreferenceMemory
-from pahf.state import NewMemory, RunContext
+from pahf.memory.schema import NewMemory
 
 from .conftest import ChromaServer, LangGraphServer, start_langgraph
 

@@ -26,8 +26,11 @@ from langgraph.types import Command
 from pahf.cli import build_parser, main
 from pahf.cli import chat as chat_cli
 from pahf.cli.eval import load_benchmarks
+from pahf.context import RunContext
+from pahf.decisions import Action
 from pahf.eval.episodes import Episode, GroundTruth
 from pahf.eval.llm_user import LLMSimulatedUser
+from pahf.eval.methods import context_for_method
 from pahf.eval.runner import replay_order
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
@@ -35,7 +38,7 @@ from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction
 from pahf.reasoners.accounting import UsageTracker
 from pahf.reasoners.llm import LLMCallError, LLMOutputError, LLMReasoner
-from pahf.state import Action, Candidate, Request, RunContext, context_for_method
+from pahf.request import Candidate, Request
 
 pytestmark = pytest.mark.integration
 

@@ -18,6 +18,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
+from pahf.context import RunContext
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import (
     CHECKPOINTER_ENV,
@@ -30,7 +31,6 @@ from pahf.graphs.checkpointers import (
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import RunContext
 from tests.unit.async_conversation import ANSWER, CORRECTION, REQUEST, converse
 from tests.unit.async_conversation import check_conversation as async_check_conversation
 

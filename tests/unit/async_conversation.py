@@ -13,11 +13,11 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
+from pahf.context import RunContext
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import open_async_checkpointer
 from pahf.memory.base import PreferenceMemory
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import RunContext
 
 REQUEST: dict[str, Any] = {
     "request_id": "drink-1",

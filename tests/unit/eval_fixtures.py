@@ -8,9 +8,10 @@ which only post-action feedback can reveal.
 
 from __future__ import annotations
 
+from pahf.decisions import Action
 from pahf.eval.episodes import Benchmark, Episode, GroundTruth
 from pahf.eval.results import EpisodeRecord
-from pahf.state import Action, Candidate, Request
+from pahf.request import Candidate, Request
 
 # user -> situation -> (statement before drift, statement after drift or None)
 _PREFS: dict[str, dict[str, tuple[str, str | None]]] = {

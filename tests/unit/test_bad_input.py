@@ -21,13 +21,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from langgraph.types import Command
 
+from pahf.context import RunContext
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction
+from pahf.memory.schema import NewMemory
 from pahf.nodes.services import MAX_INVALID_REPLIES
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import MAX_REQUEST_TEXT_CHARS, MAX_USER_ID_CHARS, NewMemory, RunContext
+from pahf.request import MAX_REQUEST_TEXT_CHARS, MAX_USER_ID_CHARS
 
 VALID: dict[str, Any] = {
     "request_id": "r-valid",

@@ -150,10 +150,10 @@ def test_least_graph_takes_the_steps_it_is_named_for(steps: int) -> None:
 
 def test_floor_services_leave_only_the_framework() -> None:
     """The no-op services must really take the paths the table names, and write nothing."""
+    from pahf.eval.methods import context_for_method
     from pahf.graphs import build_graph
     from pahf.memory.base import PreferenceMemory
     from pahf.nodes.services import HUMAN_KEY
-    from pahf.state import context_for_method
 
     memory = floor.FixedMemory()
     graph = build_graph(floor.InstantReasoner(), cast(PreferenceMemory, memory))

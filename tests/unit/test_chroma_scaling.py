@@ -22,7 +22,7 @@ from pahf.memory.chroma import (
     index_log_by_collection,
 )
 from pahf.memory.embeddings import HashingEmbeddingFunction
-from pahf.state import NewMemory
+from pahf.memory.schema import NewMemory
 
 
 def _store(path: Path) -> ChromaPreferenceMemory:

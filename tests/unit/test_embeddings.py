@@ -17,7 +17,7 @@ from pahf.memory.embeddings import (
     MiniLMEmbeddingFunction,
     MiniLMEncoder,
 )
-from pahf.state import NewMemory
+from pahf.memory.schema import NewMemory
 
 
 def _count_model_runs(encoder: HashingEncoder) -> list[list[str]]:

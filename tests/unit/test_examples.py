@@ -13,8 +13,8 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.types import Command
 
+from pahf.context import RunContext
 from pahf.memory.chroma import ChromaPreferenceMemory
-from pahf.state import RunContext
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -188,9 +188,9 @@ def test_the_statement_identifies_the_answer_through_embeddings(domain: Domain, 
     """Fairness: told the preference (in other words than the candidates), the offline
     reasoner with the real MiniLM model finds the answer; otherwise the benchmark would
     measure the vocabulary, not the agent."""
+    from pahf.decisions import Turn
     from pahf.memory.embeddings import MiniLMEncoder
     from pahf.reasoners.offline import OfflineReasoner
-    from pahf.state import Turn
 
     reasoner = OfflineReasoner(MiniLMEncoder.shared())
     bench = generate(domain)

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from langgraph.types import Command
 
+from pahf.context import RunContext
+from pahf.eval.methods import context_for_method
 from pahf.graphs import NODE_NAMES, build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import RunContext, context_for_method
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -38,7 +38,8 @@ from hypothesis.stateful import (
 from pahf.memory.base import UnknownMemoryError, UnknownUserError
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction
-from pahf.state import MAX_MEMORY_CHARS, MAX_USER_ID_CHARS, MemoryRecord, NewMemory
+from pahf.memory.schema import MAX_MEMORY_CHARS, MemoryRecord, NewMemory
+from pahf.request import MAX_USER_ID_CHARS
 
 #: One embedder for every store of this module (its vector cache is shared; stores are not).
 EMBEDDER = HashingEmbeddingFunction()

@@ -28,10 +28,14 @@ from langchain_openai import ChatOpenAI
 from langgraph.types import Command
 from pydantic import SecretStr
 
+from pahf.context import RunContext
+from pahf.decisions import Action, Turn
+from pahf.eval.methods import context_for_method
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction
+from pahf.memory.schema import MemoryRecord, RetrievedMemory
 from pahf.reasoners.accounting import OUTSIDE_GRAPH, UsageTracker
 from pahf.reasoners.base import Reasoner
 from pahf.reasoners.cache import SQLiteResponseCache
@@ -43,16 +47,7 @@ from pahf.reasoners.llm import (
     LLMReasoner,
     chat_model_from_settings,
 )
-from pahf.state import (
-    Action,
-    Candidate,
-    MemoryRecord,
-    Request,
-    RetrievedMemory,
-    RunContext,
-    Turn,
-    context_for_method,
-)
+from pahf.request import Candidate, Request
 
 # --------------------------------------------------------------------------- OpenAI over MockTransport
 

@@ -9,10 +9,11 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from pahf.decisions import Action
 from pahf.eval.episodes import Episode, GroundTruth, SimulatedUser
 from pahf.eval.llm_user import LLMSimulatedUser
 from pahf.reasoners.llm import LLMDecisionError, LLMOutputError
-from pahf.state import Action, Candidate, Request
+from pahf.request import Candidate, Request
 
 
 class TextFake(BaseChatModel):

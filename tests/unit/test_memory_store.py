@@ -12,7 +12,7 @@ import pytest
 from pahf.memory.base import UnknownMemoryError, UnknownUserError, apply_ops
 from pahf.memory.chroma import ChromaPreferenceMemory, StoreLocationError
 from pahf.memory.embeddings import HashingEmbeddingFunction
-from pahf.state import MemoryOp, NewMemory
+from pahf.memory.schema import MemoryOp, NewMemory
 
 
 def _note(text: str, topic: str = "drinks") -> NewMemory:
@@ -124,7 +124,7 @@ def test_bad_locations_are_refused(tmp_path: Path) -> None:
 _CHILD = """
 import json, sys
 from pahf.memory.chroma import ChromaPreferenceMemory
-from pahf.state import NewMemory
+from pahf.memory.schema import NewMemory
 store = ChromaPreferenceMemory(sys.argv[1])
 if sys.argv[2] == "write":
     old = store.add("alice", NewMemory(text="When dehydrated I want ice-cold water", topic="Dehydrated"))

@@ -10,8 +10,11 @@ import pytest
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
+from pahf.context import RunContext
+from pahf.decisions import Action, Assessment, Turn
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.chroma import ChromaPreferenceMemory
+from pahf.memory.schema import MemoryOp, NewMemory, RetrievedMemory
 from pahf.nodes import (
     Services,
     make_act,
@@ -23,17 +26,8 @@ from pahf.nodes import (
     route_after_assessment,
     route_after_retrieval,
 )
-from pahf.state import (
-    Action,
-    Assessment,
-    MemoryOp,
-    NewMemory,
-    PahfState,
-    Request,
-    RetrievedMemory,
-    RunContext,
-    Turn,
-)
+from pahf.request import Request
+from pahf.state import PahfState
 
 
 class ScriptedReasoner:

@@ -15,22 +15,21 @@ from typing import Any
 import pytest
 from langgraph.types import Command
 
+from pahf.context import RunContext
+from pahf.decisions import Action, Turn
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import MiniLMEmbeddingFunction
-from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import (
+from pahf.memory.schema import (
     CONFIDENCE_CEILING,
-    Action,
     HistoryEntry,
     MemoryRecord,
     NewMemory,
-    Request,
     RetrievedMemory,
-    RunContext,
-    Turn,
 )
+from pahf.reasoners.offline import OfflineReasoner
+from pahf.request import Request
 
 TEA = "In the morning I want green tea, not coffee."
 OTHER_SITUATION = "That's not what I wanted. When I'm dehydrated, I want ice-cold water."

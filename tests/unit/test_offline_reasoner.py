@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from pahf.decisions import Action, Turn
 from pahf.memory.embeddings import MiniLMEncoder
+from pahf.memory.schema import MemoryRecord, RetrievedMemory
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import (
-    Action,
-    Candidate,
-    MemoryRecord,
-    Request,
-    RetrievedMemory,
-    Turn,
-)
+from pahf.request import Candidate, Request
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,10 @@ from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
 from pahf.cli import main
+from pahf.decisions import Action, Assessment, Turn
 from pahf.eval import runner as runner_module
 from pahf.eval.episodes import Benchmark, Episode
+from pahf.eval.methods import context_for_method
 from pahf.eval.metrics import summarize, without_timing
 from pahf.eval.noise import IRRELEVANT_REMARKS, NoisyFeedback
 from pahf.eval.report import render_markdown
@@ -40,19 +42,10 @@ from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.base import PreferenceMemory
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction
+from pahf.memory.schema import AppliedMemoryOp, MemoryOp, NewMemory, RetrievedMemory
 from pahf.reasoners.llm import LLMCallError, LLMDecisionError, LLMOutputError
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import (
-    Action,
-    AppliedMemoryOp,
-    Assessment,
-    MemoryOp,
-    NewMemory,
-    Request,
-    RetrievedMemory,
-    Turn,
-    context_for_method,
-)
+from pahf.request import Request
 from tests.unit.eval_fixtures import tiny_benchmark
 
 ALL = ["no-memory", "pre-only", "post-only", "pahf"]

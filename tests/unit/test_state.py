@@ -5,18 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from pahf.state import (
-    FeedbackReply,
-    MemoryOp,
-    NewMemory,
-    Request,
-    RunContext,
-    context_for_method,
-    memory_id_for,
-    parse_clarification,
-    parse_feedback,
-    validate_user_id,
-)
+from pahf.context import RunContext
+from pahf.eval.methods import context_for_method
+from pahf.human import FeedbackReply, parse_clarification, parse_feedback
+from pahf.memory.schema import MemoryOp, NewMemory, memory_id_for
+from pahf.request import Request, validate_user_id
 
 
 def _request(**kw: object) -> Request:

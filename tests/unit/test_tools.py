@@ -11,8 +11,8 @@ from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
 
 from pahf.memory.chroma import ChromaPreferenceMemory
+from pahf.memory.schema import MAX_MEMORY_CHARS, NewMemory
 from pahf.memory.tools import MAX_RESULTS, make_memory_tools
-from pahf.state import MAX_MEMORY_CHARS, NewMemory
 
 
 def tools_by_name(memory: ChromaPreferenceMemory, **kwargs: Any) -> dict[str, BaseTool]:

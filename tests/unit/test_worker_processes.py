@@ -114,7 +114,7 @@ import sys
 import time
 from pathlib import Path
 from pahf.eval.results import EpisodeLog, EpisodeRecord
-from pahf.state import Candidate, Request
+from pahf.request import Candidate, Request
 
 path, worker, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 log = EpisodeLog(path)

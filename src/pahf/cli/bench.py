@@ -21,7 +21,7 @@ from rich.console import Console
 
 from pahf.bench.common import Size
 from pahf.cli import CliError
-from pahf.state import METHODS, Method
+from pahf.eval.methods import METHODS, Method
 
 BENCHMARKS = ("throughput", "floor", "nodes", "memory", "llm", "full")
 #: Size each benchmark runs at when --size is not given.

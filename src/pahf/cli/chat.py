@@ -22,7 +22,8 @@ from typing import Any
 from langgraph.types import Command
 
 from pahf.cli import CliError
-from pahf.state import Candidate, Request, RunContext, validate_user_id
+from pahf.context import RunContext
+from pahf.request import Candidate, Request, validate_user_id
 
 HELP = """\
 Type a request, one per line:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pahf.memory.chroma import ChromaPreferenceMemory
-from pahf.state import Request
+from pahf.request import Request
 
 
 def open_existing_store(location: str) -> ChromaPreferenceMemory:

@@ -12,13 +12,15 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from pahf.decisions import Action
 from pahf.eval.demo_script import USER, demo_episodes
+from pahf.eval.methods import context_for_method
 from pahf.eval.simulators import RuleBasedUser
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.chroma import ChromaPreferenceMemory
+from pahf.memory.schema import AppliedMemoryOp, RetrievedMemory
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import Action, AppliedMemoryOp, RetrievedMemory, context_for_method
 
 
 def register(sub: Any) -> None:

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from pahf.cli import CliError
 from pahf.eval.episodes import DOMAINS, Benchmark, Domain
+from pahf.eval.methods import METHODS, Method
 from pahf.eval.metrics import PhaseSummary, summarize
 from pahf.eval.report import success_table, write_outputs
 from pahf.eval.runner import (
@@ -32,7 +33,6 @@ from pahf.eval.runner import (
 )
 from pahf.eval.workers import WorkerProcessError
 from pahf.reasoners.llm import LLMCallError
-from pahf.state import METHODS, Method
 
 DOMAIN_CHOICES = ("embodied", "shopping", "both")
 

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from pahf.cli.common import open_existing_store
 from pahf.memory.base import UnknownUserError
-from pahf.state import MemoryRecord
+from pahf.memory.schema import MemoryRecord
 
 
 def register(sub: Any) -> None:

@@ -15,11 +15,11 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
 from pahf.cli.common import read_request
+from pahf.eval.methods import context_for_method
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import context_for_method
 
 
 def register(sub: Any) -> None:

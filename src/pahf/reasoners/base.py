@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from pahf.state import Action, Assessment, MemoryOp, Request, RetrievedMemory, Turn
+from pahf.decisions import Action, Assessment, Turn
+from pahf.memory.schema import MemoryOp, RetrievedMemory
+from pahf.request import Request
 
 
 @runtime_checkable

@@ -36,6 +36,8 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from pahf.decisions import Action, Assessment, Turn
+from pahf.memory.schema import MemoryOp, NewMemory, RetrievedMemory
 from pahf.reasoners.prompts import (
     AssessDecision,
     ChooseDecision,
@@ -47,16 +49,7 @@ from pahf.reasoners.prompts import (
     memory_aliases,
     retry_message,
 )
-from pahf.state import (
-    Action,
-    Assessment,
-    Candidate,
-    MemoryOp,
-    NewMemory,
-    Request,
-    RetrievedMemory,
-    Turn,
-)
+from pahf.request import Candidate, Request
 
 if TYPE_CHECKING:
     from langchain_openai import ChatOpenAI

@@ -31,19 +31,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pahf.decisions import Action, Assessment, Turn
 from pahf.memory.base import Encoder
+from pahf.memory.schema import MemoryOp, MemoryRecord, NewMemory, RetrievedMemory
 from pahf.reasoners.phrases import Phrase, parse_preferences, preference_sentences
-from pahf.state import (
-    Action,
-    Assessment,
-    Candidate,
-    MemoryOp,
-    MemoryRecord,
-    NewMemory,
-    Request,
-    RetrievedMemory,
-    Turn,
-)
+from pahf.request import Candidate, Request
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ from typing import Literal
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field
 
-from pahf.state import Action, Request, RetrievedMemory, Turn
+from pahf.decisions import Action, Turn
+from pahf.memory.schema import RetrievedMemory
+from pahf.request import Request
 
 # --------------------------------------------------------------------------- decision schemas
 
