@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypedDict, cast
 
-from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
@@ -34,7 +33,6 @@ from pahf.graphs import build_graph
 from pahf.memory.base import PreferenceMemory
 from pahf.memory.embeddings import MiniLMEncoder
 from pahf.memory.schema import MemoryOp, MemoryRecord, RetrievedMemory
-from pahf.nodes.services import HUMAN_KEY
 from pahf.request import Request
 
 #: (label, method whose switches choose the path, LangGraph steps on that path)
@@ -129,13 +127,12 @@ def measure(
     context: RunContext, requests: list[Request], invokes: int, before: Callable[[int], Any]
 ) -> float:
     """Mean thread CPU ms per ``invoke`` on ``context``'s path, ``before(i)`` run untimed first."""
-    graph = build_graph(InstantReasoner(), cast(PreferenceMemory, FixedMemory()))
+    graph = build_graph(InstantReasoner(), cast(PreferenceMemory, FixedMemory()), human=_accept)
     spent = 0.0
     for i in range(invokes):
         before(i)
-        config: RunnableConfig = {"configurable": {HUMAN_KEY: _accept}}
         started = time.thread_time()
-        graph.invoke({"request": requests[i % len(requests)]}, config, context=context)
+        graph.invoke({"request": requests[i % len(requests)]}, context=context)
         spent += time.thread_time() - started
     return 1000.0 * spent / invokes
 

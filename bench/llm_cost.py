@@ -43,6 +43,7 @@ from pahf.eval.runner import play_episode, replay_contexts
 from pahf.eval.simulators import RuleBasedUser
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
+from pahf.human import HumanDesk
 from pahf.reasoners.accounting import UsageTracker
 from pahf.reasoners.llm import LLMReasoner
 
@@ -249,7 +250,8 @@ def measure(
         store = new_store(embedding)
         model = RecordingChatModel(counter=counter, calls=[])
         reasoner = LLMReasoner(model)
-        graph = build_graph(reasoner, store, memory_checkpointer())
+        desk = HumanDesk()
+        graph = build_graph(reasoner, store, memory_checkpointer(), human=desk)
         for user in bench.users()[:users]:
             episodes = sorted(
                 (e for e in bench.episodes[1] if e.user == user), key=lambda e: e.index
@@ -278,6 +280,7 @@ def measure(
                             phase=1,
                             iteration=iteration,
                             seq=0,
+                            desk=desk,
                         )
                     finally:
                         _TRACKER.reset(token)

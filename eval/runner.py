@@ -6,7 +6,7 @@ For every domain x method x user the harness replays the user's episodes in orde
 
 Each episode is one graph run: only ``episode.request`` goes in; the simulated user answers the
 question and reacts to the action (``""`` accepts, a correction text otherwise) through an
-in-process human channel, or, with ``human_turns="interrupt"``, through interrupts and
+human service the graph was built with, or, with ``human_turns="interrupt"``, through interrupts and
 ``Command(resume=...)`` exactly as a deployment would (same records; see :data:`HumanTurns`).
 Test phases switch both human channels off and must not write memory (checked after every
 episode). Memory carries across iterations and phases; each domain x method gets its
@@ -67,10 +67,10 @@ from pahf.eval.usage import new_tracker, read_usage
 from pahf.eval.workers import Progress, RunHooks, ThreadHooks, run_in_processes, run_in_threads
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
+from pahf.human import HumanDesk
 from pahf.memory.base import PreferenceMemory, UnknownUserError
 from pahf.memory.chroma import ChromaPreferenceMemory, embedding_text
 from pahf.memory.schema import AppliedMemoryOp, MemoryRecord, RetrievedMemory
-from pahf.nodes.services import HUMAN_KEY
 from pahf.reasoners.base import Reasoner
 from pahf.reasoners.llm import LLMDecisionError, LLMOutputError
 from pahf.reasoners.offline import OfflineReasoner
@@ -353,7 +353,7 @@ def memory_sizes(records: Sequence[MemoryRecord]) -> tuple[int, int]:
 
 
 #: How an episode's human turns reach the simulated user: ``inline`` through a
-#: :class:`~pahf.nodes.services.HumanChannel` in the run's config (one graph run per episode, no
+#: :class:`~pahf.human.HumanDesk` the graph was built with (one graph run per episode, no
 #: checkpointer), or ``interrupt`` as a deployment sees them (interrupt, then
 #: ``Command(resume=...)`` per turn). Both give the same records (tests/unit/test_runner.py);
 #: the harness plays inline because it is faster.
@@ -371,7 +371,11 @@ class EpisodeGraphs:
     def __init__(self, reasoner: Reasoner, memory: PreferenceMemory) -> None:
         self._reasoner = reasoner
         self._memory = memory
-        self.plain: CompiledStateGraph[Any, Any, Any, Any] = build_graph(reasoner, memory)
+        #: Answers the plain graph's human turns: each episode attends its own request.
+        self.desk = HumanDesk()
+        self.plain: CompiledStateGraph[Any, Any, Any, Any] = build_graph(
+            reasoner, memory, human=self.desk
+        )
         self._interrupting: CompiledStateGraph[Any, Any, Any, Any] | None = None
 
     @property
@@ -461,6 +465,7 @@ def play_step(
         iteration=step.iteration,
         seq=step.seq,
         human_turns=human_turns,
+        desk=graphs.desk,
     )
 
 
@@ -476,6 +481,7 @@ def play_episode(
     seq: int,
     keep_checkpoints: bool = False,
     human_turns: HumanTurns = "inline",
+    desk: HumanDesk | None = None,
 ) -> EpisodeRecord:
     """Run one episode through ``graph``, playing the human with ``user``; score the action.
 
@@ -499,25 +505,27 @@ def play_episode(
     # A thread only exists where there is a checkpointer: without one LangGraph would merely copy
     # the id into every step's metadata (~0.04 ms per run with no-op services, 3-5% of it).
     configurable: dict[str, Any] = {"thread_id": thread_id} if graph.checkpointer else {}
-    if human_turns == "inline":
-        configurable[HUMAN_KEY] = human
+    if human_turns == "inline" and desk is None:
+        raise ValueError("inline human turns need the HumanDesk the graph was built with")
+    attend = desk.attending(request_id, human) if desk is not None else contextlib.nullcontext()
     config: RunnableConfig = {"configurable": configurable, "callbacks": [tracker]}
     # The harness never resumes an episode from a mid-run checkpoint (a half-played episode is
     # replayed from the user's snapshot), so checkpoints are only needed at interrupts: "exit"
     # writes them when a run stops, not after every step (measured in bench/README.md).
     durability: dict[str, Any] = {"durability": "exit"} if graph.checkpointer else {}
     error: str | None = None
-    try:
-        result = graph.invoke({"request": request}, config, context=context, **durability)
-        while pending := result.get("__interrupt__"):
-            if human_turns == "inline":
-                raise RuntimeError(
-                    f"episode {episode.episode_id}: the graph interrupted an inline run"
-                )
-            resume = human(pending[0].value)
-            result = graph.invoke(Command(resume=resume), config, context=context, **durability)
-    except LLMOutputError as exc:
-        result, error = {}, str(exc)
+    with attend:
+        try:
+            result = graph.invoke({"request": request}, config, context=context, **durability)
+            while pending := result.get("__interrupt__"):
+                if human_turns == "inline":
+                    raise RuntimeError(
+                        f"episode {episode.episode_id}: the graph interrupted an inline run"
+                    )
+                resume = human(pending[0].value)
+                result = graph.invoke(Command(resume=resume), config, context=context, **durability)
+        except LLMOutputError as exc:
+            result, error = {}, str(exc)
     action = result.get("action")
     if isinstance(action, dict):
         action = Action.model_validate(action)

@@ -28,6 +28,7 @@ from langgraph.graph.state import CompiledStateGraph
 from pahf.context import RunContext
 from pahf.graphs.checkpointers import allow_pahf_types
 from pahf.graphs.services import ContextServices
+from pahf.human import HumanService
 from pahf.memory.base import PreferenceMemory
 from pahf.nodes import (
     AfterAction,
@@ -46,7 +47,9 @@ from pahf.state import PahfInput, PahfOutput, PahfState
 NODE_NAMES = ("retrieve_memory", "ambiguity_detect", "ask_user", "act", "ingest_feedback")
 
 
-def build_state_graph(services: ServicesProvider) -> StateGraph[Any, Any, Any, Any]:
+def build_state_graph(
+    services: ServicesProvider, human: HumanService | None = None
+) -> StateGraph[Any, Any, Any, Any]:
     """The uncompiled graph (for embedding as a subgraph with your own compile options)."""
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(
         PahfState, context_schema=RunContext, input_schema=PahfInput, output_schema=PahfOutput
@@ -61,9 +64,9 @@ def build_state_graph(services: ServicesProvider) -> StateGraph[Any, Any, Any, A
         make_ambiguity_detect(services),
         destinations=get_args(AfterAssessment),
     )
-    builder.add_node("ask_user", make_ask_user(services))
+    builder.add_node("ask_user", make_ask_user(services, human))
     builder.add_node("act", make_act(services), destinations=get_args(AfterAction))
-    builder.add_node("ingest_feedback", make_ingest_feedback(services))
+    builder.add_node("ingest_feedback", make_ingest_feedback(services, human))
     builder.add_edge(START, "retrieve_memory")
     builder.add_edge("ask_user", "retrieve_memory")
     builder.add_edge("ingest_feedback", END)
@@ -75,6 +78,7 @@ def build_graph(
     memory: PreferenceMemory | None = None,
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     *,
+    human: HumanService | None = None,
     name: str = "pahf",
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the PAHF graph.
@@ -82,12 +86,14 @@ def build_graph(
     ``memory`` defaults to the store named by the run context (``memory_location``) or
     ``$PAHF_MEMORY`` / ``./.pahf/memory``; ``reasoner`` defaults to the offline reference
     reasoner over that store's embedder. Human turns are interrupts, so a checkpointer is
-    needed to resume them (any LangGraph saver: in-memory, SQLite, Postgres).
+    needed to resume them (any LangGraph saver: in-memory, SQLite, Postgres), unless ``human``
+    answers them in-process (a :class:`~pahf.human.HumanService`, e.g. the evaluation's
+    simulated users through a :class:`~pahf.human.HumanDesk`): then a request is one run.
     """
     services = ContextServices(reasoner=reasoner, memory=memory)
     if checkpointer is not None:
         checkpointer = allow_pahf_types(checkpointer)
-    return build_state_graph(services).compile(checkpointer=checkpointer, name=name)
+    return build_state_graph(services, human).compile(checkpointer=checkpointer, name=name)
 
 
 #: The graph ``langgraph.json`` points at (LangGraph server / Studio).

@@ -1,6 +1,7 @@
 """act: choose one of the request's candidates, grounded in memory and any answer just given.
 
-Routes the run itself (``Command``): on to feedback when that channel is on, else the end.
+Routes the run itself (``Command``): on to feedback when that channel is on, else the end
+(with the closing summary, since no feedback turn follows).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from typing import Any, Literal
 from langgraph.types import Command
 
 from pahf.context import RunContext
-from pahf.nodes.services import NodeFn, ServicesProvider, run_context
+from pahf.nodes.conversation import action_message, summary_message
+from pahf.nodes.services import NodeFn, ServicesProvider, plain, run_context
 from pahf.state import PahfState
 
 #: "__end__" is LangGraph's END (typed as a plain str there, so spelled out for the Literal).
@@ -20,14 +22,22 @@ AfterAction = Literal["ingest_feedback", "__end__"]
 def make_act(services: ServicesProvider) -> NodeFn:
     def act(state: PahfState, runtime: Any) -> Command[AfterAction]:
         ctx = run_context(runtime)
-        action = services(ctx).reasoner.choose(state.request, state.memories, state.clarifications)
-        ids = {c.id for c in state.request.candidates}
+        request = state.current()
+        action = services(ctx).reasoner.choose(request, state.memories, state.clarifications)
+        ids = {c.id for c in request.candidates}
         if action.candidate_id not in ids:
             raise ValueError(
                 f"act: reasoner chose {action.candidate_id!r}, "
                 f"not one of the candidates {sorted(ids)}"
             )
-        return Command(update={"action": action}, goto=route_after_action(ctx))
+        goto = route_after_action(ctx)
+        update: dict[str, Any] = {"action": action}
+        if goto == "__end__":
+            update["messages"] = [summary_message(request, action, state.memory_ops, False)]
+            update["done_request_id"] = request.request_id
+        else:
+            update["messages"] = [action_message(request, action)]
+        return Command(update=plain(update), goto=goto)
 
     return act
 

@@ -3,7 +3,9 @@
 The reasoner is consulted only when a question could still be asked (clarification on, budget
 left): with an LLM reasoner that saves a call on every request of the post-only baseline and on
 every re-assessment after an answer. The node routes the run itself (``Command``), so
-LangGraph runs no separate routing function over the whole state.
+LangGraph runs no separate routing function over the whole state. When it asks, the question
+goes into the conversation here, before ``ask_user`` interrupts, so a chat UI shows it with
+the answer widget under it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from typing import Any, Literal
 from langgraph.types import Command
 
 from pahf.decisions import Assessment
-from pahf.nodes.services import NodeFn, ServicesProvider, run_context
+from pahf.nodes.ask_user import DEFAULT_QUESTION
+from pahf.nodes.conversation import question_message
+from pahf.nodes.services import NodeFn, ServicesProvider, plain, run_context
 from pahf.state import PahfState
 
 AfterAssessment = Literal["ask_user", "act"]
@@ -22,6 +26,7 @@ AfterAssessment = Literal["ask_user", "act"]
 def make_ambiguity_detect(services: ServicesProvider) -> NodeFn:
     def ambiguity_detect(state: PahfState, runtime: Any) -> Command[AfterAssessment]:
         ctx = run_context(runtime)
+        request = state.current()
         if not ctx.pre_action:
             assessment = Assessment(ambiguous=False, reason="clarification is off")
         elif state.questions_asked >= ctx.question_budget:
@@ -30,9 +35,14 @@ def make_ambiguity_detect(services: ServicesProvider) -> NodeFn:
             )
         else:
             assessment = services(ctx).reasoner.assess(
-                state.request, state.memories, state.clarifications
+                request, state.memories, state.clarifications
             )
-        return Command(update={"assessment": assessment}, goto=route_after_assessment(assessment))
+        update: dict[str, Any] = {"assessment": assessment}
+        goto = route_after_assessment(assessment)
+        if goto == "ask_user":
+            question = assessment.question or DEFAULT_QUESTION
+            update["messages"] = [question_message(request, question, state.questions_asked)]
+        return Command(update=plain(update), goto=goto)
 
     return ambiguity_detect
 

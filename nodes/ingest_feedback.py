@@ -11,10 +11,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from pahf.decisions import Action, Turn
-from pahf.human import FeedbackPrompt, parse_feedback
+from pahf.human import FeedbackPrompt, HumanService, feedback_interrupt, parse_feedback
 from pahf.memory.base import apply_ops
 from pahf.memory.schema import CONFIDENCE_CEILING, MemoryOp, RetrievedMemory
-from pahf.nodes.services import NodeFn, ServicesProvider, ask_until_valid, run_context
+from pahf.nodes.conversation import human_echo, summary_message
+from pahf.nodes.services import (
+    NodeFn,
+    ServicesProvider,
+    ask_until_valid,
+    plain,
+    progress,
+    run_context,
+)
 from pahf.state import PahfState
 
 
@@ -34,29 +42,43 @@ def confirmations(action: Action, memories: Sequence[RetrievedMemory]) -> list[M
     ]
 
 
-def make_ingest_feedback(services: ServicesProvider) -> NodeFn:
+def make_ingest_feedback(services: ServicesProvider, human: HumanService | None = None) -> NodeFn:
     def ingest_feedback(state: PahfState, runtime: Any) -> dict[str, Any]:
         ctx = run_context(runtime)
-        assert state.action is not None
-        prompt = FeedbackPrompt(
-            user_id=state.user_id, request_id=state.request.request_id, action=state.action
+        request = state.current()
+        action = state.action
+        assert action is not None
+        prompt = FeedbackPrompt(user_id=state.user_id, request_id=request.request_id, action=action)
+        reply = ask_until_valid(
+            lambda error: feedback_interrupt(prompt, error),
+            lambda value: parse_feedback(value, action),
+            human,
         )
-        reply = ask_until_valid(prompt.model_dump(), parse_feedback)
         applied = []
         if reply.correction and ctx.use_memory:
             svc = services(ctx)
-            turn = Turn(kind="correction", text=reply.correction, action=state.action)
-            ops = svc.reasoner.learn(state.request, turn, state.memories)
-            applied = apply_ops(
-                svc.memory, state.user_id, state.request.request_id, "feedback", ops
-            )
+            turn = Turn(kind="correction", text=reply.correction, action=action)
+            ops = svc.reasoner.learn(request, turn, state.memories)
+            applied = apply_ops(svc.memory, state.user_id, request.request_id, "feedback", ops)
         elif ctx.use_memory:
-            confirm = confirmations(state.action, state.memories)
+            confirm = confirmations(action, state.memories)
             if confirm:
                 svc = services(ctx)
                 applied = apply_ops(
-                    svc.memory, state.user_id, state.request.request_id, "accepted", confirm
+                    svc.memory, state.user_id, request.request_id, "accepted", confirm
                 )
-        return {"feedback": reply, "memory_ops": [*state.memory_ops, *applied]}
+        if applied:
+            progress("learned", memory_ops=[op.model_dump(mode="json") for op in applied])
+        ops_now = [*state.memory_ops, *applied]
+        echo = human_echo(reply.correction or "Approved.", f"{request.request_id}-feedback")
+        summary = summary_message(request, action, ops_now, reply.correction is not None)
+        return plain(
+            {
+                "feedback": reply,
+                "memory_ops": ops_now,
+                "messages": [echo, summary],
+                "done_request_id": request.request_id,
+            }
+        )
 
     return ingest_feedback

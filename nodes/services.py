@@ -12,11 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from langgraph.config import get_config
+from langchain_core.messages import BaseMessage
+from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
+from pydantic import BaseModel
 
 from pahf.context import RunContext
+from pahf.human import DECISIONS_SCHEMA, HumanService
 from pahf.memory.base import PreferenceMemory
 from pahf.reasoners.base import Reasoner
 from pahf.state import PahfState
@@ -30,7 +33,8 @@ class Services:
 
 ServicesProvider = Callable[[RunContext], Services]
 T = TypeVar("T")
-#: After this many malformed resume values in a row the node gives up with the last error.
+#: After this many malformed replies in a row from an in-process human service the node gives
+#: up with the last error (a person answering interrupts is asked again as often as needed).
 MAX_INVALID_REPLIES = 5
 
 
@@ -46,8 +50,6 @@ class NodeFn(Protocol):
     ) -> dict[str, Any] | Command[Any]: ...
 
 
-
-
 def run_context(runtime: Any) -> RunContext:
     """The run's context as a RunContext, whatever form the caller passed (None, dict, model)."""
     ctx = getattr(runtime, "context", None)
@@ -60,9 +62,9 @@ def run_context(runtime: Any) -> RunContext:
     return RunContext.model_validate(ctx, from_attributes=True)
 
 
-def resolve_user(state: PahfState, ctx: RunContext) -> str:
+def resolve_user(from_request: str | None, ctx: RunContext) -> str:
     """The user this run is for: the request's user id or the context's, never ambiguous."""
-    from_request, from_context = state.request.user_id, ctx.user_id
+    from_context = ctx.user_id
     if from_request and from_context and from_request != from_context:
         raise ValueError(
             f"request.user_id {from_request!r} and context user_id {from_context!r} disagree"
@@ -73,49 +75,71 @@ def resolve_user(state: PahfState, ctx: RunContext) -> str:
     return user
 
 
-#: ``config["configurable"][HUMAN_KEY]``: a :class:`HumanChannel` that answers this run's human
-#: turns in-process instead of interrupting it.
-HUMAN_KEY = "pahf_human"
+def plain(update: dict[str, Any]) -> dict[str, Any]:
+    """``update`` with pahf's models (and lists of them) dumped to JSON.
 
-
-class HumanChannel(Protocol):
-    """Answers a human turn in-process: gets the payload an interrupt would carry (a
-    :class:`~pahf.human.QuestionPrompt` or :class:`~pahf.human.FeedbackPrompt` as a dict) and
-    returns what ``Command(resume=...)`` would."""
-
-    def __call__(self, payload: dict[str, Any]) -> Any: ...
-
-
-def _human_channel() -> HumanChannel | None:
-    try:
-        configurable = get_config().get("configurable") or {}
-    except RuntimeError:  # called outside a graph run (unit tests of a node)
-        return None
-    channel = configurable.get(HUMAN_KEY)
-    return channel if callable(channel) else None
-
-
-def ask_human(payload: dict[str, Any]) -> Any:
-    """Put a human turn to the person: by interrupting the run (Studio, servers, apps resuming
-    with ``Command(resume=...)``), or, when the run's config carries a :class:`HumanChannel`,
-    by calling it. The in-process channel needs no checkpointer and keeps a whole episode in
-    one graph run (evaluation, terminal chat); both ways give the node the same value."""
-    channel = _human_channel()
-    return interrupt(payload) if channel is None else channel(payload)
-
-
-def ask_until_valid(payload: dict[str, Any], parse: Callable[[Any], T]) -> T:
-    """Ask with ``payload`` until the reply parses.
-
-    A malformed resume value must not poison the thread (LangGraph would replay it on every
-    later resume), so the node asks again with the parse error in ``payload["error"]``: the
-    person (or the calling app) sees what was wrong and answers again. Nothing is stored until
-    a valid value arrives.
+    A node's writes are saved with the checkpoint as they are written: plain JSON keeps them
+    readable by any serializer without an allowlist (``langgraph dev`` warns about, and strict
+    mode blocks, unregistered classes). The channels validate them back into their types.
+    Messages are left as they are (LangChain messages are serializer-safe types).
     """
-    value = ask_human(payload)
-    for _ in range(MAX_INVALID_REPLIES):
+    out: dict[str, Any] = {}
+    for key, value in update.items():
+        if isinstance(value, BaseModel) and not isinstance(value, BaseMessage):
+            value = value.model_dump(mode="json")
+        elif (
+            isinstance(value, list)
+            and value
+            and isinstance(value[0], BaseModel)
+            and not isinstance(value[0], BaseMessage)
+        ):
+            value = [v.model_dump(mode="json") for v in value]
+        out[key] = value
+    return out
+
+
+def progress(event: str, **detail: Any) -> None:
+    """Tell a streaming client what the run is doing (``stream_mode="custom"``): a chat UI can
+    show "searching memory", "asking", "learned" while it waits. A no-op outside a run."""
+    try:
+        writer = get_stream_writer()
+    except RuntimeError:  # called outside a graph run (unit tests of a node)
+        return
+    writer({"pahf": event, **detail})
+
+
+def ask_human(payload: dict[str, Any], human: HumanService | None) -> Any:
+    """Put a human turn to the person: through the :class:`~pahf.human.HumanService` given at
+    build time when there is one (evaluation: no checkpointer, one graph run per request), else
+    by interrupting the run (Studio, servers, chat UIs and apps resuming with
+    ``Command(resume=...)``). Both ways the node gets the same value for the same payload."""
+    progress("asking", turn=payload.get("type"))
+    if human is not None:
+        return human(payload)
+    return interrupt(payload, response_schema=DECISIONS_SCHEMA)
+
+
+def ask_until_valid(
+    payload: Callable[[str | None], dict[str, Any]],
+    parse: Callable[[Any], T],
+    human: HumanService | None = None,
+) -> T:
+    """Ask with ``payload(None)`` until the reply parses.
+
+    A malformed resume value must neither fail the run nor poison the thread (LangGraph would
+    replay it on every later resume), so the node asks again with ``payload(error)``, which
+    names what was wrong: the person (or the calling app) sees it and answers again, as often
+    as it takes. Nothing is stored until a valid value arrives. An in-process
+    :class:`~pahf.human.HumanService` that keeps replying unusably is a bug in that service:
+    after :data:`MAX_INVALID_REPLIES` re-asks its last error is raised.
+    """
+    value = ask_human(payload(None), human)
+    attempts = 0
+    while True:
         try:
             return parse(value)
         except ValueError as exc:
-            value = ask_human({**payload, "error": str(exc)})
-    return parse(value)
+            attempts += 1
+            if human is not None and attempts > MAX_INVALID_REPLIES:
+                raise
+            value = ask_human(payload(str(exc)), human)

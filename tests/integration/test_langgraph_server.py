@@ -67,7 +67,7 @@ def test_studio_sees_the_request_input_and_the_run_context_form(
     assistant = client.assistants.search(graph_id=GRAPH_ID)[0]
     schemas = client.assistants.get_schemas(assistant["assistant_id"])
     inputs: Any = schemas["input_schema"]
-    assert list(inputs["properties"]) == ["request"]
+    assert list(inputs["properties"]) == ["request", "messages"]  # a form, or a chat message
     context: Any = schemas["context_schema"]
     assert context is not None
     assert set(context["properties"]) == set(RunContext.model_fields)
@@ -214,6 +214,7 @@ def test_request_and_context_disagreeing_on_the_user_are_refused(
 ) -> None:
     client = get_sync_client(url=langgraph_server.url)
     thread = client.threads.create()["thread_id"]
-    with pytest.raises(Exception, match="disagree"):
-        run(client, thread, input={"request": drink_request("x2", "alice")},
-            context={"user_id": "mallory"})  # fmt: skip
+    out = run(client, thread, input={"request": drink_request("x2", "alice")},
+              context={"user_id": "mallory"})  # fmt: skip
+    assert "disagree" in out["messages"][-1]["content"] and interrupt_of(out) is None
+    assert client.threads.get(thread)["status"] == "idle"  # the thread stays usable

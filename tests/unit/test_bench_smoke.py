@@ -153,15 +153,14 @@ def test_floor_services_leave_only_the_framework() -> None:
     from pahf.eval.methods import context_for_method
     from pahf.graphs import build_graph
     from pahf.memory.base import PreferenceMemory
-    from pahf.nodes.services import HUMAN_KEY
-
     memory = floor.FixedMemory()
-    graph = build_graph(floor.InstantReasoner(), cast(PreferenceMemory, memory))
+    graph = build_graph(
+        floor.InstantReasoner(), cast(PreferenceMemory, memory), human=lambda payload: ""
+    )
     request = floor._requests()[0]
     for method, fed_back in (("no-memory", False), ("post-only", True), ("pahf", True)):
         out = graph.invoke(
             {"request": request},
-            {"configurable": {HUMAN_KEY: lambda payload: ""}},
             context=context_for_method(method),
         )
         assert out["action"].candidate_id == request.candidates[0].id

@@ -214,17 +214,19 @@ def test_graph_topology_is_the_five_nodes() -> None:
     assert nodes == set(NODE_NAMES)
 
 
-def test_bad_request_input_is_rejected_before_anything_runs(
+def test_bad_request_input_ends_the_run_with_a_message_naming_the_field(
     minilm_memory: ChromaPreferenceMemory,
 ) -> None:
+    """A malformed request does not fail the run (which bricked the thread): it ends with an
+    AI message naming what is wrong, nothing runs, nothing is stored."""
     s = Session(minilm_memory)
     cfg: dict[str, Any] = {"configurable": {"thread_id": "bad"}}
-    with pytest.raises(ValueError):
-        s.graph.invoke({"request": {"user_id": "x", "task": "t", "candidates": []}}, cfg)
-    with pytest.raises(ValueError):
-        s.graph.invoke(
-            {"request": {"user_id": "", "task": "t", "candidates": [{"id": "a", "text": "a"}]}}, cfg
-        )
+    out = s.graph.invoke({"request": {"user_id": "x", "task": "t", "candidates": []}}, cfg)
+    assert "candidates" in out["messages"][-1].content and out.get("action") is None
+    out = s.graph.invoke(
+        {"request": {"user_id": "", "task": "t", "candidates": [{"id": "a", "text": "a"}]}}, cfg
+    )
+    assert "user id" in out["messages"][-1].content and out.get("action") is None
     assert minilm_memory.users() == []
 
 
@@ -248,12 +250,9 @@ def test_langgraph_json_names_a_loadable_graph(
 def test_an_in_process_human_channel_plays_the_whole_request_in_one_run(
     minilm_memory: ChromaPreferenceMemory,
 ) -> None:
-    """A HumanChannel in the run's config answers the turns instead of interrupts: no
+    """A HumanService given at build time answers the turns instead of interrupts: no
     checkpointer, one invoke, the same learning; a malformed reply is asked again with the
     error, as an interrupt would be."""
-    from pahf.nodes.services import HUMAN_KEY
-
-    graph = build_graph(OfflineReasoner(minilm_memory.encoder), minilm_memory)  # no checkpointer
     seen: list[dict[str, Any]] = []
 
     def human(payload: dict[str, Any]) -> Any:
@@ -262,13 +261,17 @@ def test_an_in_process_human_channel_plays_the_whole_request_in_one_run(
             return "In the morning I want green tea, never coffee."
         return ["not", "a", "reply"] if len(seen) == 2 else ""  # malformed once, then accept
 
+    graph = build_graph(  # no checkpointer
+        OfflineReasoner(minilm_memory.encoder), minilm_memory, human=human
+    )
+
     req = {
         "user_id": "ana",
         "task": "make me a drink",
         "context": "Morning",
         "candidates": [{"id": "tea", "text": "green tea"}, {"id": "coffee", "text": "black coffee"}],
     }
-    out = graph.invoke({"request": req}, {"configurable": {HUMAN_KEY: human}}, context=RunContext())
+    out = graph.invoke({"request": req}, context=RunContext())
     assert "__interrupt__" not in out
     assert [p["type"] for p in seen] == ["question", "feedback", "feedback"]
     assert "error" in seen[2] and "error" not in seen[1]

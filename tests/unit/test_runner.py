@@ -39,6 +39,7 @@ from pahf.eval.simulators import RuleBasedUser
 from pahf.eval.usage import new_tracker, read_usage
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
+from pahf.human import HumanDesk
 from pahf.memory.base import PreferenceMemory
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction
@@ -620,7 +621,9 @@ def test_a_simulated_user_that_cannot_reply_stops_the_run_and_is_not_the_agents_
 ) -> None:
     episode = tiny_benchmark(users=("alex",)).episodes[1][0]
     memory = ChromaPreferenceMemory.in_memory(HashingEmbeddingFunction())
-    graph = build_graph(OfflineReasoner(memory.encoder), memory, memory_checkpointer())
+    desk = HumanDesk()
+    graph = build_graph(OfflineReasoner(memory.encoder), memory, memory_checkpointer(), human=(
+        desk if human_turns == "inline" else None))  # fmt: skip
     with pytest.raises(
         SimulatedUserError,
         match=rf"episode {episode.episode_id}: the simulated user failed: simulated user: "
@@ -636,6 +639,7 @@ def test_a_simulated_user_that_cannot_reply_stops_the_run_and_is_not_the_agents_
             iteration=1,
             seq=0,
             human_turns=human_turns,  # type: ignore[arg-type]
+            desk=desk,
         )
 
 
