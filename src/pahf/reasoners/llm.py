@@ -417,7 +417,16 @@ class LLMReasoner:
                 kwargs: dict[str, Any] = {"include_raw": True}
                 if self.method is not None:
                     kwargs["method"] = self.method
-                runnable = self.chat_model.with_structured_output(schema, **kwargs)
+                # A decision is data, not a reply: it must never stream to a chat UI. Under
+                # stream_mode="messages" LangGraph would switch the model to streaming (a path
+                # no decision is checked on), so streaming is turned off on the model itself
+                # (not a copy: callers may reconfigure the instance they passed) and the call
+                # is tagged "nostream".
+                if self.chat_model.disable_streaming is not True:
+                    self.chat_model.disable_streaming = True
+                runnable = self.chat_model.with_structured_output(schema, **kwargs).with_config(
+                    tags=["nostream"]
+                )
                 self._structured[schema] = runnable
             return runnable
 
