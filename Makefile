@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SOURCES := $(shell find src graphs nodes memory eval bench -name '*.py' -o -name '*.gz' 2>/dev/null) pyproject.toml
 
-.PHONY: eval demo test lint install clean
+.PHONY: eval demo test lint install clean serve chat-ui
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("pahf needs Python >= 3.11, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -28,6 +28,13 @@ eval: install
 
 demo: install
 	$(BIN)/pahf demo $(ARGS)
+
+# Chat with pahf: `make serve` in one terminal, `make chat-ui` in another (README).
+serve: install
+	LANGSMITH_TRACING=false $(BIN)/langgraph dev --no-browser --host 127.0.0.1 --port 2024
+
+chat-ui:
+	bash examples/agent_chat_ui.sh
 
 test: install
 	$(BIN)/ruff check .

@@ -147,3 +147,34 @@ def test_checkpoints_hold_no_unregistered_types(tmp_path: Path, strict: bool) ->
     log = server.server.log.read_text(errors="replace")
     assert "Traceback" not in log
     assert "unregistered type" not in log and "Blocked deserialization" not in log
+
+
+def test_the_one_interrupt_per_node_relay_carries_both_turns_to_a_remote_graph(
+    langgraph_server: LangGraphServer,
+) -> None:
+    """docs/deploy.md's relay (examples/remote_relay.py): a parent app with its own
+    checkpointer asks pahf's question and feedback through the server's thread."""
+    import importlib.util
+
+    from langgraph.types import Command
+
+    spec = importlib.util.spec_from_file_location(
+        "remote_relay", Path(__file__).resolve().parents[2] / "examples" / "remote_relay.py"
+    )
+    assert spec is not None and spec.loader is not None
+    relay = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(relay)
+    host = relay.build_host(langgraph_server.url, context={"user_id": "dee"})
+    config: Any = {"configurable": {"thread_id": "host-thread"}}
+    request = {"task": "get me a drink", "context": "dehydrated after a run",
+               "candidates": [{"id": "coffee", "text": "hot coffee"},
+                              {"id": "water", "text": "ice water"}]}  # fmt: skip
+    out = host.invoke({"request": request}, config)
+    assert out["__interrupt__"][0].value["type"] == "question"
+    out = host.invoke(Command(resume=ANSWER), config)
+    assert out["__interrupt__"][0].value["type"] == "feedback"
+    out = host.invoke(Command(resume={"decisions": [{"type": "approve"}]}), config)
+    assert "__interrupt__" not in out and out["action"]["candidate_id"] == "water"
+    client = get_sync_client(url=langgraph_server.url)
+    remote = client.threads.get(out["remote_thread"])
+    assert remote["status"] == "idle"
