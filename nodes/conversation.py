@@ -62,19 +62,17 @@ def unread_human_message(state: PahfState) -> HumanMessage | None:
 def read_chat_request(
     text: str, ctx: RunContext, services: ServicesProvider, user_id: str | None
 ) -> Request:
-    """The request in a chat message: the LLM reasoner's model reads free text; otherwise (or
-    when the message is already in the plain form) the plain form is parsed."""
+    """The request in a chat message: the plain form when the message is written in it;
+    otherwise, when the run's reasoner is a chat model's (the LLM reasoner), that model reads
+    the free text; otherwise the plain form's error, which says how to write a request."""
     try:
         return parse_plain_request(text, user_id)
     except ChatRequestError:
-        if ctx.reasoner != "llm":
+        chat_model = getattr(services(ctx).reasoner, "chat_model", None)
+        if chat_model is None:
             raise
     from pahf.reasoners.chat_request import read_request_with_llm
 
-    reasoner = services(ctx).reasoner
-    chat_model = getattr(reasoner, "chat_model", None)
-    if chat_model is None:
-        raise ChatRequestError(f"write a request as: {PLAIN_FORM}")
     return read_request_with_llm(chat_model, text, user_id)
 
 

@@ -74,12 +74,14 @@ def test_stream_mode_messages_shows_the_agents_messages_and_never_the_reasoners_
 def test_a_free_text_message_the_model_cannot_read_ends_with_a_message(
     stub: Stub,  # noqa: F811
 ) -> None:
+    """A graph built with the LLM reasoner reads free text with it, whatever the context's
+    reasoner field says (that field picks the reasoner only where none was given)."""
     memory = ChromaPreferenceMemory.in_memory(HashingEmbeddingFunction())
     graph = build_graph(LLMReasoner(stub.chat()), memory, memory_checkpointer())
     cfg: dict[str, Any] = {"configurable": {"thread_id": uuid.uuid4().hex}}
     stub.script({"content": {"task": "", "situation": "", "options": []}})
     out = graph.invoke({"messages": [{"role": "user", "content": "thanks, bye!"}]}, cfg,
-                       context=RunContext(user_id="lee", reasoner="llm"))  # fmt: skip
+                       context=RunContext(user_id="lee"))  # fmt: skip
     said = str(out["messages"][-1].content)
     assert "could not read a request" in said and "does not read as a request" in said
     assert graph.get_state(cfg).next == ()
