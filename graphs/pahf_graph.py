@@ -13,21 +13,26 @@ per branch that re-reads and re-validates the whole state: 18% of LangGraph's co
 (bench/README.md, section 1).
 
 ``build_graph`` is for applications and evaluation (you pass the reasoner, memory and a
-checkpointer); the module-level ``graph`` is what ``langgraph.json`` serves: compiled without a
-checkpointer (the server brings its own) and resolving memory/reasoner from the run context.
+checkpointer; a run's context may pick any store, reasoner and model); the module-level
+``graph`` is what ``langgraph.json`` serves (``build_served_graph``): compiled without a
+checkpointer (the server brings its own), with storage and models owned by the deployment
+(:class:`~pahf.graphs.services.DeploymentSettings`) and the user taken from the caller the
+server authenticated (``graphs/auth.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, get_args
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
 
 from pahf.context import RunContext
 from pahf.graphs.checkpointers import allow_pahf_types
-from pahf.graphs.services import ContextServices
+from pahf.graphs.services import ContextServices, DeploymentSettings
 from pahf.memory.base import PreferenceMemory
 from pahf.nodes import (
     AfterAction,
@@ -39,21 +44,49 @@ from pahf.nodes import (
     make_ingest_feedback,
     make_retrieve_memory,
 )
-from pahf.nodes.services import ServicesProvider
+from pahf.nodes.services import NodeFn, ServicesProvider, resolve_user, run_context
 from pahf.reasoners.base import Reasoner
 from pahf.state import PahfInput, PahfOutput, PahfState
 
 NODE_NAMES = ("retrieve_memory", "ambiguity_detect", "ask_user", "act", "ingest_feedback")
+#: Admission check of a run's context (raises to refuse the run); see ``build_state_graph``.
+Admit = Callable[[RunContext], None]
 
 
-def build_state_graph(services: ServicesProvider) -> StateGraph[Any, Any, Any, Any]:
-    """The uncompiled graph (for embedding as a subgraph with your own compile options)."""
+def _admit_all(ctx: RunContext) -> None:
+    """In-process callers own the process: every context is theirs to choose."""
+
+
+def _entry(node: NodeFn, admit: Admit) -> NodeFn:
+    """Guard a node a run can start or resume at: the context is admitted (a served graph
+    refuses client-chosen stores and models), and on a thread that already has a user the
+    run's user must be that user, before the node reads a resume value or stores anything."""
+
+    def entry(state: PahfState, runtime: Any) -> dict[str, Any] | Command[Any]:
+        ctx = run_context(runtime)
+        admit(ctx)
+        if state.user_id:
+            resolve_user(state, ctx)
+        return node(state, runtime=runtime)
+
+    entry.__name__ = getattr(node, "__name__", "entry")
+    return entry
+
+
+def build_state_graph(
+    services: ServicesProvider, admit: Admit = _admit_all
+) -> StateGraph[Any, Any, Any, Any]:
+    """The uncompiled graph (for embedding as a subgraph with your own compile options).
+
+    ``admit`` sees each run's context at the nodes a run can start or resume at
+    (retrieve_memory, ask_user, ingest_feedback) and raises to refuse it.
+    """
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(
         PahfState, context_schema=RunContext, input_schema=PahfInput, output_schema=PahfOutput
     )
     builder.add_node(
         "retrieve_memory",
-        make_retrieve_memory(services),
+        _entry(make_retrieve_memory(services), admit),
         destinations=get_args(AfterRetrieval),
     )
     builder.add_node(
@@ -61,9 +94,9 @@ def build_state_graph(services: ServicesProvider) -> StateGraph[Any, Any, Any, A
         make_ambiguity_detect(services),
         destinations=get_args(AfterAssessment),
     )
-    builder.add_node("ask_user", make_ask_user(services))
+    builder.add_node("ask_user", _entry(make_ask_user(services), admit))
     builder.add_node("act", make_act(services), destinations=get_args(AfterAction))
-    builder.add_node("ingest_feedback", make_ingest_feedback(services))
+    builder.add_node("ingest_feedback", _entry(make_ingest_feedback(services), admit))
     builder.add_edge(START, "retrieve_memory")
     builder.add_edge("ask_user", "retrieve_memory")
     builder.add_edge("ingest_feedback", END)
@@ -90,5 +123,20 @@ def build_graph(
     return build_state_graph(services).compile(checkpointer=checkpointer, name=name)
 
 
+def build_served_graph(
+    settings: DeploymentSettings | None = None, *, name: str = "pahf"
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """The graph for a server whose clients are not trusted with the process.
+
+    Storage, reasoner and model come from ``settings`` (default: the environment, see
+    :meth:`DeploymentSettings.from_env`); a client's context may only name an allowlisted
+    store or model, anything else is refused before the run reads or stores anything. The
+    user is the caller the server authenticated, where it authenticates.
+    """
+    settings = settings if settings is not None else DeploymentSettings.from_env()
+    services = ContextServices(settings=settings)
+    return build_state_graph(services, admit=services.admit).compile(name=name)
+
+
 #: The graph ``langgraph.json`` points at (LangGraph server / Studio).
-graph = build_graph()
+graph = build_served_graph()

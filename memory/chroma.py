@@ -106,22 +106,51 @@ def _settings() -> Settings:
     return Settings(anonymized_telemetry=False, allow_reset=False)
 
 
+#: ``scheme:`` at the start of a location: a URL (or ``host:port``), which is only accepted as
+#: ``http(s)://``. One letter before the colon is a Windows drive (``C:\\data``), not a scheme.
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+def parse_location(location: str | Path) -> tuple[str, int, bool] | Path:
+    """Read a memory location strictly: ``(host, port, ssl)`` of an ``http(s)://host[:port]``
+    Chroma server, or the directory ``Path`` of an embedded store; anything else is refused.
+
+    Strict because a location that is silently read as something else is a trap: ``file:///etc``
+    or ``chroma:8000`` used to become local folders named after them.
+    """
+    text = str(location)
+    if not text.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise StoreLocationError(f"memory location {text!r} is empty or has control characters")
+    if text.startswith(("http://", "https://")):
+        url = urlparse(text)
+        try:
+            port = url.port
+        except ValueError as exc:
+            raise StoreLocationError(f"memory location {text!r}: {exc}") from None
+        if not url.hostname:
+            raise StoreLocationError(f"memory location {text!r} has no host")
+        if url.username or url.password or url.path not in ("", "/") or url.query or url.fragment:
+            raise StoreLocationError(
+                f"memory location {text!r}: a Chroma server is named by http(s)://host:port only"
+            )
+        ssl = url.scheme == "https"
+        return url.hostname, port or (443 if ssl else 8000), ssl
+    if _SCHEME_RE.match(text):
+        raise StoreLocationError(
+            f"memory location {text!r} is neither a directory nor an http(s)://host:port URL"
+        )
+    return Path(text).expanduser()
+
+
 def client_for(location: str | Path | None) -> ClientAPI:
     """A Chroma client for a directory path, an ``http(s)://host:port`` URL, or memory (None)."""
     if location is None:
         return chromadb.EphemeralClient(settings=_settings())
-    text = str(location)
-    if text.startswith(("http://", "https://")):
-        url = urlparse(text)
-        if not url.hostname:
-            raise StoreLocationError(f"memory location {text!r} has no host")
-        return chromadb.HttpClient(
-            host=url.hostname,
-            port=url.port or (443 if url.scheme == "https" else 8000),
-            ssl=url.scheme == "https",
-            settings=_settings(),
-        )
-    path = Path(text).expanduser()
+    parsed = parse_location(location)
+    if isinstance(parsed, tuple):
+        host, port, ssl = parsed
+        return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=_settings())
+    path = parsed
     if path.exists() and not path.is_dir():
         raise StoreLocationError(f"memory location {path} exists and is not a directory")
     path.mkdir(parents=True, exist_ok=True)
@@ -212,6 +241,7 @@ class ChromaPreferenceMemory:
             raise ValueError(f"namespace {namespace!r} must match {_NAMESPACE_RE.pattern}")
         self.namespace = namespace
         self.location = None if location is None else str(location)
+        self._owns_client = client is None
         self._client = client if client is not None else client_for(location)
         self._ef = (
             embedding_function if embedding_function is not None else MiniLMEmbeddingFunction()
@@ -230,6 +260,17 @@ class ChromaPreferenceMemory:
         cls, embedding_function: EmbeddingFunction[Documents] | None = None
     ) -> ChromaPreferenceMemory:
         return cls(None, embedding_function=embedding_function)
+
+    def close(self) -> None:
+        """Release the Chroma client this store opened (its database connections and index
+        files); a client passed in belongs to the caller and is left open. Long-lived servers
+        that open stores on demand close the ones they drop, or descriptors run out."""
+        with self._lock:
+            self._collections.clear()
+            self._reads.clear()
+            close = getattr(self._client, "close", None)  # not on chroma's ClientAPI type
+            if self._owns_client and callable(close):
+                close()
 
     # ------------------------------------------------------------------ plumbing
 

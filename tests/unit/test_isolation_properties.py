@@ -80,8 +80,7 @@ HOSTILE_USERS: tuple[str, ...] = (
     "null",
     "None",
     "__proto__",
-    "\U0001f469\u200d\U0001f4bb",  # emoji ZWJ sequence
-    "\u202eevil",  # right-to-left override
+    "\U0001f469\U0001f4bb",  # emoji (astral plane)
     "\u05e9\u05dc\u05d5\u05dd",  # Hebrew
     _AT_LIMIT + "a",  # exactly at the limit
     _AT_LIMIT + "b",  # same first 255 characters
@@ -98,6 +97,9 @@ INVALID_USERS: tuple[object, ...] = (
     "bell\x07",
     "del\x7f",
     "\x1b[31mred",
+    "\u202eevil",  # right-to-left override (Unicode category Cf)
+    "\U0001f469\u200d\U0001f4bb",  # emoji ZWJ sequence: U+200D is a format character
+    "a\ufeffb",  # zero-width no-break space
     None,
     42,
     ["alice"],

@@ -48,6 +48,13 @@ def test_bad_user_ids_are_refused(bad: object) -> None:
         validate_user_id(bad)
 
 
+@pytest.mark.parametrize("bad", ["\u202ealice", "al\u200bice", "bob\u2066", "\ufeffcarol"])
+def test_user_ids_with_format_characters_are_refused(bad: str) -> None:
+    """Bidirectional overrides and zero-width characters make two ids print alike."""
+    with pytest.raises(ValueError, match="format characters"):
+        validate_user_id(bad)
+
+
 @pytest.mark.parametrize("ok", ["alice", "Ünïcødé 用户", "a/b\\c", "$where", "{'$ne': 1}", "x'\"y"])
 def test_unusual_but_printable_user_ids_are_accepted(ok: str) -> None:
     assert validate_user_id(ok) == ok
