@@ -100,14 +100,18 @@ async def authenticate(authorization: str | None) -> Auth.types.MinimalUserDict:
 
 
 def caller_of(ctx: Auth.types.AuthContext) -> str | None:
-    """The authenticated caller, None when the server runs without tokens; refuses anyone
-    else (an unauthenticated or Studio user reaching a server that has tokens)."""
-    if not TOKENS:
-        return None
+    """The authenticated caller, whose own resources are all it may reach; None for the
+    anonymous user of a server without tokens (everything open, as in local development).
+    Anyone else (the Studio user, an unauthenticated user) reaching a server that has
+    tokens is refused. An ``authenticate`` that verifies another provider's tokens returns
+    authenticated users only, so the same ownership rules apply to it unchanged."""
     user = ctx.user
-    if isinstance(user, Auth.types.StudioUser) or not user.is_authenticated:
+    studio = isinstance(user, Auth.types.StudioUser)
+    if user.is_authenticated and not studio:
+        return validate_user_id(str(user.identity))
+    if TOKENS:
         raise _forbidden("this server needs a bearer token")
-    return str(user.identity)
+    return None
 
 
 @auth.on
