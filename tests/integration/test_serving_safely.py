@@ -13,6 +13,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -295,10 +296,10 @@ def test_hostile_locations_and_models_are_refused_and_nothing_is_touched(secured
 
 def test_many_distinct_values_do_not_grow_the_servers_descriptors(secured: Secured) -> None:
     bob = secured.bob
-    thread = bob.threads.create()["thread_id"]
     quiet = {"pre_action": False, "post_action": False}
 
     def one(context: dict[str, Any]) -> None:
+        thread = bob.threads.create()["thread_id"]
         try:
             run(bob, thread, input={"request": drink_request(uuid.uuid4().hex)},
                 context={**quiet, **context})  # fmt: skip
@@ -308,12 +309,18 @@ def test_many_distinct_values_do_not_grow_the_servers_descriptors(secured: Secur
     for warm in ({}, {"memory_location": ALLOWED_STORE}):
         one(warm)
     before = server_fds(secured.server)
+    contexts: list[dict[str, Any]] = []
     for i in range(ROUNDS):
-        one({"memory_location": str(secured.scratch / f"loc-{i}")})
-        one({"memory_location": f"http://127.0.0.1:{1024 + i}"})
-        one({"model": f"model-{i}"})
-        one({"memory_location": ALLOWED_STORE if i % 2 else None})
+        contexts += [
+            {"memory_location": str(secured.scratch / f"loc-{i}")},
+            {"memory_location": f"http://127.0.0.1:{1024 + i}"},
+            {"model": f"model-{i}"},
+            {"memory_location": ALLOWED_STORE if i % 2 else None},
+        ]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # four clients at once
+        list(pool.map(one, contexts))
     after = server_fds(secured.server)
+    print(f"server descriptors: {before} before, {after} after {len(contexts)} runs")
     assert after <= before + 8, (before, after)
     assert not any((secured.scratch / f"loc-{i}").exists() for i in range(ROUNDS))
     assert_no_connection(secured.trap)
