@@ -13,8 +13,8 @@ per branch that re-reads and re-validates the whole state: 18% of LangGraph's co
 (bench/README.md, section 1).
 
 ``build_graph`` is for applications and evaluation (you pass the reasoner, memory and a
-checkpointer; a run's context may pick any store, reasoner and model); the module-level
-``graph`` is what ``langgraph.json`` serves (``build_served_graph``): compiled without a
+checkpointer; a run's context may pick any store, reasoner and model); ``graphs/served.py``
+holds what ``langgraph.json`` serves (``build_served_graph``): compiled without a
 checkpointer (the server brings its own), with storage and models owned by the deployment
 (:class:`~pahf.graphs.services.DeploymentSettings`) and the user taken from the caller the
 server authenticated (``graphs/auth.py``).
@@ -136,7 +136,3 @@ def build_served_graph(
     settings = settings if settings is not None else DeploymentSettings.from_env()
     services = ContextServices(settings=settings)
     return build_state_graph(services, admit=services.admit).compile(name=name)
-
-
-#: The graph ``langgraph.json`` points at (LangGraph server / Studio).
-graph = build_served_graph()

@@ -249,3 +249,18 @@ def test_authenticate_maps_a_bearer_token_to_its_user(monkeypatch: Any) -> None:
         assert refused.value.status_code == 401
     monkeypatch.setattr(auth_module, "TOKENS", {})
     assert asyncio.run(authenticate(None))["is_authenticated"] is False
+
+
+def test_rewriting_the_threads_user_does_not_redirect_its_writes(
+    graph_and_memory: tuple[Any, ChromaPreferenceMemory],
+) -> None:
+    """An owner who edits her thread's state to name another user cannot then resume it
+    to write into that user's memory."""
+    graph, memory = graph_and_memory
+    cfg: Any = {"configurable": {"thread_id": "t-edit", "langgraph_auth_user": {"identity": "alice"}}}
+    out = graph.invoke({"request": REQUEST}, cfg, context=RunContext(question_budget=1))
+    assert out["__interrupt__"][0].value["type"] == "question"
+    graph.update_state(cfg, {"user_id": "bob"}, as_node="ask_user")  # next: retrieve_memory
+    with pytest.raises(UserNotAllowedError, match="another user"):
+        graph.invoke(None, cfg)
+    assert memory.users() == []
