@@ -53,7 +53,7 @@ HOSTILE_USERS: tuple[str, ...] = (
     "Alice",
     "ALICE",
     " alice",
-    "alice\u200b",  # zero-width space
+    "alice\u00a0",  # no-break space (a zero-width space is a format character: refused)
     "caf\u00e9",  # NFC
     "cafe\u0301",  # NFD of the same word
     "\u212b",  # ANGSTROM SIGN, NFKC-equal to the next
@@ -100,6 +100,7 @@ INVALID_USERS: tuple[object, ...] = (
     "\u202eevil",  # right-to-left override (Unicode category Cf)
     "\U0001f469\u200d\U0001f4bb",  # emoji ZWJ sequence: U+200D is a format character
     "a\ufeffb",  # zero-width no-break space
+    "alice\u200b",  # zero-width space
     None,
     42,
     ["alice"],
