@@ -694,11 +694,11 @@ class _Run:
                     )
             changed = uses_memory and bool(record.memory_ops)
             if changed:
-                current = memory.list(user)
+                current = memory.get_all(user)
             elif uses_memory and record.error is not None:
                 # A failed episode reports no ops but may have written before it failed (an
                 # answer stored, then the action failed): the snapshot must hold what is stored.
-                before, current = current, memory.list(user)
+                before, current = current, memory.get_all(user)
                 changed = current != before
             active, total = memory_sizes(current)
             record = record.model_copy(update={"memory_active": active, "memory_total": total})

@@ -129,7 +129,7 @@ class _MemoryToolkit:
                 raise ToolException(f"record_preference: nothing stored: {exc}") from exc
             view = _view(rec)
             return f"Recorded {rec.id}, replacing {replaces}.", view
-        for existing in self.memory.list(user, include_superseded=False):
+        for existing in self.memory.get_all(user, include_superseded=False):
             if existing.text == new.text and existing.topic == new.topic:
                 # The same statement again (agents repeat calls): no duplicate record.
                 return f"Already recorded as {existing.id}.", _view(existing)
@@ -139,7 +139,7 @@ class _MemoryToolkit:
     def list_all(
         self, config: RunnableConfig, include_superseded: bool = False
     ) -> tuple[str, list[dict[str, Any]]]:
-        records = self.memory.list(self.user(config), include_superseded=include_superseded)
+        records = self.memory.get_all(self.user(config), include_superseded=include_superseded)
         views = [_view(r) for r in records[-MAX_RESULTS:]]
         if not views:
             return "No preferences stored yet.", []

@@ -12,11 +12,7 @@ from pahf.request import Request
 
 def open_existing_store(location: str) -> ChromaPreferenceMemory:
     """Open a store that must already exist: a typo must not silently create an empty one."""
-    if not location.startswith(("http://", "https://")):
-        path = Path(location).expanduser()
-        if not path.is_dir() or not (path / "chroma.sqlite3").exists():
-            raise FileNotFoundError(f"no pahf memory store at {path} (expected a Chroma directory)")
-    return ChromaPreferenceMemory(location)
+    return ChromaPreferenceMemory.open_existing(location)
 
 
 def read_request(path: str, user: str | None = None) -> Request:

@@ -113,7 +113,7 @@ def run_demo(args: argparse.Namespace) -> int:
         table = Table(title=f"what the agent remembers about {USER}")
         for col in ("status", "text", "history"):
             table.add_column(col, overflow="fold")
-        for record in store.list(USER) if USER in store.users() else []:
+        for record in store.get_all(USER) if USER in store.users() else []:
             table.add_row(record.status, record.text, ", ".join(h.event for h in record.history))
         console.print(table)
         console.print(

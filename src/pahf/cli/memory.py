@@ -1,4 +1,8 @@
-"""``pahf memory list|export|import|forget|users``: inspect and manage a store per user."""
+"""``pahf memory list|export|import|delete|forget|users|rebuild``: manage a store per user.
+
+Every command that reads refuses a store that does not exist (a mistyped path must not answer
+"no memories"); ``import`` may create one. ``rebuild`` re-indexes a store whose index files
+were damaged, from the records Chroma keeps in its database."""
 
 from __future__ import annotations
 
@@ -37,7 +41,17 @@ def register(sub: Any) -> None:
     common(p)
     p.add_argument("--file", required=True, help="JSON written by 'pahf memory export'")
     p.set_defaults(func=_import)
-    p = actions.add_parser("forget", help="delete every memory of a user (the only deletion)")
+    p = actions.add_parser("delete", help="delete one memory (with all its versions)")
+    common(p)
+    p.add_argument("--id", required=True, dest="memory_id", help="memory id (see 'list')")
+    p.set_defaults(func=_delete)
+    p = actions.add_parser(
+        "rebuild", help="re-index a damaged store from its stored records (all users or --user)"
+    )
+    p.add_argument("--store", required=True, help="memory store directory")
+    p.add_argument("--user", help="only this user (default: every user of the store)")
+    p.set_defaults(func=_rebuild)
+    p = actions.add_parser("forget", help="delete every memory of a user")
     common(p)
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=_forget)
@@ -49,7 +63,7 @@ def register(sub: Any) -> None:
 def _records_or_fail(args: argparse.Namespace) -> list[MemoryRecord]:
     store = open_existing_store(args.store)
     active_only = bool(getattr(args, "active", False))
-    records: list[MemoryRecord] = store.list(args.user, include_superseded=not active_only)
+    records: list[MemoryRecord] = store.get_all(args.user, include_superseded=not active_only)
     if not records and args.user not in store.users():
         raise UnknownUserError(args.user)
     return records
@@ -98,13 +112,49 @@ def _import(args: argparse.Namespace) -> int:
         raw = json.loads(Path(args.file).read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{args.file} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise ValueError(f"{args.file}: JSON nested too deeply to be an export") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("memories"), list):
         raise ValueError(f"{args.file}: expected {{'user_id': ..., 'memories': [...]}}")
-    records = [MemoryRecord.model_validate(m) for m in raw["memories"]]
-    from pahf.memory.chroma import ChromaPreferenceMemory
+    records = []
+    for index, item in enumerate(raw["memories"]):
+        try:
+            records.append(MemoryRecord.model_validate(item))
+        except ValueError as exc:
+            first = str(exc).splitlines()
+            detail = "; ".join(line.strip() for line in first[1:3]) or first[0]
+            raise ValueError(f"{args.file}: memory #{index}: {detail}") from None
+    from pahf.memory.chroma import ChromaPreferenceMemory, store_exists
 
-    count = ChromaPreferenceMemory(args.store).import_records(args.user, records)
+    # An existing store is written with the embedder its vectors were made with.
+    store = (
+        open_existing_store(args.store)
+        if store_exists(args.store)
+        else ChromaPreferenceMemory(args.store)
+    )
+    count = store.import_records(args.user, records)
     print(f"imported {count} memories for {args.user} into {args.store}", file=sys.stderr)
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    store = open_existing_store(args.store)
+    deleted = store.delete(args.user, args.memory_id)
+    ids = ", ".join(r.id for r in deleted)
+    print(f"deleted {len(deleted)} record(s) of {args.user}: {ids}", file=sys.stderr)
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    if str(args.store).startswith(("http://", "https://")):
+        raise ValueError("rebuild works on an embedded store directory, not a server URL")
+    store = open_existing_store(args.store)
+    users = [args.user] if args.user else store.users()
+    for user in users:
+        count = store.rebuild(user)
+        print(f"rebuilt the index of {user}: {count} memories", file=sys.stderr)
+    if not users:
+        print("the store holds no users; nothing to rebuild", file=sys.stderr)
     return 0
 
 

@@ -26,6 +26,11 @@ def register(sub: Any) -> None:
     parser = sub.add_parser("run", help="run one request (JSON file) through the PAHF graph")
     parser.add_argument("--request", required=True, help="JSON file with task/context/candidates")
     parser.add_argument("--store", required=True, help="memory store directory or Chroma URL")
+    parser.add_argument(
+        "--new-store",
+        action="store_true",
+        help="create the store if it does not exist (otherwise a missing store is an error)",
+    )
     parser.add_argument("--user", help="user id (overrides the file's user_id)")
     parser.add_argument("--method", default="pahf", help="pahf, pre-only, post-only, no-memory")
     parser.add_argument("--answer", help="answer to give if the agent asks a question")
@@ -49,7 +54,11 @@ def _ask(prompt: str, preset: str | None) -> str:
 def run_request(args: argparse.Namespace) -> int:
     request = read_request(args.request, user=args.user)
     context = context_for_method(args.method)
-    store = ChromaPreferenceMemory(args.store)
+    store = (
+        ChromaPreferenceMemory(args.store)
+        if args.new_store
+        else ChromaPreferenceMemory.open_existing(args.store)
+    )
     graph = build_graph(OfflineReasoner(store.encoder), store, memory_checkpointer())
     config: RunnableConfig = {"configurable": {"thread_id": request.request_id}}
     result = graph.invoke({"request": request}, config, context=context)
