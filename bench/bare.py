@@ -90,7 +90,7 @@ def play_bare(
                 apply_ops(memory, user, request.request_id, "feedback", ops)
         elif ctx.use_memory:
             # As ingest_feedback: an accepted action reinforces the memories behind it.
-            confirm = confirmations(action, memories)
+            confirm = confirmations(action, memories, request.request_id)
             if confirm:
                 apply_ops(memory, user, request.request_id, "accepted", confirm)
     return BareOutcome(

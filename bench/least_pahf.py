@@ -95,7 +95,7 @@ def least_pahf_graph(
                 turn = Turn(kind="correction", text=correction, action=action)
                 ops = reasoner.learn(request, turn, state["memories"])
                 apply_ops(memory, episode.user, request.request_id, "feedback", ops)
-            elif confirm := confirmations(action, state["memories"]):
+            elif confirm := confirmations(action, state["memories"], request.request_id):
                 apply_ops(memory, episode.user, request.request_id, "accepted", confirm)
         return {"corrected": correction is not None}
 
@@ -122,9 +122,7 @@ def play_least(
 ) -> BareOutcome:
     """Play one episode through :func:`least_pahf_graph` (one ``invoke``)."""
     request = replay_request(episode, phase, iteration)
-    out = graph.invoke(
-        {"ctx": ctx, "episode": episode, "simulated": simulated, "request": request}
-    )
+    out = graph.invoke({"ctx": ctx, "episode": episode, "simulated": simulated, "request": request})
     action: Action = out["action"]
     return BareOutcome(
         episode_id=episode.episode_id,

@@ -38,6 +38,7 @@ def make_ask_user(services: ServicesProvider) -> NodeFn:
             turn_key = f"clarification-{state.questions_asked}"
             applied = apply_ops(svc.memory, state.user_id, state.request.request_id, turn_key, ops)
         return {
+            "after_question": True,
             "questions_asked": state.questions_asked + 1,
             "clarifications": [*state.clarifications, turn],
             "memory_ops": [*state.memory_ops, *applied],

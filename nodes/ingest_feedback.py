@@ -18,19 +18,26 @@ from pahf.nodes.services import NodeFn, ServicesProvider, ask_until_valid, run_c
 from pahf.state import PahfState
 
 
-def confirmations(action: Action, memories: Sequence[RetrievedMemory]) -> list[MemoryOp]:
+def confirmations(
+    action: Action, memories: Sequence[RetrievedMemory], request_id: str | None = None
+) -> list[MemoryOp]:
     """An accepted action: the active memories behind it were right again.
 
     Corroboration makes one later contradicting signal challenge them rather than overturn them
     (noisy feedback). Memories already at
     :data:`~pahf.memory.schema.CONFIDENCE_CEILING` are left as they
     are: confirming them changes nothing but would write the store on every accepted action.
+    A memory learned in this same request (``request_id``) is not confirmed by it: the action
+    only did what the answer just said, so one answer plus one accepted action must not make a
+    preference "established"; that takes confirmation in a later request.
     """
     active = {m.record.id: m.record for m in memories if m.record.status == "active"}
     return [
         MemoryOp(kind="reinforce", target_id=i, reason="the user accepted its action")
         for i in action.memory_ids
-        if i in active and active[i].confidence < CONFIDENCE_CEILING
+        if i in active
+        and active[i].confidence < CONFIDENCE_CEILING
+        and (request_id is None or active[i].request_id != request_id)
     ]
 
 
@@ -51,7 +58,7 @@ def make_ingest_feedback(services: ServicesProvider) -> NodeFn:
                 svc.memory, state.user_id, state.request.request_id, "feedback", ops
             )
         elif ctx.use_memory:
-            confirm = confirmations(state.action, state.memories)
+            confirm = confirmations(state.action, state.memories, state.request.request_id)
             if confirm:
                 svc = services(ctx)
                 applied = apply_ops(

@@ -23,9 +23,11 @@ def make_retrieve_memory(services: ServicesProvider) -> NodeFn:
     def retrieve_memory(state: PahfState, runtime: Any) -> Command[AfterRetrieval]:
         ctx = run_context(runtime)
         user = resolve_user(state, ctx)
-        update: dict[str, Any] = {"user_id": user}
+        update: dict[str, Any] = {"user_id": user, "after_question": False}
         questions_asked = state.questions_asked
-        if state.active_request_id != state.request.request_id:
+        # Every new input starts afresh, even one reusing the previous request's id; only the
+        # loop back from ask_user continues the same request.
+        if not state.after_question or state.active_request_id != state.request.request_id:
             questions_asked = 0
             update.update(
                 active_request_id=state.request.request_id,

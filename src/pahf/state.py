@@ -42,6 +42,10 @@ class PahfState(BaseModel):
     feedback: FeedbackReply | None = None
     memory_ops: list[AppliedMemoryOp] = Field(default_factory=list)
     active_request_id: str = ""
+    #: Set by ask_user, cleared by retrieve_memory: the one way retrieve_memory tells "again,
+    #: after a question" from "a new input" (a client may send a new request under the id of
+    #: an old one on the same thread; it must start afresh, not inherit the old questions).
+    after_question: bool = False
 
 
 class PahfInput(BaseModel):

@@ -107,10 +107,13 @@ def test_retrieve_memory_routes_to_assessment_only_while_a_question_could_follow
     node = make_retrieve_memory(provider)
     assert node(_state(), _runtime()).goto == "ambiguity_detect"
     assert node(_state(), _runtime(pre_action=False)).goto == "act"
-    # same request, its one question already asked: straight to the action
-    asked = _state(questions_asked=1, active_request_id="r1")
+    # back from ask_user, its one question already asked: straight to the action
+    asked = _state(questions_asked=1, active_request_id="r1", after_question=True)
     assert node(asked, _runtime(question_budget=1)).goto == "act"
     assert node(asked, _runtime(question_budget=2)).goto == "ambiguity_detect"
+    # the same request id as a new input (not from ask_user): it starts afresh
+    resent = _state(questions_asked=1, active_request_id="r1")
+    assert node(resent, _runtime(question_budget=1)).goto == "ambiguity_detect"
     assert route_after_retrieval(RunContext(), 0) == "ambiguity_detect"
     assert route_after_retrieval(RunContext(question_budget=0), 0) == "act"
 

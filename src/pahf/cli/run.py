@@ -63,7 +63,8 @@ def run_request(args: argparse.Namespace) -> int:
     config: RunnableConfig = {"configurable": {"thread_id": request.request_id}}
     result = graph.invoke({"request": request}, config, context=context)
     while "__interrupt__" in result:
-        payload = result["__interrupt__"][0].value
+        pending = result["__interrupt__"][0]
+        payload = pending.value
         if payload["type"] == "question":
             print(f"agent asks: {payload['question']}")
             reply = _ask("your answer> ", args.answer)
@@ -71,7 +72,8 @@ def run_request(args: argparse.Namespace) -> int:
             print(f"agent chose: {payload['action']['candidate_text']}")
             preset = "" if args.accept else args.feedback
             reply = _ask("correction (empty to accept)> ", preset)
-        result = graph.invoke(Command(resume=reply), config, context=context)
+        # Keyed by the interrupt's id: a reply sent twice cannot answer the next prompt.
+        result = graph.invoke(Command(resume={pending.id: reply}), config, context=context)
     action = result["action"]
     print(
         json.dumps(
