@@ -64,12 +64,20 @@ from pahf.eval.results import EpisodeLog, EpisodeRecord, RunKey, appends_can_be_
 from pahf.eval.simulators import RuleBasedUser
 from pahf.eval.snapshots import load_snapshot, restore_user, save_snapshot
 from pahf.eval.usage import new_tracker, read_usage
-from pahf.eval.workers import Progress, RunHooks, ThreadHooks, run_in_processes, run_in_threads
+from pahf.eval.workers import (
+    Progress,
+    RunHooks,
+    ThreadHooks,
+    refuse_to_start_from_a_starting_worker,
+    run_in_processes,
+    run_in_threads,
+)
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.base import PreferenceMemory, UnknownUserError
 from pahf.memory.chroma import ChromaPreferenceMemory, embedding_text
 from pahf.memory.schema import AppliedMemoryOp, MemoryRecord, RetrievedMemory
+from pahf.memory.store_lock import StoreLock
 from pahf.nodes.services import HUMAN_KEY
 from pahf.reasoners.base import Reasoner
 from pahf.reasoners.llm import LLMDecisionError, LLMOutputError
@@ -892,6 +900,42 @@ def run_evaluation(
         workers = 1
     # Built first, so a bad LLM setup or missing key fails before anything is written.
     services = services or default_services(settings, benchmarks)
+    # A worker re-importing a script without the main guard: say that, not "directory busy".
+    refuse_to_start_from_a_starting_worker()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # One process writes a run directory: the same --out started twice played every episode
+    # twice and logged it twice. The lock goes with this process, even on kill -9.
+    run_lock = StoreLock(out_dir, kind="run")
+    run_lock.acquire()
+    try:
+        return _run_locked(
+            benchmarks,
+            settings,
+            out_dir,
+            workers,
+            services,
+            progress,
+            max_episodes,
+            human_turns,
+            in_process,
+            started,
+        )
+    finally:
+        run_lock.release()
+
+
+def _run_locked(
+    benchmarks: Mapping[str, Benchmark],
+    settings: EvalSettings,
+    out_dir: Path,
+    workers: int,
+    services: EvalServices,
+    progress: Progress | None,
+    max_episodes: int | None,
+    human_turns: HumanTurns,
+    in_process: bool,
+    started: float,
+) -> EvalOutcome:
     _prepare_run_dir(out_dir, settings)
     log = EpisodeLog(out_dir / "episodes.jsonl")
     done = log.load()  # also repairs a torn last line, before any worker appends

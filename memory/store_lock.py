@@ -29,23 +29,30 @@ LOCK_FILE = "pahf.lock"
 
 
 class StoreBusyError(OSError):
-    """Another process holds the store (its pid and command are in the message)."""
+    """Another process holds the directory (its pid and command are in the message)."""
 
-    def __init__(self, path: str, holder: str) -> None:
-        super().__init__(
-            errno.EBUSY,
-            f"memory store {path} is in use by {holder}: an embedded store has one process at "
-            f"a time; stop that process, or serve the store (`chroma run --path {path}`) and "
-            "give its http:// URL to every process",
-        )
+    def __init__(self, path: str, holder: str, kind: str = "store") -> None:
+        if kind == "store":
+            what = (
+                f"memory store {path} is in use by {holder}: an embedded store has one "
+                f"process at a time; stop that process, or serve the store (`chroma run "
+                f"--path {path}`) and give its http:// URL to every process"
+            )
+        else:
+            what = (
+                f"run directory {path} is in use by {holder}: one evaluation writes a run "
+                "directory at a time; wait for it, stop it, or choose another --out"
+            )
+        super().__init__(errno.EBUSY, what)
         self.path = path
         self.holder = holder
+        self.kind = kind
 
     def __str__(self) -> str:
         return str(self.strerror)
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.path, self.holder))
+        return (type(self), (self.path, self.holder, self.kind))
 
 
 @dataclass
@@ -70,8 +77,11 @@ def _holder(fd: int) -> str:
 class StoreLock:
     """The lock of one store directory, taken by :meth:`acquire`, dropped by :meth:`release`."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, kind: str = "store") -> None:
+        """``kind``: "store" (a memory store) or "run" (an evaluation's run directory); it
+        only changes what the error tells the second process to do."""
         self.key = str(directory.resolve())
+        self.kind = kind
         self._held = False
 
     def acquire(self) -> None:
@@ -98,7 +108,7 @@ class StoreLock:
                 holder = _holder(fd)
                 os.close(fd)
                 if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise StoreBusyError(self.key, holder) from None
+                    raise StoreBusyError(self.key, holder, self.kind) from None
                 raise
             command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
             note = f"process {os.getpid()} ({command[:200]})\n".encode()
