@@ -379,3 +379,28 @@ def test_history_of_a_long_chain_is_linear(hashing_memory: ChromaPreferenceMemor
     took = time.perf_counter() - start
     assert [r.id for r in chain] == [f"r{i}" for i in range(300)]
     assert took < 2.0, took
+
+
+def test_search_cost_does_not_grow_with_one_preferences_revisions(
+    hashing_memory: ChromaPreferenceMemory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 1,000 superseded versions nearest the query, search widened its over-fetch until
+    it found k active records (4 queries, up to 1,024 results: 163 ms in issue 21, 700 ms
+    here); it now asks Chroma for active records after one short over-fetch. Latency figures:
+    bench/revisions.py."""
+    hashing_memory.import_records("u", _chain("u", 1_001))
+    for j in range(10):
+        hashing_memory.add("u", NewMemory(text=f"quiet music {j} while reading", topic="music"))
+    col = hashing_memory._collection("u", create=False)
+    asked: list[int] = []
+    real = col.query
+
+    def counting(*args: object, **kwargs: object) -> object:
+        asked.append(int(kwargs["n_results"]))  # type: ignore[call-overload]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(col, "query", counting)
+    hits = hashing_memory.search("u", "version of the preference drinks", k=8)
+    assert hits[0].record.id == "r1000" and all(h.record.status == "active" for h in hits)
+    assert len(hits) == 8
+    assert len(asked) <= 2 and sum(asked) <= 3 * 8, asked
