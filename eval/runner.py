@@ -103,6 +103,11 @@ class BenchmarkInfo(BaseModel):
     episodes: dict[int, int]
 
 
+#: Most learning iterations a run may ask for: the paper uses 3, and each user's replay
+#: schedule is built in memory (--iterations 1000000000 grew to 3.4 GB with no output).
+MAX_ITERATIONS = 100
+
+
 class EvalSettings(BaseModel):
     """Everything that determines a run's results (stored in ``config.json``, checked on resume).
 
@@ -113,7 +118,7 @@ class EvalSettings(BaseModel):
 
     domains: list[Domain] = Field(min_length=1)
     methods: list[Method] = Field(min_length=1)
-    iterations: int = Field(default=3, ge=1)
+    iterations: int = Field(default=3, ge=1, le=MAX_ITERATIONS)
     seed: int = 0
     feedback_noise: float = Field(default=0.0, ge=0.0, le=1.0)
     reasoner: Literal["offline", "llm"] = "offline"

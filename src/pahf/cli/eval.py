@@ -25,6 +25,7 @@ from pahf.eval.methods import METHODS, Method
 from pahf.eval.metrics import PhaseSummary, summarize
 from pahf.eval.report import success_table, write_outputs
 from pahf.eval.runner import (
+    MAX_ITERATIONS,
     EvalOutcome,
     EvalSettings,
     SimulatedUserError,
@@ -158,6 +159,8 @@ def parse_user_names(values: list[str] | None) -> list[str] | None:
 def _check_args(args: argparse.Namespace) -> None:
     if args.iterations < 1:
         raise CliError(f"--iterations must be at least 1, got {args.iterations}")
+    if args.iterations > MAX_ITERATIONS:
+        raise CliError(f"--iterations must be at most {MAX_ITERATIONS}, got {args.iterations}")
     if args.workers < 1:
         raise CliError(f"--workers must be at least 1, got {args.workers}")
     if args.users is not None and args.users < 1:
