@@ -863,10 +863,20 @@ class ChromaPreferenceMemory:
             include=["documents", "metadatas", "distances"],
         )
         ids = res["ids"][0]
+        total = len(ids)
         if len(ids) < wanted and len(ids) < (total := col.count()):
-            # The index lost entries the records still have (truncated or missing index
-            # files): answering with what is left would tell the agent the user has no
-            # such preference.
+            # Fewer hits than records: a write may have landed between the two calls, or the
+            # index lost entries the records still have (truncated or missing index files),
+            # and answering with what is left would tell the agent the user has no such
+            # preference. Asked again after counting, a concurrent write cannot look like
+            # damage: it only adds to what the second query sees.
+            res = col.query(
+                query_embeddings=[vector],
+                n_results=wanted,
+                include=["documents", "metadatas", "distances"],
+            )
+            ids = res["ids"][0]
+        if len(ids) < wanted and len(ids) < total:
             raise StoreDamagedError(
                 f"{self.describe()} (user {user_id!r}): its vector index holds fewer "
                 f"memories than its records ({len(ids)} found of {total}); "
