@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pahf.context import RunContext
 from pahf.decisions import Action
+from pahf.errors import InputError
 from pahf.eval.episodes import (
     DOMAINS,
     LEARNING_PHASES,
@@ -568,7 +569,7 @@ def play_episode(
 # --------------------------------------------------------------------------- the run
 
 
-class RunConfigMismatch(ValueError):
+class RunConfigMismatch(InputError):
     """The output directory holds a run made with other settings."""
 
 

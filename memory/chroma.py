@@ -30,6 +30,7 @@ from chromadb.api.models.Collection import Collection
 from chromadb.api.types import Documents, EmbeddingFunction
 from chromadb.config import Settings
 
+from pahf.errors import InputError
 from pahf.memory.base import Encoder, UnknownMemoryError, UnknownUserError
 from pahf.memory.embeddings import MiniLMEmbeddingFunction, encoder_of
 from pahf.memory.schema import HistoryEntry, MemoryRecord, NewMemory, RetrievedMemory, utc_now
@@ -61,7 +62,7 @@ SEARCH_OVERFETCH = 2
 LOG_INDEX_NAME = "pahf_embeddings_queue_topic_seq"
 
 
-class StoreLocationError(ValueError):
+class StoreLocationError(InputError):
     """The memory location is neither a usable directory nor an http(s) Chroma URL."""
 
 

@@ -28,6 +28,7 @@ from pahf.eval.runner import (
     EvalOutcome,
     EvalSettings,
     SimulatedUserError,
+    check_benchmark,
     run_evaluation,
     select_users,
 )
@@ -205,8 +206,7 @@ def load_benchmarks(args: argparse.Namespace, domains: list[Domain]) -> dict[str
         from pahf.eval.published import load_published
 
         for domain in domains:
-            bench = load_published(path, domain)
-            out[domain] = select_users(bench, names, args.users)
+            out[domain] = _checked(load_published(path, domain), names, args.users)
         return out
     from pahf.eval.generator import generate
 
@@ -224,8 +224,32 @@ def load_benchmarks(args: argparse.Namespace, domains: list[Domain]) -> dict[str
     if args.ambiguity is not None:
         options["ambiguity"] = args.ambiguity
     for domain in domains:
-        out[domain] = select_users(generate(domain, **options), names)
+        try:
+            generated = generate(domain, **options)
+        except ValueError as exc:  # the generator's options are the command line's
+            raise CliError(str(exc)) from exc
+        out[domain] = _checked(generated, names)
     return out
+
+
+def _checked(bench: Benchmark, names: list[str] | None, limit: int | None = None) -> Benchmark:
+    """``bench`` cut to the users asked for, refused if the protocol cannot replay it."""
+    try:
+        chosen = select_users(bench, names, limit)
+        check_benchmark(chosen)
+    except (LookupError, ValueError) as exc:  # both only judge the data and the options
+        raise CliError(str(exc)) from exc
+    return chosen
+
+
+def _writable_run_dir(out_dir: Path) -> None:
+    """Create ``--out`` (or find it writable) before anything runs, or say why not."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create the run directory {out_dir}: {exc}") from exc
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise CliError(f"the run directory {out_dir} is not writable")
 
 
 # --------------------------------------------------------------------------- output
@@ -322,6 +346,7 @@ def run_eval(args: argparse.Namespace) -> int:
         simulator=args.simulator,
     )
     out_dir = Path(args.out) if args.out else _default_out()
+    _writable_run_dir(out_dir)
     console = Console()
     err = Console(stderr=True)
     err.print(f"run directory: {out_dir} (rerun with --out {out_dir} to resume)", soft_wrap=True)

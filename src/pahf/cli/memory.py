@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from pahf.cli.common import open_existing_store
+from pahf.cli import CliError
+from pahf.cli.common import open_existing_store, read_json, validation_message
 from pahf.memory.base import UnknownUserError
 from pahf.memory.schema import MemoryRecord
 
@@ -49,9 +51,12 @@ def register(sub: Any) -> None:
 def _records_or_fail(args: argparse.Namespace) -> list[MemoryRecord]:
     store = open_existing_store(args.store)
     active_only = bool(getattr(args, "active", False))
-    records: list[MemoryRecord] = store.list(args.user, include_superseded=not active_only)
-    if not records and args.user not in store.users():
-        raise UnknownUserError(args.user)
+    try:
+        records: list[MemoryRecord] = store.list(args.user, include_superseded=not active_only)
+        if not records and args.user not in store.users():
+            raise UnknownUserError(args.user)
+    except UnknownUserError as exc:
+        raise CliError(str(exc)) from None
     return records
 
 
@@ -86,7 +91,10 @@ def _export(args: argparse.Namespace) -> int:
         ensure_ascii=False,
     )
     if args.out:
-        Path(args.out).write_text(payload + "\n", encoding="utf-8")
+        try:
+            Path(args.out).write_text(payload + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"cannot write {args.out}: {exc}") from exc
         print(f"exported {len(records)} memories of {args.user} to {args.out}", file=sys.stderr)
     else:
         print(payload)
@@ -94,16 +102,19 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    try:
-        raw = json.loads(Path(args.file).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{args.file} is not valid JSON: {exc}") from exc
+    raw = read_json(args.file, "memory file")
     if not isinstance(raw, dict) or not isinstance(raw.get("memories"), list):
-        raise ValueError(f"{args.file}: expected {{'user_id': ..., 'memories': [...]}}")
-    records = [MemoryRecord.model_validate(m) for m in raw["memories"]]
+        raise CliError(f"{args.file}: expected {{'user_id': ..., 'memories': [...]}}")
+    try:
+        records = [MemoryRecord.model_validate(m) for m in raw["memories"]]
+    except ValidationError as exc:
+        raise CliError(f"{args.file}: {validation_message(exc)}") from exc
     from pahf.memory.chroma import ChromaPreferenceMemory
 
-    count = ChromaPreferenceMemory(args.store).import_records(args.user, records)
+    try:
+        count = ChromaPreferenceMemory(args.store).import_records(args.user, records)
+    except ValueError as exc:  # records of another user, or ids the user already has
+        raise CliError(f"{args.file}: {exc}") from exc
     print(f"imported {count} memories for {args.user} into {args.store}", file=sys.stderr)
     return 0
 
@@ -112,12 +123,15 @@ def _forget(args: argparse.Namespace) -> int:
     store = open_existing_store(args.store)
     if not args.yes:
         if not sys.stdin.isatty():
-            raise ValueError("refusing to forget without --yes when not interactive")
+            raise CliError("refusing to forget without --yes when not interactive")
         reply = input(f"Delete every memory of {args.user!r}? [y/N] ")
         if reply.strip().lower() not in ("y", "yes"):
             print("nothing deleted", file=sys.stderr)
             return 1
-    count = store.forget(args.user)
+    try:
+        count = store.forget(args.user)
+    except UnknownUserError as exc:
+        raise CliError(str(exc)) from None
     print(f"forgot {count} memories of {args.user}", file=sys.stderr)
     return 0
 
