@@ -18,7 +18,7 @@ $(BIN)/python:
 # A regular (non-editable) install, refreshed whenever a source file changes, so tests run
 # against the installed package exactly as users get it.
 $(VENV)/.installed: $(BIN)/python $(SOURCES)
-	$(BIN)/python -m pip install --quiet ".[dev]"
+	$(BIN)/python -m pip install --quiet ".[eval,dev]"
 	touch $@
 
 install: $(VENV)/.installed

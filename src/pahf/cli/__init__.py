@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 import traceback
 from collections.abc import Sequence
@@ -52,7 +53,27 @@ def _add_debug_flag(parser: argparse.ArgumentParser, *, top: bool = False) -> No
                 _add_debug_flag(child)
 
 
+def missing_extra(modules: Sequence[str], extra: str, what: str) -> str | None:
+    """The install hint when one of ``modules`` is missing, else None.
+
+    The command line and the evaluation's plots are extras (``pahf[cli]``, ``pahf[eval]``) so
+    the library stays lean; without them the command says what to install instead of failing
+    on an import.
+    """
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            return (
+                f"{what} needs the {module!r} package, which is not installed: "
+                f"pip install 'pahf[{extra}]'"
+            )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    hint = missing_extra(["rich"], "cli", "the pahf command")
+    if hint:
+        print(f"pahf: {hint}", file=sys.stderr)
+        return 1
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = bool(args.debug)

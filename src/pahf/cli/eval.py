@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pahf.cli import CliError
+from pahf.cli import CliError, missing_extra
 from pahf.eval.episodes import DOMAINS, Benchmark, Domain
 from pahf.eval.methods import METHODS, Method
 from pahf.eval.metrics import PhaseSummary, summarize
@@ -330,6 +330,10 @@ def _play(
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    hint = missing_extra(["matplotlib"], "eval", "pahf eval (the report's plots)")
+    if hint:
+        print(f"pahf eval: {hint}", file=sys.stderr)
+        return 1
     _check_args(args)
     domains = parse_domains(args.domain)
     methods = parse_methods(args.method)
