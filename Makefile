@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-SOURCES := $(shell find src graphs nodes memory eval bench -name '*.py' -o -name '*.gz' 2>/dev/null) pyproject.toml
+SOURCES := $(shell find src graphs nodes memory eval -name '*.py' -o -name '*.gz' 2>/dev/null) pyproject.toml
 
 .PHONY: eval demo test lint install clean
 
@@ -32,11 +32,13 @@ demo: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m mypy -p pahf
+	$(BIN)/python -m mypy -p bench
 	$(BIN)/pytest $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m mypy -p pahf
+	$(BIN)/python -m mypy -p bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

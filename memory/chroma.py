@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import uuid
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -358,7 +358,13 @@ class ChromaPreferenceMemory:
             generation, _ = self._reads.get(user_id, (0, {}))
             self._reads[user_id] = (generation + 1, {})
 
-    def _write(self, col: Collection, records: builtins.list[MemoryRecord], embed: bool) -> None:
+    def _write(
+        self,
+        col: Collection,
+        records: builtins.list[MemoryRecord],
+        embed: bool,
+        vectors: Any = None,
+    ) -> None:
         if not records:
             return
         for user in {r.user_id for r in records}:
@@ -366,7 +372,8 @@ class ChromaPreferenceMemory:
         ids = [r.id for r in records]
         metas: Any = [_record_metadata(r) for r in records]
         if embed:
-            vectors = self._encoder.encode([embedding_text(r.topic, r.text) for r in records])
+            if vectors is None:
+                vectors = self._encoder.encode([embedding_text(r.topic, r.text) for r in records])
             col.upsert(
                 ids=ids,
                 documents=[r.text for r in records],
@@ -544,8 +551,18 @@ class ChromaPreferenceMemory:
         self._require(user_id)
         return self.list(user_id, include_superseded=True)
 
-    def import_records(self, user_id: str, records: Iterable[MemoryRecord]) -> int:
+    def import_records(
+        self,
+        user_id: str,
+        records: Iterable[MemoryRecord],
+        *,
+        embeddings: Sequence[Sequence[float]] | None = None,
+    ) -> int:
+        """Restore exported records; ``embeddings``, one vector per record from this store's
+        embedding model, skips embedding them again (bulk loads of many users)."""
         batch = list(records)
+        if embeddings is not None and len(embeddings) != len(batch):
+            raise ValueError(f"{len(embeddings)} embeddings for {len(batch)} records")
         for rec in batch:
             if rec.user_id != user_id:
                 raise ValueError(
@@ -561,7 +578,7 @@ class ChromaPreferenceMemory:
                     f"user {user_id!r} already has memories {clash[:5]}: import into an empty "
                     "user or forget first (nothing was written)"
                 )
-            self._write(col, batch, embed=True)
+            self._write(col, batch, embed=True, vectors=embeddings)
         return len(batch)
 
     def forget(self, user_id: str) -> int:

@@ -155,14 +155,14 @@ def test_the_episode_log_takes_whole_lines_from_concurrent_processes(tmp_path: P
 _EVALUATION_SCRIPT = """
 import sys
 from pathlib import Path
-from pahf.bench.workload import WORKLOADS, build_benchmarks
+from pahf.eval.generator import generate
 from pahf.eval.runner import EvalSettings, run_evaluation
 
 def main():
     settings = EvalSettings(domains=["embodied", "shopping"], methods=["pahf"], iterations=1,
                             embedding="hashing")
-    outcome = run_evaluation(build_benchmarks(WORKLOADS["tiny"]), settings, Path(sys.argv[1]),
-                             workers=2)
+    benchmarks = {d: generate(d, users=1, episodes_per_phase=2) for d in ("embodied", "shopping")}
+    outcome = run_evaluation(benchmarks, settings, Path(sys.argv[1]), workers=2)
     print("played", outcome.played, "processes", outcome.worker_processes)
 
 GUARD
@@ -202,12 +202,12 @@ def test_a_script_that_starts_worker_processes_is_told_it_needs_the_main_guard(
 
 def _tiny_runs() -> list[object]:
     """The episodes the script above plays: the tiny benchmarks, pahf, one iteration."""
-    from pahf.bench.workload import WORKLOADS, build_benchmarks
+    from pahf.eval.generator import generate
     from pahf.eval.runner import replay_order
 
     return [
         step
-        for bench in build_benchmarks(WORKLOADS["tiny"]).values()
+        for bench in (generate(d, users=1, episodes_per_phase=2) for d in ("embodied", "shopping"))
         for user in bench.users()
         for step in replay_order(bench, user, 1)
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pahf.bench import memory_scale
+from bench import memory_scale
 
 
 @pytest.mark.integration
