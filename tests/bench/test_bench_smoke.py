@@ -52,6 +52,7 @@ def test_episode_count_follows_the_protocol() -> None:
     assert episode_count(benchmarks, iterations=3, methods=2) == 2 * 2 * (2 * 3 + 2 + 2 * 3 + 2)
 
 
+@pytest.mark.slow
 def test_throughput_harness_and_graph_make_the_same_choices() -> None:
     report = throughput.run("tiny", methods=["pahf", "no-memory"], embedding="hashing", rounds=2)
     table = _only_table(report)
@@ -107,6 +108,7 @@ def test_llm_reasoner_uses_fewer_calls_than_the_reference_on_every_path() -> Non
     assert report.figures["shopping_test_calls"] == 1
 
 
+@pytest.mark.slow
 def test_memory_benchmark_measures_an_embedded_store() -> None:
     report = memory_scale.run(
         "tiny", embedded=[memory_scale.Scale(4, 6)], server=[]
@@ -119,6 +121,7 @@ def test_memory_benchmark_measures_an_embedded_store() -> None:
     assert report.figures["minilm_query_p95_ms"] > 0
 
 
+@pytest.mark.slow
 def test_full_run_plays_every_episode() -> None:
     report = full_run.run("tiny", workers=2, methods=["pahf", "post-only"], embedding="hashing")
     table = _only_table(report)
@@ -156,6 +159,7 @@ def test_cli_rejects_bad_options(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_python_m_bench_runs_from_the_repository_root() -> None:
     root = Path(__file__).resolve().parents[2]
     run = subprocess.run(

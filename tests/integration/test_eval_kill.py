@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SMALL = ["--users", "2", "--episodes-per-phase", "6", "--iterations", "2", "--workers", "2"]
 

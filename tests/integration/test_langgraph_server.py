@@ -24,7 +24,7 @@ from pahf.memory.schema import NewMemory
 
 from .conftest import ChromaServer, LangGraphServer, start_langgraph
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 GRAPH_ID = "pahf"  # the key in langgraph.json
 #: The name under which the operator allows runs to pick the test's Chroma server.

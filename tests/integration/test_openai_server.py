@@ -449,6 +449,7 @@ def _eval_with_the_llm_reasoner(
     return main(_eval_argv(out, *extra, users=users))
 
 
+@pytest.mark.slow
 def test_eval_on_worker_processes_stops_cleanly_when_the_model_refuses(
     stub: Stub,
     monkeypatch: pytest.MonkeyPatch,

@@ -12,6 +12,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 EXTRAS_ONLY = ("rich", "matplotlib")
 
 BLOCK = f"import sys\nfor _name in {EXTRAS_ONLY!r}:\n    sys.modules[_name] = None\n"
@@ -23,6 +25,7 @@ def _run(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_every_library_module_imports_without_the_extras(tmp_path: Path) -> None:
     code = (
         "import importlib, pkgutil, pahf\n"
@@ -38,6 +41,7 @@ def test_every_library_module_imports_without_the_extras(tmp_path: Path) -> None
     assert int(run.stdout.strip()) > 30
 
 
+@pytest.mark.slow
 def test_a_request_runs_through_the_graph_without_the_extras(tmp_path: Path) -> None:
     code = (
         "from langgraph.types import Command\n"
@@ -60,6 +64,7 @@ def test_a_request_runs_through_the_graph_without_the_extras(tmp_path: Path) -> 
     assert run.stdout.strip() == "tea"
 
 
+@pytest.mark.slow
 def test_the_command_without_the_cli_extra_says_what_to_install(tmp_path: Path) -> None:
     run = _run("from pahf.cli import main\nraise SystemExit(main(['demo']))\n", tmp_path)
     assert run.returncode == 1
@@ -69,6 +74,7 @@ def test_the_command_without_the_cli_extra_says_what_to_install(tmp_path: Path) 
     )
 
 
+@pytest.mark.slow
 def test_eval_without_matplotlib_says_what_to_install(tmp_path: Path) -> None:
     code = (
         "import sys\nsys.modules.pop('rich')\n"  # the cli extra is there, the eval one is not

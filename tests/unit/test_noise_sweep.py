@@ -15,6 +15,7 @@ ARGS = [
 ]
 
 
+@pytest.mark.slow
 def test_noise_sweep_table_matches_each_levels_own_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

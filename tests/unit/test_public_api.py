@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import pahf
 
 
@@ -54,6 +56,7 @@ def test_import_pahf_loads_no_framework() -> None:
     assert out.stdout.strip() == ""
 
 
+@pytest.mark.slow
 def test_the_readmes_first_python_snippet_runs(tmp_path: Path) -> None:
     """The snippet a new user copies first: top-level imports, a question, then feedback."""
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")

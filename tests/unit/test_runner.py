@@ -250,6 +250,7 @@ def test_no_ground_truth_reaches_the_graph(method: str) -> None:
 # --------------------------------------------------------------------------- resume
 
 
+@pytest.mark.slow
 def test_stop_midway_then_rerun_gives_the_same_results(tmp_path: Path) -> None:
     bench = {"embodied": tiny_benchmark()}
     methods = settings(["no-memory", "pahf"])
@@ -353,6 +354,7 @@ def test_rerun_with_other_settings_is_refused(tmp_path: Path) -> None:
         run_evaluation(other_data, settings(["no-memory"], 1), tmp_path / "r")
 
 
+@pytest.mark.slow
 def test_inline_human_turns_give_the_records_of_interrupts(tmp_path: Path) -> None:
     """The harness plays human turns in-process (one graph run per episode); a deployment sees
     interrupts and resumes. Every method, with noisy feedback so corrections of every kind
@@ -367,6 +369,7 @@ def test_inline_human_turns_give_the_records_of_interrupts(tmp_path: Path) -> No
     assert comparable(inline.records) == comparable(interrupts.records)
 
 
+@pytest.mark.slow
 def test_results_do_not_depend_on_the_worker_count(tmp_path: Path) -> None:
     bench = {"embodied": tiny_benchmark()}
     noisy = settings(["post-only", "pahf"], feedback_noise=0.3)
