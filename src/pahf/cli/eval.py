@@ -25,6 +25,7 @@ from pahf.eval.methods import METHODS, Method
 from pahf.eval.metrics import PhaseSummary, summarize
 from pahf.eval.report import success_table, write_outputs
 from pahf.eval.runner import (
+    SIMULATORS,
     EvalOutcome,
     EvalSettings,
     SimulatedUserError,
@@ -103,7 +104,28 @@ def register(sub: Any) -> None:
     )
     add("--reasoner", default="offline", metavar="KIND", help="offline (default) or llm")
     add("--model", metavar="NAME", help="chat model for --reasoner llm / --simulator llm")
-    add("--simulator", default="rule", metavar="KIND", help="simulated user: rule (default) or llm")
+    add(
+        "--simulator",
+        default="parity",
+        metavar="KIND",
+        help="simulated user: parity (default: the paper's, answers only what is asked and "
+        "never reads the answer key), rule-generous (an upper bound: answers with the whole "
+        "preference, chosen with the answer key) or llm (an LLM playing the persona)",
+    )
+    add(
+        "--show-context",
+        action="store_true",
+        help="ablation: show the agent the embodied situation label (e.g. 'Drowsy'), which the "
+        "paper's agent never sees",
+    )
+    add(
+        "--question-budget",
+        type=int,
+        default=1,
+        metavar="Q",
+        help="clarification questions per request (1, as in the paper; other values are "
+        "reported as a setting of their own)",
+    )
     add(
         "--max-episodes",
         type=int,
@@ -170,8 +192,17 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CliError(f"--feedback-noise must be between 0 and 1, got {args.feedback_noise}")
     if args.reasoner not in ("offline", "llm"):
         raise CliError(f"unknown reasoner {args.reasoner!r}; choose offline or llm")
-    if args.simulator not in ("rule", "llm"):
-        raise CliError(f"unknown simulator {args.simulator!r}; choose rule or llm")
+    if args.simulator == "rule":
+        raise CliError(
+            "--simulator rule is now two users: parity (the default, as in the paper) or "
+            "rule-generous (the earlier rule-based user, an upper bound)"
+        )
+    if args.simulator not in SIMULATORS:
+        raise CliError(
+            f"unknown simulator {args.simulator!r}; choose {', '.join(SIMULATORS)}"
+        )
+    if not 0 <= args.question_budget <= 10:
+        raise CliError(f"--question-budget must be between 0 and 10, got {args.question_budget}")
     if args.max_episodes is not None and args.max_episodes < 1:
         raise CliError(f"--max-episodes must be at least 1, got {args.max_episodes}")
 
@@ -348,6 +379,8 @@ def run_eval(args: argparse.Namespace) -> int:
         reasoner=args.reasoner,
         model=args.model,
         simulator=args.simulator,
+        show_context=args.show_context,
+        question_budget=args.question_budget,
     )
     out_dir = Path(args.out) if args.out else _default_out()
     _writable_run_dir(out_dir)
@@ -404,6 +437,16 @@ def run_eval(args: argparse.Namespace) -> int:
             f"[yellow]run incomplete[/yellow]: stopped after {outcome.played} new episodes "
             f"({len(outcome.records)} done); rerun the same command with --out {out_dir} to finish"
         ]
+    gaps = outcome.settings.parity_gaps()
+    lines.append(
+        "setting: paper parity" if not gaps else "setting: NOT paper parity: " + "; ".join(gaps)
+    )
+    for name, info in outcome.settings.benchmarks.items():
+        if info.left_out:
+            lines.append(
+                f"{name}: {len(info.left_out)} data rows left out (they contradict their own "
+                "scene; listed in summary.json and the report)"
+            )
     failed = sum(r.failed for r in rows)
     if failed:
         lines.append(
