@@ -97,6 +97,7 @@ def run_harness(
         methods=methods,
         iterations=iterations,
         embedding=embedding,
+        simulator="rule-generous",  # the user the bare and graph-only paths play
     )
     with tempfile.TemporaryDirectory(prefix="pahf-bench-") as tmp:
         started, cpu = time.perf_counter(), cpu_seconds()

@@ -25,6 +25,7 @@ from pahf.decisions import Action
 from pahf.eval.episodes import Episode, TasteEntry
 from pahf.eval.persona_text import PersonaLine, answer_line, persona_lines
 from pahf.eval.persona_text import content_words as _words
+from pahf.eval.published_shopping import NONE_ID
 
 #: What the parity user says when its persona has nothing that applies to the question.
 NO_PREFERENCE = "I don't have a particular preference about that."
@@ -173,12 +174,14 @@ class ParityUser:
         tastes = truth.tastes
         chosen = request.candidate(action.candidate_id)
         right = request.candidate(truth.correct_ids[0])
-        if not chosen.attributes:  # bought nothing, but an option was right
-            feature = self._favourite_in(right.attributes, tastes) or right.attributes[0]
+        chosen_features = chosen.attributes or [chosen.text]
+        right_features = right.attributes or [right.text]
+        if chosen.id == NONE_ID:  # bought nothing, but an option was right
+            feature = self._favourite_in(right_features, tastes) or right_features[0]
             return f"I did want one: the one with {feature} would work for me."
         refused = truth.refused.get(chosen.id, [])
         if tastes and truth.tastes_before:
-            changed = self._changed(chosen.attributes, truth.tastes_before, tastes)
+            changed = self._changed(chosen_features, truth.tastes_before, tastes)
             if changed is not None:
                 return (
                     f"My taste has changed: I used to like {changed}, but now I don't want it."
@@ -187,11 +190,11 @@ class ParityUser:
             return f"That won't work for me: I don't want {refused[0]}."
         if not tastes:
             return "That's not the one I wanted."
-        acceptable = all(self._kind(f, tastes) in ("most", "second") for f in chosen.attributes)
+        acceptable = all(self._kind(f, tastes) in ("most", "second") for f in chosen_features)
         if not acceptable:
             return "That one doesn't meet my needs."
-        if right.attributes:
-            better = self._better_in(right.attributes, chosen.attributes, tastes)
+        if right.id != NONE_ID:
+            better = self._better_in(right_features, chosen_features, tastes)
             if better is not None:
                 return f"That one is okay, but I'd prefer one with {better}, which I like more."
             return "That one works, but another option would be even better for me."

@@ -34,7 +34,7 @@ def _lines(path: Path) -> int:
 
 
 def _summary(run: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = json.loads((run / "summary.json").read_text())
+    rows: list[dict[str, Any]] = json.loads((run / "summary.json").read_text())["rows"]
     for row in rows:
         row.pop("seconds")
     return rows

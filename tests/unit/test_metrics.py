@@ -178,8 +178,10 @@ def test_report_tables_show_the_summary_figures(tmp_path: Path) -> None:
     assert "| pahf | 0.667 | 0.333 | 0.000 | – | – | – |" in text
     assert "| pahf | 0.750 | 0.500 | 0.333 |\n" in text  # ACPE by iteration (P1 only)
     files = write_outputs(rows, _settings(), tmp_path)
-    summary = json.loads(files.summary.read_text())
+    document = json.loads(files.summary.read_text())
+    summary = document["rows"]
     assert isinstance(summary, list) and len(summary) == 3
+    assert document["paper_parity"] is True and document["setting"]["simulator"] == "parity"
     required = {
         "domain", "method", "phase", "episodes", "success_rate", "acpe",
         "questions_per_episode", "corrections_per_episode", "llm_calls_per_episode",
