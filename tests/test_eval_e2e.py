@@ -24,16 +24,27 @@ def _by(rows: list[PhaseSummary]) -> dict[tuple[str, str, int], PhaseSummary]:
 
 
 @pytest.mark.slow
-def test_paper_findings_hold_for_the_offline_reasoner(tmp_path: Path) -> None:
-    """PAHF beats no-memory in every phase; after the shift (phase 4) it beats pre-only, which
-    cannot notice drift; and it learns faster than post-only (lower phase-1 ACPE)."""
+def test_paper_findings_hold_for_the_offline_reasoner_with_the_generous_user(
+    tmp_path: Path,
+) -> None:
+    """With the generous upper-bound user and the situation label shown (not the paper's
+    setting): PAHF beats no-memory in every phase; after the shift (phase 4) it beats pre-only,
+    which cannot notice drift; and it learns faster than post-only (lower phase-1 ACPE).
+
+    Under paper parity (the default) the offline reasoner does not reproduce all of this: on
+    shopping, pre-only beats PAHF in phase 4 (see README, Evaluate). That is the offline
+    reasoner's quality, measured honestly, not something the simulated user should hide."""
     benchmarks = {
         d: generate(d, users=3, episodes_per_phase=8, seed=0) for d in ("embodied", "shopping")
     }
     out = run_evaluation(
         benchmarks,
-        EvalSettings(domains=["embodied", "shopping"], methods=["no-memory", "pre-only",
-                                                                 "post-only", "pahf"]),
+        EvalSettings(
+            domains=["embodied", "shopping"],
+            methods=["no-memory", "pre-only", "post-only", "pahf"],
+            simulator="rule-generous",
+            show_context=True,
+        ),
         tmp_path / "run",
         workers=2,
     )
