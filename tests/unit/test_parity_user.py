@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from pahf.decisions import Action
 from pahf.eval.episodes import Benchmark, Episode, GroundTruth
 from pahf.eval.llm_user import answer_messages
 from pahf.eval.published import load_published
@@ -27,7 +28,7 @@ from pahf.eval.simulators import NO_PREFERENCE, ParityUser, RuleBasedUser
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.state import Action, Request
+from pahf.request import Request
 
 MINI = Path(__file__).resolve().parents[1] / "fixtures" / "pahf-mini"
 
