@@ -139,7 +139,7 @@ def comparison_section(
                 _fmt(figure, 1) if figure is not None else "–",
             ]
         )
-    out += _table(["method", "pahf (this run)", "paper"], body)
+    out += _table(["method", "this run", "paper (GPT-4o)"], body)
     out.append("")
     out.append(f"Paper: {PAPER_SOURCE}.")
     out.append("")
