@@ -1,4 +1,4 @@
-"""Search cost against one preference's revisions: ``python -m pahf.bench.revisions``.
+"""Search cost against one preference's revisions: ``python -m bench.revisions``.
 
 One user revises one preference N times (every older version kept, superseded) beside 20
 other preferences; the figure is the median latency of ``search`` for that situation, on an

@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pahf.context import RunContext
 from pahf.decisions import Action
+from pahf.errors import InputError
 from pahf.eval.episodes import (
     DOMAINS,
     LEARNING_PHASES,
@@ -56,12 +57,13 @@ from pahf.eval.episodes import (
     Benchmark,
     Domain,
     Episode,
+    LeftOutRow,
     SimulatedUser,
 )
 from pahf.eval.methods import METHODS, Method, context_for_method
 from pahf.eval.noise import NoisyFeedback, statements_by_user_phase
 from pahf.eval.results import EpisodeLog, EpisodeRecord, RunKey, appends_can_be_locked, run_key
-from pahf.eval.simulators import RuleBasedUser
+from pahf.eval.simulators import ParityUser, RuleBasedUser
 from pahf.eval.snapshots import load_snapshot, restore_user, save_snapshot
 from pahf.eval.usage import new_tracker, read_usage
 from pahf.eval.workers import (
@@ -93,7 +95,11 @@ class FrozenMemoryError(RuntimeError):
 
 
 class BenchmarkInfo(BaseModel):
-    """Which data a run used: resuming on different data would mix results."""
+    """Which data a run used: resuming on different data would mix results.
+
+    ``chance_rate``: the mean of 1/candidates over the episodes (what picking at random
+    scores); ``left_out``: rows of the data left out because they contradict their own scene.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -101,6 +107,15 @@ class BenchmarkInfo(BaseModel):
     sha256: str
     users: list[str]
     episodes: dict[int, int]
+    chance_rate: float | None = None
+    left_out: list[LeftOutRow] = Field(default_factory=list)
+
+
+#: The simulated users: ``parity`` (the paper's: answers only what is asked, from the persona,
+#: never from the answer key), ``rule-generous`` (an upper bound: answers with the persona's
+#: whole preference as chosen with the answer key), ``llm`` (an LLM playing the persona).
+Simulator = Literal["parity", "rule-generous", "llm"]
+SIMULATORS: tuple[str, ...] = ("parity", "rule-generous", "llm")
 
 
 #: Most learning iterations a run may ask for: the paper uses 3, and each user's replay
@@ -123,9 +138,27 @@ class EvalSettings(BaseModel):
     feedback_noise: float = Field(default=0.0, ge=0.0, le=1.0)
     reasoner: Literal["offline", "llm"] = "offline"
     model: str | None = None
-    simulator: Literal["rule", "llm"] = "rule"
+    simulator: Simulator = "parity"
     embedding: Literal["minilm", "hashing"] = "minilm"
+    #: Show the agent the embodied situation label ("Drowsy"), which the paper's agent never
+    #: sees (an ablation; off by default).
+    show_context: bool = False
+    #: Clarification questions per request (the paper asks at most one).
+    question_budget: int = Field(default=1, ge=0, le=10)
     benchmarks: dict[str, BenchmarkInfo] = Field(default_factory=dict)
+
+    def parity_gaps(self) -> list[str]:
+        """What makes this run differ from the paper's setting (empty: paper parity)."""
+        gaps = []
+        if self.simulator == "rule-generous":
+            gaps.append("simulated user `rule-generous` (an upper bound, not the paper's user)")
+        if self.show_context:
+            gaps.append("the agent sees the embodied situation label (`--show-context`)")
+        if self.question_budget != 1:
+            gaps.append(f"question budget {self.question_budget} per request (the paper: 1)")
+        if self.feedback_noise:
+            gaps.append(f"feedback noise {self.feedback_noise}")
+        return gaps
 
 
 @dataclass
@@ -200,13 +233,17 @@ def reasoner_factory(kind: str, model: str | None) -> Callable[[PreferenceMemory
 def simulator_for(
     kind: str, model: str | None, benchmarks: Mapping[str, Benchmark] | None = None
 ) -> SimulatedUser:
-    """``rule``: the rule-based persona simulator; ``llm``: an LLM playing the persona.
+    """``parity``: the paper-parity rule-based user; ``rule-generous``: the upper-bound user;
+    ``llm``: an LLM playing the persona (see :data:`Simulator`).
 
-    The LLM plays the persona prompt the benchmark's data gives each user in each phase (the
-    published data's original and evolved personas); where there is none (generated data) a
-    generic one, which is enough since every turn also states the preference for the situation.
+    The parity and LLM users play the persona the benchmark's data gives each user in each
+    phase (the published data's original and evolved personas); where there is none (generated
+    data) the LLM plays a generic one told the persona's preference for the situation.
     """
-    if kind == "rule":
+    personas = {d: b.personas for d, b in (benchmarks or {}).items()}
+    if kind == "parity":
+        return ParityUser(personas)
+    if kind == "rule-generous":
         return RuleBasedUser()
     if kind == "llm":
         llm_user = _optional("pahf.eval.llm_user", "LLMSimulatedUser", "--simulator llm")
@@ -214,10 +251,10 @@ def simulator_for(
             persona_prompts={},
             model=model,
             allow_generic_persona=True,
-            phase_personas={d: b.personas for d, b in (benchmarks or {}).items()},
+            phase_personas=personas,
         )
         return user
-    raise ValueError(f"unknown simulator {kind!r}; choose rule or llm")
+    raise ValueError(f"unknown simulator {kind!r}; choose {', '.join(SIMULATORS)}")
 
 
 def embedding_factory(name: str) -> Callable[[], Any]:
@@ -256,11 +293,15 @@ def benchmark_info(bench: Benchmark) -> BenchmarkInfo:
     # without them keeps the digest it had before they existed, so its runs still resume.
     dump = bench.model_dump_json(exclude=None if bench.personas else {"personas"})
     digest = hashlib.sha256(dump.encode("utf-8")).hexdigest()
+    episodes = [e for eps in bench.episodes.values() for e in eps]
+    chance = sum(1.0 / len(e.request.candidates) for e in episodes) / max(1, len(episodes))
     return BenchmarkInfo(
         source=bench.source,
         sha256=digest,
         users=bench.users(),
         episodes={phase: len(eps) for phase, eps in sorted(bench.episodes.items())},
+        chance_rate=round(chance, 4),
+        left_out=list(bench.left_out),
     )
 
 
@@ -314,8 +355,15 @@ def select_users(
                 phase: {u: p for u, p in prompts.items() if u in keep}
                 for phase, prompts in bench.personas.items()
             },
+            "left_out": [r for r in bench.left_out if _row_user(r.row_id, available) in keep],
         }
     )
+
+
+def _row_user(row_id: str, users: Sequence[str]) -> str | None:
+    """The user a left-out row belongs to (its id is ``<domain>-p<phase>-<user>-<index>``)."""
+    body = row_id.split("-", 2)[-1].rsplit("-", 1)[0]
+    return body if body in users else None
 
 
 def replay_order(bench: Benchmark, user: str, iterations: int) -> list[ReplayStep]:
@@ -333,6 +381,7 @@ def replay_order(bench: Benchmark, user: str, iterations: int) -> list[ReplaySte
 
 
 def replay_contexts(method: str, user: str, **overrides: Any) -> tuple[RunContext, RunContext]:
+    # ``overrides`` may set ``question_budget`` (EvalSettings.question_budget).
     """(learning, test) run contexts of ``user``'s replay under ``method``: test phases switch
     both human channels off, so they measure what memory alone has learned."""
     learn = context_for_method(method, user_id=user, **overrides)
@@ -348,12 +397,24 @@ def replay_request_id(episode: Episode, phase: int, iteration: int) -> str:
     return f"{episode.episode_id}@p{phase}i{iteration}"
 
 
-def replay_request(episode: Episode, phase: int, iteration: int) -> Request:
+#: Domains whose ``Request.context`` is the user's own situation ("Drowsy"), which the paper's
+#: agent never sees (it gets the scene and the task; the user can say how they feel when asked).
+#: Shopping's context is the product, which the paper's agent sees in the options.
+PRIVATE_CONTEXT_DOMAINS = frozenset({"embodied"})
+
+
+def replay_request(
+    episode: Episode, phase: int, iteration: int, *, show_context: bool = False
+) -> Request:
     """The request one replay sends to the agent: the episode's, with this replay's request id
-    and the episode's user."""
+    and the episode's user, and without the user's situation label where it is private (see
+    :data:`PRIVATE_CONTEXT_DOMAINS`) unless ``show_context`` (an ablation)."""
+    data = episode.request.model_dump()
+    if not show_context and episode.domain in PRIVATE_CONTEXT_DOMAINS:
+        data["context"] = ""
     return Request.model_validate(
         {
-            **episode.request.model_dump(),
+            **data,
             "request_id": replay_request_id(episode, phase, iteration),
             "user_id": episode.user,
         }
@@ -462,6 +523,8 @@ def play_step(
     user: SimulatedUser,
     method: str,
     human_turns: HumanTurns = "inline",
+    *,
+    show_context: bool = False,
 ) -> EpisodeRecord:
     """One step of a user's replay on the graph it needs (what the harness and benchmarks play)."""
     return play_episode(
@@ -474,6 +537,7 @@ def play_step(
         iteration=step.iteration,
         seq=step.seq,
         human_turns=human_turns,
+        show_context=show_context,
     )
 
 
@@ -489,6 +553,7 @@ def play_episode(
     seq: int,
     keep_checkpoints: bool = False,
     human_turns: HumanTurns = "inline",
+    show_context: bool = False,
 ) -> EpisodeRecord:
     """Run one episode through ``graph``, playing the human with ``user``; score the action.
 
@@ -504,7 +569,7 @@ def play_episode(
     instead: every later episode would fail the same way, and a rerun resumes where it stopped.
     """
     started = time.perf_counter()
-    request = replay_request(episode, phase, iteration)
+    request = replay_request(episode, phase, iteration, show_context=show_context)
     request_id = request.request_id
     thread_id = f"{episode.domain}/{method}/{request_id}"
     tracker = new_tracker()
@@ -559,7 +624,7 @@ def play_episode(
         index=episode.index,
         seq=seq,
         request_id=request_id,
-        request=episode.request,
+        request=request.model_copy(update={"request_id": episode.request.request_id}),
         question=human.question,
         answer=human.answer,
         action=action,
@@ -581,7 +646,7 @@ def play_episode(
 # --------------------------------------------------------------------------- the run
 
 
-class RunConfigMismatch(ValueError):
+class RunConfigMismatch(InputError):
     """The output directory holds a run made with other settings."""
 
 
@@ -661,7 +726,9 @@ class _Run:
         if all(key in self.done for key in keys):
             return  # finished in an earlier run: its final memory is in its snapshot
         memory = self.stores[(domain, method)]
-        learn_ctx, test_ctx = replay_contexts(method, user)
+        learn_ctx, test_ctx = replay_contexts(
+            method, user, question_budget=self.settings.question_budget
+        )
         uses_memory = learn_ctx.use_memory
         snapshots = self.out_dir / "snapshots" / f"{domain}-{method}"
         # The user's memory as of now. Only this job touches this user's memory and nodes write
@@ -693,7 +760,10 @@ class _Run:
                 request_id = replay_request_id(step.episode, step.phase, step.iteration)
                 simulated = self.noise.for_run(f"{domain}/{method}/{request_id}")
             ctx = learn_ctx if learning else test_ctx
-            record = play_step(graphs, ctx, step, simulated, method, self.human_turns)
+            record = play_step(
+                graphs, ctx, step, simulated, method, self.human_turns,
+                show_context=self.settings.show_context,
+            )
             if not learning and uses_memory:
                 # Test phases must not write: reported ops, or a record count that moved (a
                 # write that bypassed the ops), stop the run.

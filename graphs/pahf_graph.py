@@ -1,16 +1,14 @@
-"""The PAHF loop as a LangGraph state machine.
+"""The PAHF loop as a LangGraph state machine, read top to bottom:
 
-    START -> retrieve_memory --(a question could follow)--> ambiguity_detect
-             retrieve_memory --(clarification off, or budget used)--> act
-    ambiguity_detect --(ambiguous)--> ask_user -> retrieve_memory (again, with the answer)
-    ambiguity_detect --(clear)--> act
+    START -> retrieve_memory -> ambiguity_detect
+    ambiguity_detect --(ambiguous, a question allowed)--> ask_user -> retrieve_memory (again)
+    ambiguity_detect --(clear, or no question allowed)--> act
     act --(feedback on)--> ingest_feedback -> END;   act --(feedback off)--> END
 
-The three branching nodes route the run themselves (they return ``Command(goto=...)``, decided
-by the ``route_after_*`` functions beside them); ``destinations`` tells LangGraph (and Studio's
-drawing) where each may go. A conditional edge would do the same with an extra traced runnable
-per branch that re-reads and re-validates the whole state: 18% of LangGraph's cost per run
-(bench/README.md, section 1).
+The two branching nodes route the run themselves (they return ``Command(goto=...)``, decided
+by the ``route_after_*`` functions beside them, typed with ``Literal``); ``destinations`` tells
+LangGraph (and Studio's drawing) where each may go. A conditional edge would do the same with
+an extra traced runnable per branch that re-reads and re-validates the whole state.
 
 ``build_graph`` is for applications and evaluation (you pass the reasoner, memory and a
 checkpointer; a run's context may pick any store, reasoner and model); ``graphs/served.py``
@@ -37,7 +35,6 @@ from pahf.memory.base import PreferenceMemory
 from pahf.nodes import (
     AfterAction,
     AfterAssessment,
-    AfterRetrieval,
     make_act,
     make_ambiguity_detect,
     make_ask_user,
@@ -84,11 +81,7 @@ def build_state_graph(
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(
         PahfState, context_schema=RunContext, input_schema=PahfInput, output_schema=PahfOutput
     )
-    builder.add_node(
-        "retrieve_memory",
-        _entry(make_retrieve_memory(services), admit),
-        destinations=get_args(AfterRetrieval),
-    )
+    builder.add_node("retrieve_memory", _entry(make_retrieve_memory(services), admit))
     builder.add_node(
         "ambiguity_detect",
         make_ambiguity_detect(services),
@@ -98,6 +91,8 @@ def build_state_graph(
     builder.add_node("act", make_act(services), destinations=get_args(AfterAction))
     builder.add_node("ingest_feedback", _entry(make_ingest_feedback(services), admit))
     builder.add_edge(START, "retrieve_memory")
+    builder.add_edge("retrieve_memory", "ambiguity_detect")
+    # ambiguity_detect -> ask_user | act, and act -> ingest_feedback | END: the nodes' Commands
     builder.add_edge("ask_user", "retrieve_memory")
     builder.add_edge("ingest_feedback", END)
     return builder

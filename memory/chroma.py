@@ -22,7 +22,7 @@ import threading
 import uuid
 import warnings
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
@@ -35,6 +35,7 @@ from chromadb.api.types import Documents, EmbeddingFunction
 from chromadb.config import Settings
 from chromadb.errors import InternalError as ChromaInternalError
 
+from pahf.errors import InputError
 from pahf.memory.base import (
     Encoder,
     InvalidRecordsError,
@@ -90,7 +91,7 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class StoreLocationError(ValueError):
+class StoreLocationError(InputError):
     """The memory location is neither a usable directory nor an http(s) Chroma URL."""
 
 
@@ -683,7 +684,13 @@ class ChromaPreferenceMemory:
             generation, _ = self._reads.get(user_id, (0, {}))
             self._reads[user_id] = (generation + 1, {})
 
-    def _write(self, col: Collection, records: builtins.list[MemoryRecord], embed: bool) -> None:
+    def _write(
+        self,
+        col: Collection,
+        records: builtins.list[MemoryRecord],
+        embed: bool,
+        vectors: Any = None,
+    ) -> None:
         if not records:
             return
         for user in {r.user_id for r in records}:
@@ -694,12 +701,16 @@ class ChromaPreferenceMemory:
             ids = [r.id for r in chunk]
             metas: Any = [_record_metadata(r) for r in chunk]
             if embed:
-                vectors = self._encoder.encode([embedding_text(r.topic, r.text) for r in chunk])
+                chunk_vectors = (
+                    self._encoder.encode([embedding_text(r.topic, r.text) for r in chunk])
+                    if vectors is None
+                    else vectors[start : start + step]
+                )
                 col.upsert(
                     ids=ids,
                     documents=[r.text for r in chunk],
                     metadatas=metas,
-                    embeddings=[v for v in vectors],
+                    embeddings=[v for v in chunk_vectors],
                 )
             else:
                 col.update(ids=ids, metadatas=metas)
@@ -979,14 +990,24 @@ class ChromaPreferenceMemory:
         return self.get_all(user_id, include_superseded=True)
 
     @_guarded
-    def import_records(self, user_id: str, records: Iterable[MemoryRecord]) -> int:
+    def import_records(
+        self,
+        user_id: str,
+        records: Iterable[MemoryRecord],
+        *,
+        embeddings: Sequence[Sequence[float]] | None = None,
+    ) -> int:
         """Restore exported records exactly, all or nothing.
 
         They are checked first as the graph would (:func:`~pahf.memory.base.validate_records`)
         and written in batches under Chroma's limit; if a batch fails, what this import wrote
-        is deleted again (and the user's collection too, if the import created it)."""
+        is deleted again (and the user's collection too, if the import created it).
+        ``embeddings``, one vector per record from this store's embedding model, skips
+        embedding them again (bulk loads of many users)."""
         user_id = validate_user_id(user_id)
         batch = validate_records(user_id, records)
+        if embeddings is not None and len(embeddings) != len(batch):
+            raise ValueError(f"{len(embeddings)} embeddings for {len(batch)} records")
         created = self._collection(user_id, create=False) is None
         col = self._collection(user_id, create=True)
         assert col is not None
@@ -999,7 +1020,7 @@ class ChromaPreferenceMemory:
                     "user or forget first (nothing was written)"
                 )
             try:
-                self._write(col, batch, embed=True)
+                self._write(col, batch, embed=True, vectors=embeddings)
             except BaseException:
                 with contextlib.suppress(Exception):
                     if created:

@@ -102,9 +102,13 @@ class Request(StrictModel):
         return f"{self.context}: {self.task}" if self.context else self.task
 
     def topic(self) -> str:
-        """What a preference learned from this request is about: the situation's context
-        (embodied "Dehydrated", shopping "microwave oven"), or the task when there is none."""
-        return self.context or self.task
+        """The topic every reasoner stores a preference learned from this request under: the
+        situation it was learned in ("Dehydrated: bring me a drink", or the task alone).
+
+        One rule for all reasoners, so a store written by one reads the same to another; the
+        offline reasoner weighs a memory by its context and its task separately.
+        """
+        return self.situation()
 
     def candidate(self, candidate_id: str) -> Candidate:
         for cand in self.candidates:

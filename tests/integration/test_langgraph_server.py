@@ -24,7 +24,7 @@ from pahf.memory.schema import NewMemory
 
 from .conftest import ChromaServer, LangGraphServer, start_langgraph
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 GRAPH_ID = "pahf"  # the key in langgraph.json
 #: The name under which the operator allows runs to pick the test's Chroma server.
@@ -158,7 +158,9 @@ def test_one_deployed_graph_serves_users_with_different_switches(
     out = run(client, bob, input={"request": drink_request("b1")},
               context={"user_id": "bob", "pre_action": False, **where})  # fmt: skip
     assert interrupt_type(out) == "feedback"
-    assert out["assessment"] is None  # nothing to assess: no question could follow
+    # nothing to assess: no question could follow, and the gate says why
+    assert out["assessment"]["ambiguous"] is False
+    assert out["assessment"]["reason"] == "clarification is off"
     out = run(client, bob, command={"resume": CORRECTION},
               context={"user_id": "bob", "pre_action": False, **where})  # fmt: skip
     assert [op["kind"] for op in out["memory_ops"]] == ["add"]

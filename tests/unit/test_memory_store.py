@@ -150,6 +150,7 @@ else:
 """
 
 
+@pytest.mark.slow
 def test_persistence_across_process_restarts(tmp_path: Path) -> None:
     """A PersistentClient store written by one process is read by the next, offline,
     with the registered MiniLM embedding function restored from the collection config."""

@@ -35,8 +35,7 @@ def test_request_requires_candidates_and_unique_ids() -> None:
 
 def test_request_topic_and_situation() -> None:
     req = _request(context="Dehydrated")
-    assert req.topic() == "Dehydrated"
-    assert req.situation() == "Dehydrated: bring me a drink"
+    assert req.topic() == req.situation() == "Dehydrated: bring me a drink"
     assert _request().topic() == "bring me a drink"
     with pytest.raises(KeyError, match="no candidate"):
         req.candidate("zzz")

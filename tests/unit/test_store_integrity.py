@@ -308,7 +308,7 @@ def test_a_failing_batch_leaves_nothing_behind(
     real = hashing_memory._write
     calls = {"n": 0}
 
-    def flaky(col: object, records: list[MemoryRecord], embed: bool) -> None:
+    def flaky(col: object, records: list[MemoryRecord], embed: bool, vectors: object = None) -> None:
         real(col, records[:4], embed)  # type: ignore[arg-type]
         calls["n"] += 1
         raise OSError("disk vanished")

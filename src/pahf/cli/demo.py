@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from pahf.cli.common import method_context
 from pahf.decisions import Action
 from pahf.eval.demo_script import USER, demo_episodes
-from pahf.eval.methods import context_for_method
 from pahf.eval.simulators import RuleBasedUser
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
@@ -54,7 +54,7 @@ def _ops_line(ops: list[AppliedMemoryOp]) -> str:
 
 def run_demo(args: argparse.Namespace) -> int:
     console = Console()
-    context = context_for_method(args.method)
+    context = method_context(args.method)
     with tempfile.TemporaryDirectory(prefix="pahf-demo-") as tmp:
         store = ChromaPreferenceMemory(args.store or tmp)
         graph = build_graph(OfflineReasoner(store.encoder), store, memory_checkpointer())

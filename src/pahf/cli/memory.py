@@ -12,10 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from pahf.cli.common import open_existing_store
+from pahf.cli import CliError
+from pahf.cli.common import open_existing_store, read_json, validation_message
 from pahf.memory.base import UnknownUserError
 from pahf.memory.schema import MemoryRecord
 
@@ -100,7 +102,10 @@ def _export(args: argparse.Namespace) -> int:
         ensure_ascii=False,
     )
     if args.out:
-        Path(args.out).write_text(payload + "\n", encoding="utf-8")
+        try:
+            Path(args.out).write_text(payload + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"cannot write {args.out}: {exc}") from exc
         print(f"exported {len(records)} memories of {args.user} to {args.out}", file=sys.stderr)
     else:
         print(payload)
@@ -109,21 +114,17 @@ def _export(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     try:
-        raw = json.loads(Path(args.file).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{args.file} is not valid JSON: {exc}") from exc
+        raw = read_json(args.file, "memory file")
     except RecursionError:
-        raise ValueError(f"{args.file}: JSON nested too deeply to be an export") from None
+        raise CliError(f"{args.file}: JSON nested too deeply to be an export") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("memories"), list):
-        raise ValueError(f"{args.file}: expected {{'user_id': ..., 'memories': [...]}}")
+        raise CliError(f"{args.file}: expected {{'user_id': ..., 'memories': [...]}}")
     records = []
     for index, item in enumerate(raw["memories"]):
         try:
             records.append(MemoryRecord.model_validate(item))
-        except ValueError as exc:
-            first = str(exc).splitlines()
-            detail = "; ".join(line.strip() for line in first[1:3]) or first[0]
-            raise ValueError(f"{args.file}: memory #{index}: {detail}") from None
+        except ValidationError as exc:
+            raise CliError(f"{args.file}: memory #{index}: {validation_message(exc)}") from None
     from pahf.memory.chroma import ChromaPreferenceMemory, store_exists
 
     # An existing store is written with the embedder its vectors were made with.
@@ -132,7 +133,10 @@ def _import(args: argparse.Namespace) -> int:
         if store_exists(args.store)
         else ChromaPreferenceMemory(args.store)
     )
-    count = store.import_records(args.user, records)
+    try:
+        count = store.import_records(args.user, records)
+    except ValueError as exc:  # invalid records, another user's, or ids the user already has
+        raise CliError(f"{args.file}: {exc}") from exc
     print(f"imported {count} memories for {args.user} into {args.store}", file=sys.stderr)
     return 0
 
@@ -162,12 +166,15 @@ def _forget(args: argparse.Namespace) -> int:
     store = open_existing_store(args.store)
     if not args.yes:
         if not sys.stdin.isatty():
-            raise ValueError("refusing to forget without --yes when not interactive")
+            raise CliError("refusing to forget without --yes when not interactive")
         reply = input(f"Delete every memory of {args.user!r}? [y/N] ")
         if reply.strip().lower() not in ("y", "yes"):
             print("nothing deleted", file=sys.stderr)
             return 1
-    count = store.forget(args.user)
+    try:
+        count = store.forget(args.user)
+    except UnknownUserError as exc:
+        raise CliError(str(exc)) from None
     print(f"forgot {count} memories of {args.user}", file=sys.stderr)
     return 0
 

@@ -14,8 +14,8 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
-from pahf.cli.common import read_request
-from pahf.eval.methods import context_for_method
+from pahf.cli import CliError
+from pahf.cli.common import method_context, read_request
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.chroma import ChromaPreferenceMemory
@@ -46,14 +46,14 @@ def _ask(prompt: str, preset: str | None) -> str:
     if not sys.stdin.isatty():
         line = sys.stdin.readline()
         if not line:
-            raise ValueError(f"no input for: {prompt.strip()} (pass --answer/--feedback/--accept)")
+            raise CliError(f"no input for: {prompt.strip()} (pass --answer/--feedback/--accept)")
         return line.strip()
     return input(prompt)
 
 
 def run_request(args: argparse.Namespace) -> int:
     request = read_request(args.request, user=args.user)
-    context = context_for_method(args.method)
+    context = method_context(args.method)
     store = (
         ChromaPreferenceMemory(args.store)
         if args.new_store
