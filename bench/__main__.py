@@ -1,8 +1,8 @@
-"""``python -m pahf.bench ...`` is ``pahf bench ...``."""
+"""``python -m bench ...`` from the repository root runs the benchmarks (see bench/README.md)."""
 
 import sys
 
-from pahf.cli import main
+from bench.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["bench", *sys.argv[1:]]))
+    sys.exit(main())

@@ -15,9 +15,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from pahf.bench.common import BenchReport, BenchTable, Size, cpu_seconds, reporting
-from pahf.bench.throughput import Embedding
-from pahf.bench.workload import (
+from bench.common import BenchReport, BenchTable, Size, cpu_seconds, reporting
+from bench.throughput import Embedding
+from bench.workload import (
     WORKLOADS,
     Workload,
     build_benchmarks,

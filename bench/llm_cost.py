@@ -35,9 +35,9 @@ from langchain_core.tracers.context import register_configure_hook
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
-from pahf.bench.common import BenchReport, BenchTable, Size, reporting
-from pahf.bench.throughput import Embedding, new_store
-from pahf.bench.workload import WORKLOADS, build_benchmarks
+from bench.common import BenchReport, BenchTable, Size, reporting
+from bench.throughput import Embedding, new_store
+from bench.workload import WORKLOADS, build_benchmarks
 from pahf.eval.episodes import Episode
 from pahf.eval.runner import play_episode, replay_contexts
 from pahf.eval.simulators import RuleBasedUser

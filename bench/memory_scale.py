@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from pahf.bench.common import (
+from bench.common import (
     BenchReport,
     BenchTable,
     LatencyStats,
@@ -183,7 +183,7 @@ def build_users(
     location: str, start: int, stop: int, per_user: int, pool_path: str, seed: int = 0
 ) -> BuildResult:
     """Bulk-load users ``start..stop-1`` with ``per_user`` memories each (runs in a subprocess)."""
-    from pahf.memory.chroma import ChromaPreferenceMemory, _record_metadata
+    from pahf.memory.chroma import ChromaPreferenceMemory
     from pahf.memory.schema import HistoryEntry, MemoryRecord
 
     pool = np.load(pool_path)
@@ -212,14 +212,7 @@ def build_users(
                     history=[HistoryEntry(at=stamp, event="created", detail="import")],
                 )
             )
-        col = store._collection(user, create=True)
-        assert col is not None
-        col.add(
-            ids=[r.id for r in records],
-            documents=[r.text for r in records],
-            metadatas=[_record_metadata(r) for r in records],
-            embeddings=vectors.astype(np.float32),
-        )
+        store.import_records(user, records, embeddings=vectors.astype(np.float32))
     seconds = time.perf_counter() - started
     return BuildResult(
         users_added=stop - start, memories_added=(stop - start) * per_user, seconds=seconds

@@ -25,9 +25,9 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.tracers.context import register_configure_hook
 
-from pahf.bench.common import BenchReport, BenchTable, LatencyStats, Size, reporting
-from pahf.bench.throughput import Embedding, cold_embeddings, new_store
-from pahf.bench.workload import WORKLOADS, build_benchmarks, describe
+from bench.common import BenchReport, BenchTable, LatencyStats, Size, reporting
+from bench.throughput import Embedding, cold_embeddings, new_store
+from bench.workload import WORKLOADS, build_benchmarks, describe
 from pahf.eval.episodes import LEARNING_PHASES
 from pahf.eval.methods import Method
 from pahf.eval.runner import EpisodeGraphs, play_step, replay_contexts, replay_order

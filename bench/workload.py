@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
-from pahf.bench.common import Size
+from bench.common import Size
 from pahf.eval.episodes import DOMAINS, Benchmark, Domain
 from pahf.eval.runner import replay_order
 

@@ -20,13 +20,28 @@ PHASES = (1, 2, 3, 4)
 LEARNING_PHASES = (1, 3)
 
 
+class TasteEntry(BaseModel):
+    """One feature category of a shopper's persona for one product: what a person knows about
+    their own taste (the persona), as opposed to which option is right (the answer key)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    category: str = Field(min_length=1)
+    like_most: str = Field(min_length=1)
+    like_second: list[str] = Field(default_factory=list)
+    dislike: list[str] = Field(default_factory=list)
+
+
 class GroundTruth(BaseModel):
     """What the simulated user knows and the scorer checks; never shown to the agent.
 
-    ``correct_ids``: the candidate ids that count as success (usually one).
-    ``statement``: the persona's preference for this situation in its own words, what a person
-    would say when asked (e.g. "When I'm dehydrated I want ice-cold water with lots of ice").
-    ``acceptable_ids``/``refused``: shopping detail for realistic corrections.
+    ``correct_ids``: the candidate ids that count as success (usually one): the answer key.
+    ``statement``: the persona's preference for this situation in its own words. On published
+    embodied data it is chosen with the answer key in hand (the persona line that names the
+    target, else the target itself), so only feedback and the upper-bound user may say it.
+    ``acceptable_ids``/``refused``: shopping detail for realistic corrections (answer key).
+    ``tastes``: the shopper's persona for this product, category by category (persona, not
+    answer key: the paper-parity user answers questions from it).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -38,6 +53,22 @@ class GroundTruth(BaseModel):
         default_factory=dict, description="candidate id -> the features the user refuses in it"
     )
     drifted: bool = False
+    tastes: list[TasteEntry] = Field(default_factory=list)
+    tastes_before: list[TasteEntry] = Field(
+        default_factory=list, description="after the shift: the tastes of phases 1-2"
+    )
+
+
+class LeftOutRow(BaseModel):
+    """A row of published data that contradicts its own scene, left out of the run by policy
+    (counted and listed in ``summary.json`` and the report, never silently dropped)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    row_id: str = Field(description="the episode id the row would have had")
+    file: str
+    item: int = Field(ge=0, description="position of the row in its file")
+    reason: str
 
 
 class Episode(BaseModel):
@@ -66,6 +97,9 @@ class Benchmark(BaseModel):
     #: human simulator prompt, original before the shift and evolved after it), which an LLM
     #: simulated user plays; empty where the data has none (the generated benchmarks).
     personas: dict[int, dict[str, str]] = Field(default_factory=dict)
+    #: Rows of the data left out because they contradict their own scene (see
+    #: :class:`LeftOutRow`); empty for data that is consistent.
+    left_out: list[LeftOutRow] = Field(default_factory=list)
 
     def users(self) -> list[str]:
         return sorted({e.user for eps in self.episodes.values() for e in eps})

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pahf.errors import InputError
 
-class DataError(ValueError):
+
+class DataError(InputError):
     """A benchmark file is missing, malformed or inconsistent.
 
     The message always starts with the file, then the field (when one is at fault), so a user

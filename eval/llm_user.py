@@ -1,10 +1,14 @@
 """An LLM playing the benchmark's persona: answers questions and corrects actions in its words.
 
 This is the paper's human simulator in LLM mode: a chat model given the persona prompt of the
-user (e.g. the benchmark's ``prompt_alex``) plus, for each turn, that persona's preference for
-the situation from the episode's ground truth. Whether an action is accepted is decided from
-``truth.correct_ids`` (the same rule the scorer uses), so an accepted action costs no call and a
-simulator cannot disagree with the score; the LLM only words the answers and corrections.
+user (e.g. the benchmark's persona for the phase) and its own situation. Answers to questions
+get the persona, the situation and the question only, never the answer key (the intended
+object, place or option, or a statement chosen with it); a shopper's persona includes their
+taste table for the product. Corrections may use the answer key, as a person knows whether they
+got what they wanted: whether an action is accepted is decided from ``truth.correct_ids`` (the
+same rule the scorer uses), so an accepted action costs no call and a simulator cannot disagree
+with the score; the LLM only words the corrections. Where the data has no persona prompt
+(generated benchmarks) the persona's one preference for the situation stands in for it.
 
 A reply that names an option id or letter ("option B") would leak the answer key instead of a
 preference: it is sent back once with that error, then the turn fails with
@@ -19,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from pahf.decisions import Action
-from pahf.eval.episodes import Episode
+from pahf.eval.episodes import Episode, TasteEntry
 from pahf.reasoners.llm import (
     AttemptResult,
     chat_model_from_settings,
@@ -31,12 +35,60 @@ from pahf.reasoners.llm import (
 )
 from pahf.reasoners.prompts import (
     generic_persona,
-    user_answer_messages,
     user_correction_messages,
 )
 from pahf.request import Request
 
 NODE = "simulated user"
+
+#: How the simulated person answers a question (this project's words).
+ANSWER_RULES = (
+    "\n\nAnswer the assistant's question as yourself, in one or two sentences: only what it "
+    "asked, from your own preferences and situation. Mention one preference, not all of them. "
+    "If your preferences say nothing about what it asked, say you have no particular "
+    "preference. Never refer to options by letter or number."
+)
+
+
+def _tastes_text(tastes: list[TasteEntry]) -> str:
+    lines = []
+    for t in tastes:
+        fine = ", ".join(t.like_second) or "nothing else"
+        bad = ", ".join(t.dislike) or "nothing"
+        lines.append(
+            f"- {t.category}: favourite {t.like_most}; also acceptable {fine}; "
+            f"you refuse {bad}"
+        )
+    return "\n".join(lines)
+
+
+def answer_messages(
+    persona: str, episode: Episode, question: str, *, preference: str | None = None
+) -> list[BaseMessage]:
+    """What the simulated person reads before answering: their persona (plus, for a shopper,
+    their taste table for this product), their situation, their request and the question.
+    ``preference`` stands in for a persona only where the data has none (generated data)."""
+    request = episode.request
+    system = persona
+    if episode.truth.tastes:
+        system += (
+            f"\n\nYour taste for a {request.context}, feature by feature:\n"
+            + _tastes_text(episode.truth.tastes)
+        )
+    if preference:
+        system += f"\n\nYour preference in this situation: {preference}"
+    situation = (
+        f"\nYour situation: {request.context}"
+        if request.context and episode.domain != "shopping"
+        else ""
+    )
+    scene = f"\nWhat is at hand: {', '.join(c.text for c in request.candidates)}"
+    subject = f"\nThe item to put away: {request.subject}" if request.subject else ""
+    body = (
+        f"You asked the assistant: {request.task}{situation}{subject}{scene}\n"
+        f"The assistant asks you: {question}"
+    )
+    return [SystemMessage(system + ANSWER_RULES), HumanMessage(body)]
 
 
 def _leaks_option(text: str, request: Request) -> str | None:
@@ -149,10 +201,16 @@ class LLMSimulatedUser:
         )
 
     def answer(self, episode: Episode, question: str) -> str:
-        """The persona's answer to the agent's question, stating its preference."""
-        messages = user_answer_messages(
-            self.persona_for(episode), episode.request, question, episode.truth.statement
-        )
+        """The persona's answer to the agent's question, from persona and situation only."""
+        prompt = self.phase_personas.get(episode.domain, {}).get(episode.phase, {}).get(
+            episode.user
+        ) or self.persona_prompts.get(episode.user)
+        if prompt:
+            messages = answer_messages(prompt, episode, question)
+        else:  # generated data: no persona prompt, the situation's preference stands in
+            messages = answer_messages(
+                self.persona(episode.user), episode, question, preference=episode.truth.statement
+            )
         return self._say("user_answer", episode, messages)
 
     def feedback(self, episode: Episode, action: Action) -> str | None:

@@ -156,6 +156,10 @@ def _words(text: str) -> set[str]:
     return out
 
 
+#: Content words of a text (public name of the matcher's word rule, for the simulated users).
+content_words = _words
+
+
 def _first_person(text: str) -> str:
     text = re.sub(r"\byou'?re\b", "I'm", text, flags=re.I)
     text = re.sub(r"\byou are\b", "I am", text, flags=re.I)
@@ -304,4 +308,42 @@ def match_line(
         score = 2.0 * cover + fit + 0.5 * task_fit - 0.3 * spill
         if best is None or score > best[0]:
             best = (score, line)
+    return None if best is None else best[1]
+
+
+_GENERAL = re.compile(r"^(in general|generally|normally|usually)\b", re.I)
+
+
+def answer_line(
+    lines: list[PersonaLine], *, situation: str, task: str, asked: str
+) -> PersonaLine | None:
+    """The persona line a person would give when asked ``asked`` in this situation, chosen
+    without the answer key: its condition must fit the situation (the user's own label, e.g.
+    "Drowsy", and the task's words); among those, the one whose wanted or refused things the
+    question mentions most wins. Without such a line, a general line ("Generally, I prefer
+    high shelves") whose wanted things the question or task mentions. None when the persona
+    says nothing that applies: the caller then says so.
+    """
+    situation_words = _words(situation)
+    task_words = _words(task)
+    asked_words = _words(asked) | task_words
+    best: tuple[float, PersonaLine] | None = None
+    for line in lines:
+        cond = line.condition_words()
+        fit = _cover(situation_words, cond)
+        task_fit = len(task_words & cond) / max(1, len(cond))
+        if (fit == 0.0 and task_fit == 0.0) or _GENERAL.match(line.condition):
+            continue
+        mentioned = _cover(line.wanted_words() | _words(line.refused), asked_words)
+        score = 2.0 * fit + task_fit + 0.5 * mentioned
+        if best is None or score > best[0]:
+            best = (score, line)
+    if best is not None:
+        return best[1]
+    for line in lines:
+        if not (_GENERAL.match(line.condition) or not line.condition):
+            continue
+        mentioned = len(line.wanted_words() & asked_words) / max(1, len(line.wanted_words()))
+        if mentioned >= 0.5 and (best is None or mentioned > best[0]):
+            best = (mentioned, line)
     return None if best is None else best[1]

@@ -6,8 +6,11 @@ Phases (as in the reference ``run_agent.py``): 1 = ``original_scenarios_A.json``
 changed). Personas 1-2 come from ``personas/original_persona.py``, 3-4 from
 ``personas/evolved_persona.py``.
 
-What the agent sees (no ground truth): the task, the context label, and candidates built from the
-scene alone. A pick-up task offers every scene object. A placement task names its item first in
+What the agent sees (no ground truth): the task and candidates built from the scene alone; the
+context label ("Drowsy") is the user's situation, which the reference agent never sees, so the
+harness hides it unless ``show_context`` is asked for (see :func:`pahf.eval.runner.replay_request`).
+Rows that contradict their own scene are left out and listed (:attr:`Scenario.problem`).
+A pick-up task offers every scene object. A placement task names its item first in
 ``scene_objects`` and the places after it (checked on every scenario of the published data), so the
 item becomes ``Request.subject`` and the places the candidates. Which of the two a task is comes
 from ``user_intent_location == "pick-up"``; the task text says the same ("bring me" / "put it"),
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pahf.eval.datafiles import object_list, read_json, require, string_list
-from pahf.eval.episodes import Benchmark, Episode, GroundTruth
+from pahf.eval.episodes import Benchmark, Episode, GroundTruth, LeftOutRow
 from pahf.eval.errors import DataError
 from pahf.eval.persona_text import PersonaLine, match_line, persona_lines, persona_prompts
 from pahf.request import Candidate, Request
@@ -45,10 +48,18 @@ PICK_UP = "pick-up"
 
 
 class Scenario:
-    """One validated scenario row (only the fields the benchmark uses)."""
+    """One validated scenario row (only the fields the benchmark uses).
+
+    Format errors (a missing field, a wrong type, duplicate objects) raise :class:`DataError`.
+    A row that is well formed but contradicts its own scene (the target is not among the scene
+    objects, an empty scene, a placement whose item is not listed first) is kept with
+    ``problem`` saying why: the loader leaves such rows out and lists them (the published data
+    has 59 of them in 4,800 rows; refusing the whole data set for one would make it unusable).
+    """
 
     def __init__(self, path: Path, i: int, row: dict[str, Any]) -> None:
         where = f"item {i}"
+        self.item = i
         self.index: int = require(path, where, row, "index", int)
         where = f"item {i} (index {self.index})"
         self.user: str = require(path, where, row, "user", str)
@@ -56,30 +67,29 @@ class Scenario:
         self.context: str = require(path, where, row, "context", str)
         self.intent_object: str = require(path, where, row, "user_intent_object", str)
         self.intent_location: str = require(path, where, row, "user_intent_location", str)
-        self.objects: list[str] = string_list(path, where, row, "scene_objects")
+        objects = require(path, where, row, "scene_objects", list)
+        self.objects: list[str] = (
+            string_list(path, where, row, "scene_objects") if objects else []
+        )
+        self.problem: str | None = self._contradiction()
+
+    def _contradiction(self) -> str | None:
+        """Why the row contradicts its own scene, or None when it is consistent."""
+        if not self.objects:
+            return "'scene_objects' is empty: the scene offers nothing to choose"
         if self.placement:
             if len(self.objects) < 2:
-                raise DataError(
-                    path, "a placement task needs the item and at least one place",
-                    field=f"{where}: 'scene_objects'",
-                )
+                return "a placement task needs the item and at least one place in the scene"
             if self.objects[0] != self.intent_object:
-                raise DataError(
-                    path,
+                return (
                     f"a placement task must list its item first; got {self.objects[0]!r}, "
-                    f"expected {self.intent_object!r}",
-                    field=f"{where}: 'scene_objects'",
+                    f"expected {self.intent_object!r}"
                 )
             if self.intent_location not in self.objects[1:]:
-                raise DataError(
-                    path, f"target location {self.intent_location!r} is not in the scene",
-                    field=f"{where}: 'user_intent_location'",
-                )
+                return f"target location {self.intent_location!r} is not in the scene"
         elif self.intent_object not in self.objects:
-            raise DataError(
-                path, f"target object {self.intent_object!r} is not in the scene",
-                field=f"{where}: 'user_intent_object'",
-            )
+            return f"target object {self.intent_object!r} is not in the scene"
+        return None
 
     @property
     def placement(self) -> bool:
@@ -94,6 +104,8 @@ class Scenario:
         return (self.intent_object, self.intent_location)
 
     def request(self, episode_id: str) -> Request:
+        """The scenario as a request. ``context`` holds the situation label: the simulated user
+        knows it; the harness hides it from the agent unless asked to (``show_context``)."""
         places = self.objects[1:] if self.placement else self.objects
         return Request(
             request_id=episode_id,
@@ -107,6 +119,7 @@ class Scenario:
 
 
 def read_scenarios(path: Path) -> list[Scenario]:
+    """Every row of a scenario file, consistent or not (see :attr:`Scenario.problem`)."""
     rows = object_list(path, read_json(path))
     scenarios = [Scenario(path, i, row) for i, row in enumerate(rows)]
     seen: dict[int, int] = {}
@@ -141,6 +154,7 @@ def load_embodied(root: Path) -> Benchmark:
     prompts = {p: persona_prompts(root / rel) for p, rel in PERSONA_FILES.items()}
     phases = {p: read_scenarios(root / rel) for p, rel in SCENARIO_FILES.items()}
     episodes: dict[int, list[Episode]] = {}
+    left_out: list[LeftOutRow] = []
     for phase, scenarios in phases.items():
         path = root / SCENARIO_FILES[phase]
         # Phases 3/4 revisit the situations of 1/2 under the same index.
@@ -155,6 +169,13 @@ def load_embodied(root: Path) -> Benchmark:
                 )
             lines = line_cache.setdefault(sc.user, persona_lines(prompts[phase][sc.user]))
             episode_id = f"embodied-p{phase}-{sc.user}-{sc.index}"
+            if sc.problem is not None:
+                left_out.append(
+                    LeftOutRow(
+                        row_id=episode_id, file=SCENARIO_FILES[phase], item=i, reason=sc.problem
+                    )
+                )
+                continue
             old = before.get(sc.index)
             out.append(
                 Episode(
@@ -176,4 +197,7 @@ def load_embodied(root: Path) -> Benchmark:
         phase: {user: prompts[phase][user] for user in sorted({e.user for e in eps})}
         for phase, eps in episodes.items()
     }
-    return Benchmark(domain="embodied", source=str(root), episodes=episodes, personas=personas)
+    return Benchmark(
+        domain="embodied", source=str(root), episodes=episodes, personas=personas,
+        left_out=left_out,
+    )

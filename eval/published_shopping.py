@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pahf.eval.datafiles import object_list, object_map, read_json, require, string_list
-from pahf.eval.episodes import Benchmark, Episode, GroundTruth
+from pahf.eval.episodes import Benchmark, Episode, GroundTruth, TasteEntry
 from pahf.eval.errors import DataError
 from pahf.request import Candidate, Request
 
@@ -204,6 +204,19 @@ def statement(product: str, tastes: dict[str, Taste]) -> str:
     return f"For {article} {product}: " + " ".join(t.sentence() for t in tastes.values())
 
 
+def taste_entries(tastes: dict[str, Taste]) -> list[TasteEntry]:
+    """The persona's tastes for one product as the simulated user holds them."""
+    return [
+        TasteEntry(
+            category=t.category,
+            like_most=t.like_most,
+            like_second=list(t.like_second),
+            dislike=list(t.dislike),
+        )
+        for t in tastes.values()
+    ]
+
+
 def _request(episode_id: str, item: Item) -> Request:
     candidates = [
         Candidate(
@@ -280,6 +293,8 @@ def load_shopping(root: Path) -> Benchmark:
                             if any(classify(product_tastes, f) == "dislike" for f in feats)
                         },
                         drifted=phase >= 3 and old is not None and old != product_tastes,
+                        tastes=taste_entries(product_tastes),
+                        tastes_before=taste_entries(old) if phase >= 3 and old else [],
                     ),
                 )
             )

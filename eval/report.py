@@ -22,6 +22,18 @@ ACPE_PLOT = "acpe_by_iteration.png"
 #: The heading of the report section that legitimately differs between equivalent runs.
 TIME_HEADING = "## Time"
 
+#: Phase-4 success (%) the paper reports with a GPT-4o agent and GPT-4o simulated user, by domain
+#: and method (None: no figure found). Taken from secondary summaries of arXiv 2602.16173: the
+#: paper's own table could not be retrieved offline here.
+PAPER_PHASE4: dict[str, dict[str, float | None]] = {
+    "embodied": {"no-memory": 32.3, "pre-only": None, "post-only": 67.9, "pahf": 70.5},
+    "shopping": {"no-memory": 27.0, "pre-only": None, "post-only": None, "pahf": 70.3},
+}
+PAPER_SOURCE = (
+    "GPT-4o agent and simulated user; figures taken from secondary summaries of the paper "
+    "(arXiv 2602.16173), as its own table could not be retrieved here"
+)
+
 
 @dataclass(frozen=True)
 class ReportFiles:
@@ -84,6 +96,95 @@ def success_table(rows: Sequence[PhaseSummary], domain: str) -> tuple[list[str],
                 cells.append(_fmt(row.acpe if row else None))
         body.append(cells)
     return header, body
+
+
+def settings_section(settings: EvalSettings) -> list[str]:
+    """Whether the run is in the paper's setting, and what differs if not."""
+    gaps = settings.parity_gaps()
+    out = ["## Setting", ""]
+    if not gaps:
+        out.append(
+            "**Paper parity**: the simulated user answers only the question asked, from its "
+            f"persona and situation, never from the answer key (`{settings.simulator}`); the "
+            "agent sees the task, the scene or options and the item, not the embodied "
+            "situation label; at most one question per request."
+        )
+    else:
+        out.append("**Not paper parity**: " + "; ".join(gaps) + ".")
+    out.append("")
+    return out
+
+
+def comparison_section(
+    rows: Sequence[PhaseSummary], settings: EvalSettings, domain: str
+) -> list[str]:
+    """Phase-4 success beside the paper's, with the chance rate of the domain."""
+    info = settings.benchmarks.get(domain)
+    chance = info.chance_rate if info is not None else None
+    paper = PAPER_PHASE4.get(domain, {})
+    out = [
+        "Phase 4 (test after the preference shift) beside the paper, success %"
+        + (f"; chance (mean 1/candidates) {100 * chance:.1f}%" if chance is not None else "")
+        + ":",
+        "",
+    ]
+    body = []
+    for method in _ordered([r.method for r in rows if r.domain == domain]):
+        row = _row(rows, domain, method, 4)
+        figure = paper.get(method)
+        body.append(
+            [
+                method,
+                _fmt(100 * row.success_rate, 1) if row else "–",
+                _fmt(figure, 1) if figure is not None else "–",
+            ]
+        )
+    out += _table(["method", "this run", "paper (GPT-4o)"], body)
+    out.append("")
+    out.append(f"Paper: {PAPER_SOURCE}.")
+    out.append("")
+    return out
+
+
+def left_out_section(settings: EvalSettings, domain: str) -> list[str]:
+    """The rows of the data the run left out because they contradict their own scene."""
+    info = settings.benchmarks.get(domain)
+    if info is None or not info.left_out:
+        return []
+    out = [
+        f"Rows left out: {len(info.left_out)} (they contradict their own scene; listed in "
+        "`summary.json`):",
+        "",
+    ]
+    out += [f"- `{r.row_id}` ({r.file} item {r.item}): {r.reason}" for r in info.left_out]
+    out.append("")
+    return out
+
+
+def summary_document(rows: Sequence[PhaseSummary], settings: EvalSettings) -> dict[str, Any]:
+    """What ``summary.json`` holds: the setting, per domain the chance rate and the rows left
+    out, and one row per domain x method x phase."""
+    return {
+        "paper_parity": not settings.parity_gaps(),
+        "setting": {
+            "simulator": settings.simulator,
+            "show_context": settings.show_context,
+            "question_budget": settings.question_budget,
+            "reasoner": settings.reasoner,
+            "iterations": settings.iterations,
+            "feedback_noise": settings.feedback_noise,
+        },
+        "domains": {
+            domain: {
+                "source": info.source,
+                "chance_rate": info.chance_rate,
+                "left_out_count": len(info.left_out),
+                "left_out": [r.model_dump(mode="json") for r in info.left_out],
+            }
+            for domain, info in settings.benchmarks.items()
+        },
+        "rows": [r.model_dump(mode="json") for r in rows],
+    }
 
 
 def noise_section(noise: Mapping[float, Sequence[PhaseSummary]]) -> list[str]:
@@ -153,9 +254,12 @@ def render_markdown(
     out.append(
         f"Reasoner `{settings.reasoner}`{f' ({settings.model})' if settings.model else ''}, "
         f"simulated user `{settings.simulator}`, feedback noise {settings.feedback_noise}, "
-        f"seed {settings.seed}, embeddings `{settings.embedding}`."
+        f"seed {settings.seed}, embeddings `{settings.embedding}`, question budget "
+        f"{settings.question_budget}, situation label "
+        f"{'shown' if settings.show_context else 'hidden'}."
     )
     out.append("")
+    out += settings_section(settings)
     for domain in _ordered([r.domain for r in rows]):
         info = settings.benchmarks.get(domain)
         out.append(f"## {domain}")
@@ -166,11 +270,13 @@ def render_markdown(
                 f"Benchmark: {info.source} ({len(info.users)} users; episodes per phase {counts})."
             )
             out.append("")
+            out += left_out_section(settings, domain)
         out.append("Success rate (ACPE in learning phases; lower ACPE is better):")
         out.append("")
         header, body = success_table(rows, domain)
         out += _table(header, body)
         out.append("")
+        out += comparison_section(rows, settings, domain)
         out += failures_section(rows, domain)
         out.append("Questions / corrections per episode:")
         out.append("")
@@ -341,11 +447,11 @@ def write_outputs(
     plots: bool = True,
     noise: Mapping[float, Sequence[PhaseSummary]] | None = None,
 ) -> ReportFiles:
-    """``summary.json`` (list of rows), ``report.md`` and the plots in ``out_dir``."""
+    """``summary.json`` (:func:`summary_document`), ``report.md`` and the plots in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = out_dir / "summary.json"
     summary.write_text(
-        json.dumps([r.model_dump(mode="json") for r in rows], indent=2) + "\n", encoding="utf-8"
+        json.dumps(summary_document(rows, settings), indent=2) + "\n", encoding="utf-8"
     )
     report = out_dir / "report.md"
     report.write_text(render_markdown(rows, settings, noise), encoding="utf-8")

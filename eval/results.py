@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pahf.decisions import Action
+from pahf.errors import InputError
 from pahf.memory.schema import AppliedMemoryOp
 from pahf.request import Request
 
@@ -101,7 +102,7 @@ def record_line(record: EpisodeRecord) -> str:
     return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
 
-class EpisodeLogError(ValueError):
+class EpisodeLogError(InputError):
     """The episode log is corrupt somewhere other than a torn last line."""
 
 

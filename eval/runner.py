@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pahf.context import RunContext
 from pahf.decisions import Action
+from pahf.errors import InputError
 from pahf.eval.episodes import (
     DOMAINS,
     LEARNING_PHASES,
@@ -56,21 +57,30 @@ from pahf.eval.episodes import (
     Benchmark,
     Domain,
     Episode,
+    LeftOutRow,
     SimulatedUser,
 )
 from pahf.eval.methods import METHODS, Method, context_for_method
 from pahf.eval.noise import NoisyFeedback, statements_by_user_phase
 from pahf.eval.results import EpisodeLog, EpisodeRecord, RunKey, appends_can_be_locked, run_key
-from pahf.eval.simulators import RuleBasedUser
+from pahf.eval.simulators import ParityUser, RuleBasedUser
 from pahf.eval.snapshots import load_snapshot, restore_user, save_snapshot
 from pahf.eval.usage import new_tracker, read_usage
-from pahf.eval.workers import Progress, RunHooks, ThreadHooks, run_in_processes, run_in_threads
+from pahf.eval.workers import (
+    Progress,
+    RunHooks,
+    ThreadHooks,
+    refuse_to_start_from_a_starting_worker,
+    run_in_processes,
+    run_in_threads,
+)
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.human import HumanDesk
 from pahf.memory.base import PreferenceMemory, UnknownUserError
 from pahf.memory.chroma import ChromaPreferenceMemory, embedding_text
 from pahf.memory.schema import AppliedMemoryOp, MemoryRecord, RetrievedMemory
+from pahf.memory.store_lock import StoreLock
 from pahf.reasoners.base import Reasoner
 from pahf.reasoners.llm import LLMDecisionError, LLMOutputError
 from pahf.reasoners.offline import OfflineReasoner
@@ -85,7 +95,11 @@ class FrozenMemoryError(RuntimeError):
 
 
 class BenchmarkInfo(BaseModel):
-    """Which data a run used: resuming on different data would mix results."""
+    """Which data a run used: resuming on different data would mix results.
+
+    ``chance_rate``: the mean of 1/candidates over the episodes (what picking at random
+    scores); ``left_out``: rows of the data left out because they contradict their own scene.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -93,6 +107,20 @@ class BenchmarkInfo(BaseModel):
     sha256: str
     users: list[str]
     episodes: dict[int, int]
+    chance_rate: float | None = None
+    left_out: list[LeftOutRow] = Field(default_factory=list)
+
+
+#: The simulated users: ``parity`` (the paper's: answers only what is asked, from the persona,
+#: never from the answer key), ``rule-generous`` (an upper bound: answers with the persona's
+#: whole preference as chosen with the answer key), ``llm`` (an LLM playing the persona).
+Simulator = Literal["parity", "rule-generous", "llm"]
+SIMULATORS: tuple[str, ...] = ("parity", "rule-generous", "llm")
+
+
+#: Most learning iterations a run may ask for: the paper uses 3, and each user's replay
+#: schedule is built in memory (--iterations 1000000000 grew to 3.4 GB with no output).
+MAX_ITERATIONS = 100
 
 
 class EvalSettings(BaseModel):
@@ -105,14 +133,32 @@ class EvalSettings(BaseModel):
 
     domains: list[Domain] = Field(min_length=1)
     methods: list[Method] = Field(min_length=1)
-    iterations: int = Field(default=3, ge=1)
+    iterations: int = Field(default=3, ge=1, le=MAX_ITERATIONS)
     seed: int = 0
     feedback_noise: float = Field(default=0.0, ge=0.0, le=1.0)
     reasoner: Literal["offline", "llm"] = "offline"
     model: str | None = None
-    simulator: Literal["rule", "llm"] = "rule"
+    simulator: Simulator = "parity"
     embedding: Literal["minilm", "hashing"] = "minilm"
+    #: Show the agent the embodied situation label ("Drowsy"), which the paper's agent never
+    #: sees (an ablation; off by default).
+    show_context: bool = False
+    #: Clarification questions per request (the paper asks at most one).
+    question_budget: int = Field(default=1, ge=0, le=10)
     benchmarks: dict[str, BenchmarkInfo] = Field(default_factory=dict)
+
+    def parity_gaps(self) -> list[str]:
+        """What makes this run differ from the paper's setting (empty: paper parity)."""
+        gaps = []
+        if self.simulator == "rule-generous":
+            gaps.append("simulated user `rule-generous` (an upper bound, not the paper's user)")
+        if self.show_context:
+            gaps.append("the agent sees the embodied situation label (`--show-context`)")
+        if self.question_budget != 1:
+            gaps.append(f"question budget {self.question_budget} per request (the paper: 1)")
+        if self.feedback_noise:
+            gaps.append(f"feedback noise {self.feedback_noise}")
+        return gaps
 
 
 @dataclass
@@ -187,13 +233,17 @@ def reasoner_factory(kind: str, model: str | None) -> Callable[[PreferenceMemory
 def simulator_for(
     kind: str, model: str | None, benchmarks: Mapping[str, Benchmark] | None = None
 ) -> SimulatedUser:
-    """``rule``: the rule-based persona simulator; ``llm``: an LLM playing the persona.
+    """``parity``: the paper-parity rule-based user; ``rule-generous``: the upper-bound user;
+    ``llm``: an LLM playing the persona (see :data:`Simulator`).
 
-    The LLM plays the persona prompt the benchmark's data gives each user in each phase (the
-    published data's original and evolved personas); where there is none (generated data) a
-    generic one, which is enough since every turn also states the preference for the situation.
+    The parity and LLM users play the persona the benchmark's data gives each user in each
+    phase (the published data's original and evolved personas); where there is none (generated
+    data) the LLM plays a generic one told the persona's preference for the situation.
     """
-    if kind == "rule":
+    personas = {d: b.personas for d, b in (benchmarks or {}).items()}
+    if kind == "parity":
+        return ParityUser(personas)
+    if kind == "rule-generous":
         return RuleBasedUser()
     if kind == "llm":
         llm_user = _optional("pahf.eval.llm_user", "LLMSimulatedUser", "--simulator llm")
@@ -201,10 +251,10 @@ def simulator_for(
             persona_prompts={},
             model=model,
             allow_generic_persona=True,
-            phase_personas={d: b.personas for d, b in (benchmarks or {}).items()},
+            phase_personas=personas,
         )
         return user
-    raise ValueError(f"unknown simulator {kind!r}; choose rule or llm")
+    raise ValueError(f"unknown simulator {kind!r}; choose {', '.join(SIMULATORS)}")
 
 
 def embedding_factory(name: str) -> Callable[[], Any]:
@@ -243,11 +293,15 @@ def benchmark_info(bench: Benchmark) -> BenchmarkInfo:
     # without them keeps the digest it had before they existed, so its runs still resume.
     dump = bench.model_dump_json(exclude=None if bench.personas else {"personas"})
     digest = hashlib.sha256(dump.encode("utf-8")).hexdigest()
+    episodes = [e for eps in bench.episodes.values() for e in eps]
+    chance = sum(1.0 / len(e.request.candidates) for e in episodes) / max(1, len(episodes))
     return BenchmarkInfo(
         source=bench.source,
         sha256=digest,
         users=bench.users(),
         episodes={phase: len(eps) for phase, eps in sorted(bench.episodes.items())},
+        chance_rate=round(chance, 4),
+        left_out=list(bench.left_out),
     )
 
 
@@ -301,8 +355,15 @@ def select_users(
                 phase: {u: p for u, p in prompts.items() if u in keep}
                 for phase, prompts in bench.personas.items()
             },
+            "left_out": [r for r in bench.left_out if _row_user(r.row_id, available) in keep],
         }
     )
+
+
+def _row_user(row_id: str, users: Sequence[str]) -> str | None:
+    """The user a left-out row belongs to (its id is ``<domain>-p<phase>-<user>-<index>``)."""
+    body = row_id.split("-", 2)[-1].rsplit("-", 1)[0]
+    return body if body in users else None
 
 
 def replay_order(bench: Benchmark, user: str, iterations: int) -> list[ReplayStep]:
@@ -320,6 +381,7 @@ def replay_order(bench: Benchmark, user: str, iterations: int) -> list[ReplaySte
 
 
 def replay_contexts(method: str, user: str, **overrides: Any) -> tuple[RunContext, RunContext]:
+    # ``overrides`` may set ``question_budget`` (EvalSettings.question_budget).
     """(learning, test) run contexts of ``user``'s replay under ``method``: test phases switch
     both human channels off, so they measure what memory alone has learned."""
     learn = context_for_method(method, user_id=user, **overrides)
@@ -335,12 +397,24 @@ def replay_request_id(episode: Episode, phase: int, iteration: int) -> str:
     return f"{episode.episode_id}@p{phase}i{iteration}"
 
 
-def replay_request(episode: Episode, phase: int, iteration: int) -> Request:
+#: Domains whose ``Request.context`` is the user's own situation ("Drowsy"), which the paper's
+#: agent never sees (it gets the scene and the task; the user can say how they feel when asked).
+#: Shopping's context is the product, which the paper's agent sees in the options.
+PRIVATE_CONTEXT_DOMAINS = frozenset({"embodied"})
+
+
+def replay_request(
+    episode: Episode, phase: int, iteration: int, *, show_context: bool = False
+) -> Request:
     """The request one replay sends to the agent: the episode's, with this replay's request id
-    and the episode's user."""
+    and the episode's user, and without the user's situation label where it is private (see
+    :data:`PRIVATE_CONTEXT_DOMAINS`) unless ``show_context`` (an ablation)."""
+    data = episode.request.model_dump()
+    if not show_context and episode.domain in PRIVATE_CONTEXT_DOMAINS:
+        data["context"] = ""
     return Request.model_validate(
         {
-            **episode.request.model_dump(),
+            **data,
             "request_id": replay_request_id(episode, phase, iteration),
             "user_id": episode.user,
         }
@@ -453,6 +527,8 @@ def play_step(
     user: SimulatedUser,
     method: str,
     human_turns: HumanTurns = "inline",
+    *,
+    show_context: bool = False,
 ) -> EpisodeRecord:
     """One step of a user's replay on the graph it needs (what the harness and benchmarks play)."""
     return play_episode(
@@ -466,6 +542,7 @@ def play_step(
         seq=step.seq,
         human_turns=human_turns,
         desk=graphs.desk,
+        show_context=show_context,
     )
 
 
@@ -482,6 +559,7 @@ def play_episode(
     keep_checkpoints: bool = False,
     human_turns: HumanTurns = "inline",
     desk: HumanDesk | None = None,
+    show_context: bool = False,
 ) -> EpisodeRecord:
     """Run one episode through ``graph``, playing the human with ``user``; score the action.
 
@@ -497,7 +575,7 @@ def play_episode(
     instead: every later episode would fail the same way, and a rerun resumes where it stopped.
     """
     started = time.perf_counter()
-    request = replay_request(episode, phase, iteration)
+    request = replay_request(episode, phase, iteration, show_context=show_context)
     request_id = request.request_id
     thread_id = f"{episode.domain}/{method}/{request_id}"
     tracker = new_tracker()
@@ -554,7 +632,7 @@ def play_episode(
         index=episode.index,
         seq=seq,
         request_id=request_id,
-        request=episode.request,
+        request=request.model_copy(update={"request_id": episode.request.request_id}),
         question=human.question,
         answer=human.answer,
         action=action,
@@ -576,7 +654,7 @@ def play_episode(
 # --------------------------------------------------------------------------- the run
 
 
-class RunConfigMismatch(ValueError):
+class RunConfigMismatch(InputError):
     """The output directory holds a run made with other settings."""
 
 
@@ -656,7 +734,9 @@ class _Run:
         if all(key in self.done for key in keys):
             return  # finished in an earlier run: its final memory is in its snapshot
         memory = self.stores[(domain, method)]
-        learn_ctx, test_ctx = replay_contexts(method, user)
+        learn_ctx, test_ctx = replay_contexts(
+            method, user, question_budget=self.settings.question_budget
+        )
         uses_memory = learn_ctx.use_memory
         snapshots = self.out_dir / "snapshots" / f"{domain}-{method}"
         # The user's memory as of now. Only this job touches this user's memory and nodes write
@@ -688,7 +768,10 @@ class _Run:
                 request_id = replay_request_id(step.episode, step.phase, step.iteration)
                 simulated = self.noise.for_run(f"{domain}/{method}/{request_id}")
             ctx = learn_ctx if learning else test_ctx
-            record = play_step(graphs, ctx, step, simulated, method, self.human_turns)
+            record = play_step(
+                graphs, ctx, step, simulated, method, self.human_turns,
+                show_context=self.settings.show_context,
+            )
             if not learning and uses_memory:
                 # Test phases must not write: reported ops, or a record count that moved (a
                 # write that bypassed the ops), stop the run.
@@ -702,11 +785,11 @@ class _Run:
                     )
             changed = uses_memory and bool(record.memory_ops)
             if changed:
-                current = memory.list(user)
+                current = memory.get_all(user)
             elif uses_memory and record.error is not None:
                 # A failed episode reports no ops but may have written before it failed (an
                 # answer stored, then the action failed): the snapshot must hold what is stored.
-                before, current = current, memory.list(user)
+                before, current = current, memory.get_all(user)
                 changed = current != before
             active, total = memory_sizes(current)
             record = record.model_copy(update={"memory_active": active, "memory_total": total})
@@ -900,6 +983,42 @@ def run_evaluation(
         workers = 1
     # Built first, so a bad LLM setup or missing key fails before anything is written.
     services = services or default_services(settings, benchmarks)
+    # A worker re-importing a script without the main guard: say that, not "directory busy".
+    refuse_to_start_from_a_starting_worker()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # One process writes a run directory: the same --out started twice played every episode
+    # twice and logged it twice. The lock goes with this process, even on kill -9.
+    run_lock = StoreLock(out_dir, kind="run")
+    run_lock.acquire()
+    try:
+        return _run_locked(
+            benchmarks,
+            settings,
+            out_dir,
+            workers,
+            services,
+            progress,
+            max_episodes,
+            human_turns,
+            in_process,
+            started,
+        )
+    finally:
+        run_lock.release()
+
+
+def _run_locked(
+    benchmarks: Mapping[str, Benchmark],
+    settings: EvalSettings,
+    out_dir: Path,
+    workers: int,
+    services: EvalServices,
+    progress: Progress | None,
+    max_episodes: int | None,
+    human_turns: HumanTurns,
+    in_process: bool,
+    started: float,
+) -> EvalOutcome:
     _prepare_run_dir(out_dir, settings)
     log = EpisodeLog(out_dir / "episodes.jsonl")
     done = log.load()  # also repairs a torn last line, before any worker appends

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
@@ -40,7 +42,7 @@ class WorkerProcessError(RuntimeError):
     could not start. Finished episodes are in the run directory; rerunning resumes there."""
 
 
-def _refuse_to_start_from_a_starting_worker() -> None:
+def refuse_to_start_from_a_starting_worker() -> None:
     """A spawned worker imports the parent's main script again; a script that starts workers
     at its top level, without the guard, would have every worker try to start its own. Say so
     in the worker (its error is printed above the parent's) instead of Python's generic one.
@@ -144,7 +146,7 @@ class _ChildHooks:
         self._max = max_episodes
 
     def should_stop(self) -> bool:
-        return bool(self._stop.is_set())
+        return orphaned.is_set() or bool(self._stop.is_set())
 
     def finished_one(self) -> None:
         with self._played.get_lock():
@@ -155,11 +157,38 @@ class _ChildHooks:
 
 
 _CHILD_HOOKS: _ChildHooks | None = None
+#: How often a worker checks that its parent is alive, and how long it then gives the episode
+#: in flight to finish (its log line is written whole) before it exits.
+PARENT_CHECK_SECONDS = 0.5
+ORPHAN_GRACE_SECONDS = 5.0
 
 
-def _init_child(ticks: Any, played: Synchronized[int], stop: Any, max_episodes: int | None) -> None:
+def _watch_parent(parent: int, stop: Any) -> None:
+    """Exit when the parent is gone: killing only `pahf eval` left its workers playing and
+    appending to the episode log, then hanging forever (~400 MB each) on a result nobody
+    would read. Between episodes the stop flag ends the task; a worker still stuck after the
+    grace period (blocked on the dead parent's queue) exits outright."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    orphaned.set()
+    with contextlib.suppress(Exception):
+        stop.set()
+    time.sleep(ORPHAN_GRACE_SECONDS)
+    os._exit(3)
+
+
+#: Set in a worker whose parent died: stop after the episode in flight.
+orphaned = threading.Event()
+
+
+def _init_child(
+    ticks: Any, played: Synchronized[int], stop: Any, max_episodes: int | None, parent: int
+) -> None:
     global _CHILD_HOOKS
     _CHILD_HOOKS = _ChildHooks(ticks, played, stop, max_episodes)
+    threading.Thread(
+        target=_watch_parent, args=(parent, stop), name="pahf-parent-watch", daemon=True
+    ).start()
 
 
 def _call_in_child(task: Callable[[RunHooks], R]) -> R:
@@ -182,7 +211,7 @@ def run_in_processes(
     it is; a worker that dies without one (killed, or it could not start) is a
     :class:`WorkerProcessError`.
     """
-    _refuse_to_start_from_a_starting_worker()
+    refuse_to_start_from_a_starting_worker()
     ctx = multiprocessing.get_context("spawn")
     ticks = ctx.Queue()
     played = ctx.Value("q", 0)
@@ -202,7 +231,7 @@ def run_in_processes(
         max_workers=workers,
         mp_context=ctx,
         initializer=_init_child,
-        initargs=(ticks, played, stop, max_episodes),
+        initargs=(ticks, played, stop, max_episodes, os.getpid()),
     ) as pool:
         futures: list[Future[R]] = []
         pending: set[Future[R]] = set()

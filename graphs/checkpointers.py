@@ -32,6 +32,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from pahf.context import RunContext
 from pahf.decisions import Action, Assessment, Turn
+from pahf.errors import InputError
 from pahf.human import ClarificationReply, FeedbackReply
 from pahf.memory.schema import (
     AppliedMemoryOp,
@@ -75,7 +76,7 @@ SERDE_ALLOWLIST: tuple[tuple[str, str], ...] = tuple(
 )
 
 
-class CheckpointerURLError(ValueError):
+class CheckpointerURLError(InputError):
     """The checkpointer URL is malformed, names an unknown backend, or cannot be opened."""
 
 

@@ -1,62 +1,109 @@
-"""The PAHF loop as a LangGraph state machine.
+"""The PAHF loop as a LangGraph state machine, read top to bottom:
 
-    START -> retrieve_memory --(a question could follow)--> ambiguity_detect
-             retrieve_memory --(clarification off, or budget used)--> act
-    ambiguity_detect --(ambiguous)--> ask_user -> retrieve_memory (again, with the answer)
-    ambiguity_detect --(clear)--> act
+    START -> retrieve_memory -> ambiguity_detect   (retrieve_memory -> END: no usable input)
+    ambiguity_detect --(ambiguous, a question allowed)--> ask_user -> retrieve_memory (again)
+    ambiguity_detect --(clear, or no question allowed)--> act
     act --(feedback on)--> ingest_feedback -> END;   act --(feedback off)--> END
 
-The three branching nodes route the run themselves (they return ``Command(goto=...)``, decided
-by the ``route_after_*`` functions beside them); ``destinations`` tells LangGraph (and Studio's
-drawing) where each may go. A conditional edge would do the same with an extra traced runnable
-per branch that re-reads and re-validates the whole state: 18% of LangGraph's cost per run
-(bench/README.md, section 1).
+The branching nodes route the run themselves (they return ``Command(goto=...)``, decided
+by the ``route_after_*`` functions beside them, typed with ``Literal``); ``destinations`` tells
+LangGraph (and Studio's drawing) where each may go. A conditional edge would do the same with
+an extra traced runnable per branch that re-reads and re-validates the whole state.
 
 ``build_graph`` is for applications and evaluation (you pass the reasoner, memory and a
-checkpointer); the module-level ``graph`` is what ``langgraph.json`` serves: compiled without a
-checkpointer (the server brings its own) and resolving memory/reasoner from the run context.
+checkpointer; a run's context may pick any store, reasoner and model); ``graphs/served.py``
+holds what ``langgraph.json`` serves (``build_served_graph``): compiled without a
+checkpointer (the server brings its own), with storage and models owned by the deployment
+(:class:`~pahf.graphs.services.DeploymentSettings`) and the user taken from the caller the
+server authenticated (``graphs/auth.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, get_args
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
 
 from pahf.context import RunContext
 from pahf.graphs.checkpointers import allow_pahf_types
-from pahf.graphs.services import ContextServices
+from pahf.graphs.services import ContextServices, DeploymentSettings
 from pahf.human import HumanService
 from pahf.memory.base import PreferenceMemory
 from pahf.nodes import (
     AfterAction,
     AfterAssessment,
-    AfterRetrieval,
     make_act,
     make_ambiguity_detect,
     make_ask_user,
     make_ingest_feedback,
     make_retrieve_memory,
 )
-from pahf.nodes.services import ServicesProvider
+from pahf.nodes.retrieve_memory import AfterRetrieval
+from pahf.nodes.services import (
+    NodeFn,
+    ServicesProvider,
+    UserNotAllowedError,
+    resolve_user,
+    run_context,
+)
 from pahf.reasoners.base import Reasoner
+from pahf.request import Request
 from pahf.state import PahfInput, PahfOutput, PahfState
 
 NODE_NAMES = ("retrieve_memory", "ambiguity_detect", "ask_user", "act", "ingest_feedback")
+#: Admission check of a run's context (raises to refuse the run); see ``build_state_graph``.
+Admit = Callable[[RunContext], None]
+
+
+def _admit_all(ctx: RunContext) -> None:
+    """In-process callers own the process: every context is theirs to choose."""
+
+
+def _entry(node: NodeFn, admit: Admit, *, starts: bool = False) -> NodeFn:
+    """Guard a node a run can start or resume at: the context is admitted (a served graph
+    refuses client-chosen stores and models), and on a thread that already has a user the
+    run's user must be that user, before the node reads a resume value or stores anything."""
+
+    def entry(state: PahfState, runtime: Any) -> dict[str, Any] | Command[Any]:
+        ctx = run_context(runtime)
+        admit(ctx)  # a security refusal: raised, before anything is read or written
+        if state.user_id:
+            request = state.request if isinstance(state.request, Request) else None
+            try:
+                resolve_user(request.user_id if request else None, ctx, state.user_id)
+            except UserNotAllowedError:
+                raise
+            except ValueError:
+                # Not a security matter (no user id, ids that disagree): the entry node reads
+                # the new input and ends the run with a message saying so; a resume is refused
+                # and its turn stays pending for a resume with a usable context.
+                if not starts:
+                    raise
+        return node(state, runtime=runtime)
+
+    entry.__name__ = getattr(node, "__name__", "entry")
+    return entry
 
 
 def build_state_graph(
-    services: ServicesProvider, human: HumanService | None = None
+    services: ServicesProvider, human: HumanService | None = None, admit: Admit = _admit_all
 ) -> StateGraph[Any, Any, Any, Any]:
-    """The uncompiled graph (for embedding as a subgraph with your own compile options)."""
+    """The uncompiled graph (for embedding as a subgraph with your own compile options).
+
+    ``admit`` sees each run's context at the nodes a run can start or resume at
+    (retrieve_memory, ask_user, ingest_feedback) and raises to refuse it. ``human`` attends
+    the human turns in-process (see :func:`build_graph`); without it they interrupt the run.
+    """
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(
         PahfState, context_schema=RunContext, input_schema=PahfInput, output_schema=PahfOutput
     )
     builder.add_node(
         "retrieve_memory",
-        make_retrieve_memory(services),
+        _entry(make_retrieve_memory(services), admit, starts=True),
         destinations=get_args(AfterRetrieval),
     )
     builder.add_node(
@@ -64,10 +111,11 @@ def build_state_graph(
         make_ambiguity_detect(services),
         destinations=get_args(AfterAssessment),
     )
-    builder.add_node("ask_user", make_ask_user(services, human))
+    builder.add_node("ask_user", _entry(make_ask_user(services, human), admit))
     builder.add_node("act", make_act(services), destinations=get_args(AfterAction))
-    builder.add_node("ingest_feedback", make_ingest_feedback(services, human))
+    builder.add_node("ingest_feedback", _entry(make_ingest_feedback(services, human), admit))
     builder.add_edge(START, "retrieve_memory")
+    # ambiguity_detect -> ask_user | act, and act -> ingest_feedback | END: the nodes' Commands
     builder.add_edge("ask_user", "retrieve_memory")
     builder.add_edge("ingest_feedback", END)
     return builder
@@ -96,5 +144,16 @@ def build_graph(
     return build_state_graph(services, human).compile(checkpointer=checkpointer, name=name)
 
 
-#: The graph ``langgraph.json`` points at (LangGraph server / Studio).
-graph = build_graph()
+def build_served_graph(
+    settings: DeploymentSettings | None = None, *, name: str = "pahf"
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """The graph for a server whose clients are not trusted with the process.
+
+    Storage, reasoner and model come from ``settings`` (default: the environment, see
+    :meth:`DeploymentSettings.from_env`); a client's context may only name an allowlisted
+    store or model, anything else is refused before the run reads or stores anything. The
+    user is the caller the server authenticated, where it authenticates.
+    """
+    settings = settings if settings is not None else DeploymentSettings.from_env()
+    services = ContextServices(settings=settings)
+    return build_state_graph(services, admit=services.admit).compile(name=name)

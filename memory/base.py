@@ -2,19 +2,27 @@
 
 Every call takes the user id; an implementation must make cross-user access impossible (the
 Chroma store keeps one collection per user). Nothing is ever overwritten in place: revising a
-preference supersedes it and keeps the old record, linked both ways, with its history; ``forget``
-is the only deletion, and it is explicit and per user.
+preference supersedes it and keeps the old record, linked both ways, with its history. Deletion
+is explicit: ``delete`` removes one memory (and says which records pointed at it), ``forget`` a
+whole user.
+
+The verbs, as a mem0 or LangGraph-store user expects them: ``add``, ``search``, ``get``,
+``update`` (a revision: supersedes, keeps history), ``delete``, ``history``, ``get_all`` (a user's
+memories; ``list`` is its deprecated old name), plus ``export`` / ``import_records``.
 """
 
 from __future__ import annotations
 
 import builtins
+import hashlib
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from pahf.memory.schema import (
+    MAX_MEMORY_CHARS,
     AppliedMemoryOp,
     MemoryOp,
     MemoryRecord,
@@ -24,11 +32,48 @@ from pahf.memory.schema import (
 )
 
 
-class MemoryError_(LookupError):
-    """Base for memory errors (unknown user, unknown memory, bad store)."""
+class PreferenceMemoryError(Exception):
+    """Base of every error the preference memory raises on purpose."""
 
 
-class UnknownUserError(MemoryError_):
+#: Deprecated name of :class:`PreferenceMemoryError` (it read like a typo of the builtin).
+MemoryError_ = PreferenceMemoryError
+
+
+class StoreError(PreferenceMemoryError, OSError):
+    """The store itself cannot serve the call: damaged, full, read-only, unreachable, busy.
+
+    An ``OSError`` too, so callers that already treat I/O failures as "not the user's input"
+    keep doing so; the message names the store, the cause and what to do, in one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message,))
+
+
+class StoreDamagedError(StoreError):
+    """Files of the store are missing or corrupt; searching it would answer wrongly."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached or written (server down, disk full, read-only)."""
+
+
+class NoSuchStoreError(StoreError, FileNotFoundError):
+    """A command that reads was pointed at a store that does not exist (a typo, usually)."""
+
+
+class InvalidRecordsError(PreferenceMemoryError, ValueError):
+    """Records to import break a rule the graph keeps (nothing was written)."""
+
+
+class UnknownUserError(PreferenceMemoryError, LookupError):
     def __init__(self, user_id: str) -> None:
         super().__init__(f"no memories stored for user {user_id!r}")
         self.user_id = user_id
@@ -38,7 +83,7 @@ class UnknownUserError(MemoryError_):
         return (type(self), (self.user_id,))
 
 
-class UnknownMemoryError(MemoryError_):
+class UnknownMemoryError(PreferenceMemoryError, LookupError):
     def __init__(self, user_id: str, memory_id: str) -> None:
         super().__init__(f"user {user_id!r} has no memory {memory_id!r}")
         self.user_id = user_id
@@ -63,7 +108,11 @@ class PreferenceMemory(Protocol):
     def encoder(self) -> Encoder: ...
 
     def add(self, user_id: str, memory: NewMemory, memory_id: str | None = None) -> MemoryRecord:
-        """Store a new active memory; re-adding the same ``memory_id`` is a no-op."""
+        """Store a new active memory.
+
+        Re-adding the same ``memory_id`` with the same text is a no-op (a node re-run); with
+        other text it raises ``ValueError`` and writes nothing (an id reused by mistake must
+        not swallow the new memory)."""
         ...
 
     def search(
@@ -90,10 +139,22 @@ class PreferenceMemory(Protocol):
         """Record one contradicting signal against a memory (lowers confidence, keeps it)."""
         ...
 
+    def update(
+        self, user_id: str, memory_id: str, memory: NewMemory, new_id: str | None = None
+    ) -> MemoryRecord:
+        """Revise a memory: the new version supersedes ``memory_id``, which is kept as history
+        (the same as :meth:`supersede`, under the name mem0 and LangGraph stores use)."""
+        ...
+
+    def delete(self, user_id: str, memory_id: str) -> builtins.list[MemoryRecord]:
+        """Delete one memory for good, with every version of it (so no kept record links to a
+        deleted one); returns the deleted records, oldest first."""
+        ...
+
     def get(self, user_id: str, memory_id: str) -> MemoryRecord: ...
 
-    def list(self, user_id: str, include_superseded: bool = True) -> builtins.list[MemoryRecord]:
-        """All of the user's memories, oldest first."""
+    def get_all(self, user_id: str, include_superseded: bool = True) -> builtins.list[MemoryRecord]:
+        """All of the user's memories, oldest first (``[]`` for a user with none)."""
         ...
 
     def history(self, user_id: str, memory_id: str) -> builtins.list[MemoryRecord]:
@@ -115,13 +176,102 @@ class PreferenceMemory(Protocol):
     def count(self, user_id: str) -> int: ...
 
 
+def content_memory_id(
+    user_id: str, request_id: str, turn: str, index: int, memory: NewMemory
+) -> str:
+    """The id of a memory an op stores: deterministic, and a function of its content too.
+
+    A node re-run after a crash stores the same words under the same id, so it never writes
+    twice; a client that reuses a request id for a *different* answer gets a different id, so
+    the new answer is stored instead of being mistaken for the old one (which it was when ids
+    came from user, request, turn and index only)."""
+    content = hashlib.sha256(
+        f"{memory.topic}\x1f{memory.text}".encode("utf-8", "surrogatepass")
+    ).hexdigest()[:16]
+    return memory_id_for(user_id, request_id, f"{turn}\x1f{content}", index)
+
+
+def validate_records(user_id: str, records: Iterable[MemoryRecord]) -> builtins.list[MemoryRecord]:
+    """Check records to import against the rules the graph keeps; raise naming the first broken.
+
+    Text non-empty and at most :data:`~pahf.state.MAX_MEMORY_CHARS` (a 5 MB memory made every
+    request of its user take 34 s); confidence finite and not negative (NaN used to be stored
+    as 1.0); ids unique; every ``supersedes`` / ``superseded_by`` link resolves inside the set,
+    both ends agree, and no chain loops; a superseded record names its successor."""
+    batch = builtins.list(records)
+    by_id: dict[str, MemoryRecord] = {}
+    for rec in batch:
+        where = f"record {rec.id!r}"
+        if rec.user_id != user_id:
+            raise InvalidRecordsError(f"{where} belongs to user {rec.user_id!r}, not {user_id!r}")
+        if not rec.id.strip():
+            raise InvalidRecordsError("a record has an empty id")
+        if rec.id in by_id:
+            raise InvalidRecordsError(f"{where} appears twice")
+        if not rec.text.strip():
+            raise InvalidRecordsError(f"{where} has empty text")
+        if len(rec.text) > MAX_MEMORY_CHARS:
+            raise InvalidRecordsError(
+                f"{where} has {len(rec.text)} characters of text; the limit is {MAX_MEMORY_CHARS}"
+            )
+        if not math.isfinite(rec.confidence) or rec.confidence < 0:
+            raise InvalidRecordsError(
+                f"{where} has confidence {rec.confidence!r}; it must be a finite number >= 0"
+            )
+        by_id[rec.id] = rec
+    for rec in batch:
+        where = f"record {rec.id!r}"
+        if rec.supersedes is not None:
+            old = by_id.get(rec.supersedes)
+            if old is None:
+                raise InvalidRecordsError(f"{where} supersedes {rec.supersedes!r}, which is absent")
+            if old.superseded_by != rec.id:
+                raise InvalidRecordsError(
+                    f"{where} supersedes {old.id!r}, but that record names "
+                    f"{old.superseded_by!r} as its successor"
+                )
+        if rec.superseded_by is not None:
+            new = by_id.get(rec.superseded_by)
+            if new is None:
+                raise InvalidRecordsError(
+                    f"{where} is superseded by {rec.superseded_by!r}, which is absent"
+                )
+            if new.supersedes != rec.id:
+                raise InvalidRecordsError(
+                    f"{where} is superseded by {new.id!r}, which does not name it back"
+                )
+        if (rec.status == "superseded") != (rec.superseded_by is not None):
+            raise InvalidRecordsError(
+                f"{where} has status {rec.status!r} but superseded_by {rec.superseded_by!r}"
+            )
+    # Links agree both ways, so a loop is a cycle of supersedes links; each record is walked
+    # once (chains of thousands of revisions stay linear).
+    done: set[str] = set()
+    for rec in batch:
+        path: set[str] = set()
+        cur: MemoryRecord | None = rec
+        while cur is not None and cur.id not in done:
+            if cur.id in path:
+                raise InvalidRecordsError(f"record {rec.id!r} is in a cycle of supersedes links")
+            path.add(cur.id)
+            cur = by_id[cur.supersedes] if cur.supersedes is not None else None
+        done |= path
+    return batch
+
+
 def apply_ops(
     memory: PreferenceMemory, user_id: str, request_id: str, turn: str, ops: Sequence[MemoryOp]
 ) -> builtins.list[AppliedMemoryOp]:
-    """Apply a reasoner's ops with deterministic ids, so a re-run never writes twice."""
+    """Apply a reasoner's ops with deterministic ids, so a re-run never writes twice.
+
+    Every op is either applied and reported, or raises: nothing is dropped in silence."""
     applied: builtins.list[AppliedMemoryOp] = []
     for index, op in enumerate(ops):
-        new_id = memory_id_for(user_id, request_id, turn, index)
+        new_id = (
+            content_memory_id(user_id, request_id, turn, index, op.memory)
+            if op.memory is not None
+            else memory_id_for(user_id, request_id, turn, index)
+        )
         if op.kind == "add":
             assert op.memory is not None
             rec = memory.add(user_id, op.memory, memory_id=new_id)

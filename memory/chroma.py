@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
+import functools
 import hashlib
 import json
 import re
+import shutil
 import sqlite3
 import threading
 import uuid
 import warnings
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import chromadb
@@ -29,10 +33,24 @@ from chromadb.api.collection_configuration import CreateHNSWConfiguration
 from chromadb.api.models.Collection import Collection
 from chromadb.api.types import Documents, EmbeddingFunction
 from chromadb.config import Settings
+from chromadb.errors import InternalError as ChromaInternalError
 
-from pahf.memory.base import Encoder, UnknownMemoryError, UnknownUserError
+from pahf.errors import InputError
+from pahf.memory.base import (
+    Encoder,
+    InvalidRecordsError,
+    NoSuchStoreError,
+    PreferenceMemoryError,
+    StoreDamagedError,
+    StoreError,
+    StoreUnavailableError,
+    UnknownMemoryError,
+    UnknownUserError,
+    validate_records,
+)
 from pahf.memory.embeddings import MiniLMEmbeddingFunction, encoder_of
 from pahf.memory.schema import HistoryEntry, MemoryRecord, NewMemory, RetrievedMemory, utc_now
+from pahf.memory.store_lock import StoreLock
 from pahf.request import validate_user_id
 
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -61,8 +79,67 @@ SEARCH_OVERFETCH = 2
 LOG_INDEX_NAME = "pahf_embeddings_queue_topic_seq"
 
 
-class StoreLocationError(ValueError):
+#: Records per Chroma write or read when the client does not say (its own limit is larger).
+DEFAULT_BATCH = 1000
+#: How many links :meth:`ChromaPreferenceMemory.history` follows one ``get`` at a time before
+#: it reads the user's records in one pass instead (a chain of 1,000 revisions took 1.6 s).
+HISTORY_STEPWISE = 16
+#: Bytes free under which a failed write is reported as a full disk.
+DISK_FULL_BELOW = 8 * 1024 * 1024
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class StoreLocationError(InputError):
     """The memory location is neither a usable directory nor an http(s) Chroma URL."""
+
+
+def is_url(location: str | Path) -> bool:
+    return str(location).startswith(("http://", "https://"))
+
+
+def rebuild_hint(location: str) -> str:
+    return f"`pahf memory rebuild --store {location}` re-indexes it from its records"
+
+
+def check_store_files(path: Path) -> None:
+    """Refuse an embedded store whose files show damage, before Chroma opens it.
+
+    A zero-byte or foreign ``chroma.sqlite3`` was silently re-created empty by Chroma (every
+    user's memory gone from view, "no memories stored"); index folders with no database
+    beside them mean the records themselves are gone."""
+    db = path / "chroma.sqlite3"
+    if db.is_file():
+        with open(db, "rb") as fh:
+            head = fh.read(len(_SQLITE_MAGIC))
+        if len(head) == 0:
+            raise StoreDamagedError(
+                f"memory store {path} is damaged: chroma.sqlite3 is empty (0 bytes), so its "
+                "records are gone; restore the directory from a backup or a `pahf memory "
+                "export` (Chroma would silently start an empty store over it)"
+            )
+        if head != _SQLITE_MAGIC:
+            raise StoreDamagedError(
+                f"memory store {path} is damaged: chroma.sqlite3 is not an SQLite database; "
+                "restore the directory from a backup or a `pahf memory export`"
+            )
+    elif path.is_dir() and any(
+        (child / "header.bin").exists() or (child / "data_level0.bin").exists()
+        for child in path.iterdir()
+        if child.is_dir()
+    ):
+        raise StoreDamagedError(
+            f"memory store {path} is damaged: its index folders are there but chroma.sqlite3, "
+            "which holds the records, is missing; restore it from a backup"
+        )
+
+
+def store_exists(location: str | Path) -> bool:
+    """Whether an embedded store directory holds a Chroma database (URLs: assumed so)."""
+    if is_url(location):
+        return True
+    return (Path(location).expanduser() / "chroma.sqlite3").is_file()
 
 
 def index_log_by_collection(path: Path) -> bool:
@@ -106,28 +183,95 @@ def _settings() -> Settings:
     return Settings(anonymized_telemetry=False, allow_reset=False)
 
 
+#: ``scheme:`` at the start of a location: a URL (or ``host:port``), which is only accepted as
+#: ``http(s)://``. One letter before the colon is a Windows drive (``C:\\data``), not a scheme.
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+def parse_location(location: str | Path) -> tuple[str, int, bool] | Path:
+    """Read a memory location strictly: ``(host, port, ssl)`` of an ``http(s)://host[:port]``
+    Chroma server, or the directory ``Path`` of an embedded store; anything else is refused.
+
+    Strict because a location that is silently read as something else is a trap: ``file:///etc``
+    or ``chroma:8000`` used to become local folders named after them.
+    """
+    text = str(location)
+    if not text.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise StoreLocationError(f"memory location {text!r} is empty or has control characters")
+    if text.startswith(("http://", "https://")):
+        url = urlparse(text)
+        try:
+            port = url.port
+        except ValueError as exc:
+            raise StoreLocationError(f"memory location {text!r}: {exc}") from None
+        if not url.hostname:
+            raise StoreLocationError(f"memory location {text!r} has no host")
+        if url.username or url.password or url.path not in ("", "/") or url.query or url.fragment:
+            raise StoreLocationError(
+                f"memory location {text!r}: a Chroma server is named by http(s)://host:port only"
+            )
+        ssl = url.scheme == "https"
+        return url.hostname, port or (443 if ssl else 8000), ssl
+    if _SCHEME_RE.match(text):
+        raise StoreLocationError(
+            f"memory location {text!r} is neither a directory nor an http(s)://host:port URL"
+        )
+    return Path(text).expanduser()
+
+
 def client_for(location: str | Path | None) -> ClientAPI:
     """A Chroma client for a directory path, an ``http(s)://host:port`` URL, or memory (None)."""
     if location is None:
         return chromadb.EphemeralClient(settings=_settings())
-    text = str(location)
-    if text.startswith(("http://", "https://")):
-        url = urlparse(text)
-        if not url.hostname:
-            raise StoreLocationError(f"memory location {text!r} has no host")
-        return chromadb.HttpClient(
-            host=url.hostname,
-            port=url.port or (443 if url.scheme == "https" else 8000),
-            ssl=url.scheme == "https",
-            settings=_settings(),
-        )
-    path = Path(text).expanduser()
+    parsed = parse_location(location)
+    if isinstance(parsed, tuple):
+        host, port, ssl = parsed
+        return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=_settings())
+    path = parsed
     if path.exists() and not path.is_dir():
         raise StoreLocationError(f"memory location {path} exists and is not a directory")
+    check_store_files(path)
     path.mkdir(parents=True, exist_ok=True)
     client = chromadb.PersistentClient(path=str(path), settings=_settings())
     index_log_by_collection(path)
     return client
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - chromadb depends on it
+        httpx = None  # type: ignore[assignment]
+    if httpx is not None and isinstance(exc, (httpx.ConnectError, httpx.TimeoutException)):
+        return True
+    if isinstance(exc, ConnectionError):
+        return True
+    low = str(exc).lower()
+    return "could not connect" in low or "connection refused" in low
+
+
+def _guarded(method: F) -> F:
+    """Translate a failure of Chroma under ``method`` into a one-line :class:`StoreError`."""
+
+    @functools.wraps(method)
+    def wrapper(self: ChromaPreferenceMemory, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (PreferenceMemoryError, StoreLocationError):
+            raise
+        except Exception as exc:
+            user = args[0] if args and isinstance(args[0], str) else None
+            translated = self._translate(exc, user)
+            if translated is None:
+                raise
+            raise translated from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _record_metadata(rec: MemoryRecord) -> dict[str, Any]:
@@ -176,6 +320,43 @@ def _upgrade_hnsw(col: Collection) -> None:
         )
 
 
+def _records_from_database(path: Path, collection: str) -> builtins.list[MemoryRecord]:
+    """A collection's records read straight from Chroma's SQLite metadata segment.
+
+    For a rebuild when Chroma itself cannot read past a damaged index file: the records (text
+    and metadata) live in the database, only the vectors were in the lost files."""
+    uri = f"file:{path / 'chroma.sqlite3'}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30.0)) as conn:
+        rows = conn.execute(
+            "SELECT e.embedding_id, m.key, m.string_value, m.int_value, m.float_value, "
+            "m.bool_value FROM collections c "
+            "JOIN segments s ON s.collection = c.id AND s.scope = 'METADATA' "
+            "JOIN embeddings e ON e.segment_id = s.id "
+            "JOIN embedding_metadata m ON m.id = e.id WHERE c.name = ?",
+            (collection,),
+        ).fetchall()
+    fields: dict[str, dict[str, Any]] = {}
+    for memory_id, key, text, integer, real, boolean in rows:
+        value = next((v for v in (text, integer, real, boolean) if v is not None), None)
+        fields.setdefault(memory_id, {})[key] = value
+    return [
+        _record_from(i, str(meta.pop("chroma:document", "")), meta) for i, meta in fields.items()
+    ]
+
+
+def _persisted_embedding_function(col: Collection) -> EmbeddingFunction[Documents] | None:
+    """The embedding function a collection was made with, rebuilt from its stored config
+    (Chroma's own fallback would be its default model, which downloads)."""
+    from chromadb.utils.embedding_functions import known_embedding_functions
+
+    spec = (col.configuration_json or {}).get("embedding_function") or {}
+    factory = known_embedding_functions.get(str(spec.get("name")))
+    if factory is None or spec.get("type") != "known":
+        return None
+    ef: EmbeddingFunction[Documents] = factory.build_from_config(spec.get("config") or {})
+    return ef
+
+
 def embedding_text(topic: str, text: str) -> str:
     """What gets embedded for a memory: its situation and the user's words together."""
     return f"{topic}. {text}" if topic else text
@@ -212,7 +393,26 @@ class ChromaPreferenceMemory:
             raise ValueError(f"namespace {namespace!r} must match {_NAMESPACE_RE.pattern}")
         self.namespace = namespace
         self.location = None if location is None else str(location)
-        self._client = client if client is not None else client_for(location)
+        #: The embedded directory's one-process lock (None for in-memory, server or given
+        #: clients); dropped by :meth:`close` or when this object is collected.
+        self._store_lock: StoreLock | None = None
+        self._owns_client = client is None
+        parsed = None if location is None else parse_location(location)
+        if client is None and isinstance(parsed, Path):
+            client = self._open_embedded(parsed)
+        elif client is None:
+            try:
+                client = client_for(location)
+            except (StoreLocationError, PreferenceMemoryError):
+                raise
+            except Exception as exc:
+                translated = self._translate(exc, None)
+                if translated is None:
+                    raise
+                raise translated from exc
+        self._client = client
+        self._max_batch: int | None = None
+        self._closed = False
         self._ef = (
             embedding_function if embedding_function is not None else MiniLMEmbeddingFunction()
         )
@@ -230,6 +430,143 @@ class ChromaPreferenceMemory:
         cls, embedding_function: EmbeddingFunction[Documents] | None = None
     ) -> ChromaPreferenceMemory:
         return cls(None, embedding_function=embedding_function)
+
+    @classmethod
+    def open_existing(
+        cls,
+        location: str | Path,
+        *,
+        embedding_function: EmbeddingFunction[Documents] | None = None,
+    ) -> ChromaPreferenceMemory:
+        """Open a store that must exist already: a mistyped path is an error, not a new empty
+        store that answers "no memories" (what every reading command wants)."""
+        if not store_exists(location):
+            raise NoSuchStoreError(
+                f"no pahf memory store at {Path(location).expanduser()} (no chroma.sqlite3 "
+                "there); check the path"
+            )
+        store = cls(location, embedding_function=embedding_function)
+        if embedding_function is None:
+            store._adopt_persisted_embedding_function()
+        return store
+
+    def _adopt_persisted_embedding_function(self) -> None:
+        """Use the embedding function the store's collections were made with (a store written
+        with the hashing embedder is read with it, not refused for a conflict with MiniLM)."""
+        prefix = f"{self.namespace}-u-"
+        for col in self._client.list_collections():
+            if not col.name.startswith(prefix):
+                continue
+            ef = _persisted_embedding_function(col)
+            if ef is not None and ef.name() != self._ef.name():
+                self._ef = ef
+                self._encoder = encoder_of(ef)
+            return
+
+    def _open_embedded(self, path: Path) -> ClientAPI:
+        if path.exists() and not path.is_dir():
+            raise StoreLocationError(f"memory location {path} exists and is not a directory")
+        check_store_files(path)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._translate(exc, None) or exc from exc
+        lock = StoreLock(path)
+        lock.acquire()
+        try:
+            client = client_for(path)
+        except BaseException as exc:
+            lock.release()
+            if isinstance(exc, (StoreLocationError, PreferenceMemoryError)) or not isinstance(
+                exc, Exception
+            ):
+                raise
+            translated = self._translate(exc, None)
+            if translated is None:
+                raise
+            raise translated from exc
+        self._store_lock = lock
+        weakref.finalize(self, lock.release)
+        return client
+
+    def close(self) -> None:
+        """Release the store: the Chroma client this store opened (its database connections
+        and index files; a client passed in belongs to the caller and is left open) and its
+        directory lock, so another process may open it. Long-lived servers that open stores
+        on demand close the ones they drop, or descriptors run out. Closing twice is harmless;
+        the object is unusable afterwards."""
+        with self._lock:
+            self._collections.clear()
+            self._reads.clear()
+            if self._closed:
+                return
+            self._closed = True
+            close = getattr(self._client, "close", None)  # not on chroma's ClientAPI type
+            if self._owns_client and callable(close):
+                # Chroma counts the clients of one path in this process: this stops the
+                # shared client only when no other store here still uses it.
+                with contextlib.suppress(Exception):
+                    close()
+            if self._store_lock is not None:
+                self._store_lock.release()
+                self._store_lock = None
+
+    def __enter__(self) -> ChromaPreferenceMemory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        """How errors name this store."""
+        if self.location is None:
+            return f"in-memory store {self.namespace}"
+        if is_url(self.location):
+            return f"Chroma server {self.location}"
+        return f"memory store {self.location}"
+
+    def _translate(self, exc: BaseException, user_id: str | None) -> StoreError | None:
+        """The one-line cause of a Chroma failure, or None when it is not the store's fault."""
+        where = self.describe()
+        low = str(exc).lower()
+        code = getattr(exc, "errno", None)
+        path = None if self.location is None or is_url(self.location) else self.location
+        free: int | None = None
+        if path is not None:
+            with contextlib.suppress(OSError):
+                free = shutil.disk_usage(path).free
+        if (
+            code == errno.ENOSPC
+            or "no space left" in low
+            or "disk is full" in low
+            or (free is not None and free < DISK_FULL_BELOW)
+        ):
+            return StoreUnavailableError(
+                f"{where}: disk full ({free if free is not None else 0} bytes free; "
+                f"{_first_line(exc)}); free some space and retry"
+            )
+        if (
+            code in (errno.EROFS, errno.EACCES, errno.EPERM)
+            or "readonly" in low
+            or ("read-only" in low)
+        ):
+            return StoreUnavailableError(
+                f"{where} is read-only ({_first_line(exc)}): Chroma needs to write even to "
+                "read; copy the directory somewhere writable, or fix its permissions"
+            )
+        if _is_connection_error(exc):
+            return StoreUnavailableError(
+                f"{where} is unreachable ({_first_line(exc)}): start the server or fix the URL"
+            )
+        if isinstance(exc, ChromaInternalError) or any(
+            word in low for word in ("hnsw", "error finding id", "pickle", "segment reader")
+        ):
+            whose = f" (user {user_id!r})" if user_id else ""
+            hint = rebuild_hint(path) if path is not None else "restore it"
+            return StoreDamagedError(
+                f"{where}{whose}: its vector index is damaged ({_first_line(exc)}); {hint}"
+            )
+        return None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -285,13 +622,44 @@ class ChromaPreferenceMemory:
             raise UnknownUserError(user_id)
         return col
 
+    def _batch(self) -> int:
+        """Records per Chroma call: under the client's limit (5,461 embedded), which a larger
+        import or export used to exceed with a traceback after minutes of work."""
+        if self._max_batch is None:
+            try:
+                limit = int(self._client.get_max_batch_size())
+            except Exception:
+                limit = DEFAULT_BATCH
+            self._max_batch = max(1, min(DEFAULT_BATCH, limit))
+        return self._max_batch
+
     def _fetch(self, col: Collection, ids: builtins.list[str]) -> builtins.list[MemoryRecord]:
-        got = col.get(ids=ids, include=["documents", "metadatas"])
-        docs = got["documents"] or []
-        metas = got["metadatas"] or []
-        return [
-            _record_from(i, d, dict(m)) for i, d, m in zip(got["ids"], docs, metas, strict=True)
-        ]
+        out: builtins.list[MemoryRecord] = []
+        step = self._batch()
+        for start in range(0, len(ids), step):
+            got = col.get(ids=ids[start : start + step], include=["documents", "metadatas"])
+            docs = got["documents"] or []
+            metas = got["metadatas"] or []
+            out.extend(
+                _record_from(i, d, dict(m)) for i, d, m in zip(got["ids"], docs, metas, strict=True)
+            )
+        return out
+
+    def _all(self, col: Collection) -> builtins.list[MemoryRecord]:
+        """Every record of a collection, read in pages under the batch limit."""
+        out: builtins.list[MemoryRecord] = []
+        step = self._batch()
+        offset = 0
+        while True:
+            got = col.get(include=["documents", "metadatas"], limit=step, offset=offset)
+            docs = got["documents"] or []
+            metas = got["metadatas"] or []
+            out.extend(
+                _record_from(i, d, dict(m)) for i, d, m in zip(got["ids"], docs, metas, strict=True)
+            )
+            if len(got["ids"]) < step:
+                return out
+            offset += step
 
     def _cached(self, user_id: str, key: tuple[Any, ...]) -> tuple[int, Any]:
         """(generation, cached result or None) of a read of ``user_id``'s memory; always a miss
@@ -316,23 +684,36 @@ class ChromaPreferenceMemory:
             generation, _ = self._reads.get(user_id, (0, {}))
             self._reads[user_id] = (generation + 1, {})
 
-    def _write(self, col: Collection, records: builtins.list[MemoryRecord], embed: bool) -> None:
+    def _write(
+        self,
+        col: Collection,
+        records: builtins.list[MemoryRecord],
+        embed: bool,
+        vectors: Any = None,
+    ) -> None:
         if not records:
             return
         for user in {r.user_id for r in records}:
             self._changed(user)
-        ids = [r.id for r in records]
-        metas: Any = [_record_metadata(r) for r in records]
-        if embed:
-            vectors = self._encoder.encode([embedding_text(r.topic, r.text) for r in records])
-            col.upsert(
-                ids=ids,
-                documents=[r.text for r in records],
-                metadatas=metas,
-                embeddings=[v for v in vectors],
-            )
-        else:
-            col.update(ids=ids, metadatas=metas)
+        step = self._batch()
+        for start in range(0, len(records), step):
+            chunk = records[start : start + step]
+            ids = [r.id for r in chunk]
+            metas: Any = [_record_metadata(r) for r in chunk]
+            if embed:
+                chunk_vectors = (
+                    self._encoder.encode([embedding_text(r.topic, r.text) for r in chunk])
+                    if vectors is None
+                    else vectors[start : start + step]
+                )
+                col.upsert(
+                    ids=ids,
+                    documents=[r.text for r in chunk],
+                    metadatas=metas,
+                    embeddings=[v for v in chunk_vectors],
+                )
+            else:
+                col.update(ids=ids, metadatas=metas)
 
     def _new_record(self, user_id: str, memory: NewMemory, memory_id: str | None) -> MemoryRecord:
         now = utc_now()
@@ -351,6 +732,7 @@ class ChromaPreferenceMemory:
 
     # ------------------------------------------------------------------ interface
 
+    @_guarded
     def add(self, user_id: str, memory: NewMemory, memory_id: str | None = None) -> MemoryRecord:
         col = self._collection(user_id, create=True)
         assert col is not None
@@ -358,11 +740,18 @@ class ChromaPreferenceMemory:
             if memory_id is not None:
                 existing = self._fetch(col, [memory_id])
                 if existing:
-                    return existing[0]
+                    if existing[0].text != memory.text or existing[0].topic != memory.topic:
+                        raise ValueError(
+                            f"memory id {memory_id!r} of user {user_id!r} already holds "
+                            f"{existing[0].text!r}, not {memory.text!r}: the id was reused; "
+                            "nothing was stored"
+                        )
+                    return existing[0]  # the same memory again (a node re-run)
             rec = self._new_record(user_id, memory, memory_id)
             self._write(col, [rec], embed=True)
             return rec
 
+    @_guarded
     def supersede(
         self, user_id: str, old_id: str, memory: NewMemory, memory_id: str | None = None
     ) -> MemoryRecord:
@@ -401,6 +790,37 @@ class ChromaPreferenceMemory:
             self._write(col, [old], embed=False)
             return new
 
+    def update(
+        self, user_id: str, memory_id: str, memory: NewMemory, new_id: str | None = None
+    ) -> MemoryRecord:
+        """Revise ``memory_id``: :meth:`supersede` under the name other memory APIs use."""
+        return self.supersede(user_id, memory_id, memory, memory_id=new_id)
+
+    @_guarded
+    def delete(self, user_id: str, memory_id: str) -> builtins.list[MemoryRecord]:
+        """Delete one memory with every version of it (its whole revision chain), so no kept
+        record links to a deleted one; returns the records deleted, oldest first."""
+        col = self._require(user_id)
+        with self._user_lock(user_id):
+            found = self._fetch(col, [memory_id])
+            if not found:
+                raise UnknownMemoryError(user_id, memory_id)
+            chain = {found[0].id: found[0]}
+            frontier = [found[0]]
+            while frontier:
+                rec = frontier.pop()
+                links = [i for i in (rec.supersedes, rec.superseded_by) if i and i not in chain]
+                for linked in self._fetch(col, links):
+                    chain[linked.id] = linked
+                    frontier.append(linked)
+            self._changed(user_id)
+            ids = builtins.list(chain)
+            step = self._batch()
+            for start in range(0, len(ids), step):
+                col.delete(ids=ids[start : start + step])
+            return sorted(chain.values(), key=lambda r: (r.created_at, r.id))
+
+    @_guarded
     def _adjust(
         self, user_id: str, memory_id: str, event: str, delta: float, detail: str
     ) -> MemoryRecord:
@@ -425,6 +845,7 @@ class ChromaPreferenceMemory:
     def challenge(self, user_id: str, memory_id: str, detail: str = "") -> MemoryRecord:
         return self._adjust(user_id, memory_id, "challenged", -1.0, detail)
 
+    @_guarded
     def search(
         self, user_id: str, query: str, k: int = 8, include_superseded: bool = False
     ) -> builtins.list[RetrievedMemory]:
@@ -444,84 +865,239 @@ class ChromaPreferenceMemory:
         self, col: Collection, user_id: str, query: str, k: int, include_superseded: bool
     ) -> builtins.list[RetrievedMemory]:
         vector = self._encoder.encode([query])[0]
-        # No ``where`` filter (its cost grows with all users' records): over-fetch, drop
-        # superseded records here, and widen only if that left fewer than k of a larger set.
+        # No ``where`` filter first (its cost grows with all users' records): over-fetch and
+        # drop superseded records here; filter in Chroma only if that left fewer than k.
         wanted = k if include_superseded else k * SEARCH_OVERFETCH
-        out: builtins.list[RetrievedMemory] = []
-        while True:
+        res = col.query(
+            query_embeddings=[vector],
+            n_results=wanted,
+            include=["documents", "metadatas", "distances"],
+        )
+        ids = res["ids"][0]
+        total = len(ids)
+        if len(ids) < wanted and len(ids) < (total := col.count()):
+            # Fewer hits than records: a write may have landed between the two calls, or the
+            # index lost entries the records still have (truncated or missing index files),
+            # and answering with what is left would tell the agent the user has no such
+            # preference. Asked again after counting, a concurrent write cannot look like
+            # damage: it only adds to what the second query sees.
             res = col.query(
                 query_embeddings=[vector],
                 n_results=wanted,
                 include=["documents", "metadatas", "distances"],
             )
             ids = res["ids"][0]
-            docs = (res["documents"] or [[]])[0]
-            metas = (res["metadatas"] or [[]])[0]
-            dists = (res["distances"] or [[]])[0]
-            out = []
-            for mid, doc, meta, dist in zip(ids, docs, metas, dists, strict=True):
-                rec = _record_from(mid, doc, dict(meta))
-                if rec.user_id != user_id:  # defence in depth; collections are per user
-                    raise RuntimeError("memory store returned another user's record")
-                if include_superseded or rec.status == "active":
-                    out.append(RetrievedMemory(record=rec, score=round(1.0 - float(dist), 6)))
-            if len(out) >= k or len(ids) < wanted:
-                return out[:k]
-            wanted *= 4  # many superseded versions among the nearest: look further
+        if len(ids) < wanted and len(ids) < total:
+            raise StoreDamagedError(
+                f"{self.describe()} (user {user_id!r}): its vector index holds fewer "
+                f"memories than its records ({len(ids)} found of {total}); "
+                + (
+                    rebuild_hint(self.location)
+                    if self.location and not is_url(self.location)
+                    else "restore it"
+                )
+            )
+        out = [
+            hit
+            for hit in self._hits(res, user_id)
+            if include_superseded or hit.record.status == "active"
+        ]
+        if len(out) >= k or len(ids) < wanted:
+            return out[:k]
+        # Many superseded versions among the nearest (one preference revised often): ask
+        # Chroma for active records only. Widening the over-fetch instead cost 700 ms at 1,000
+        # revisions; the filter costs about 3 ms there (bench/revisions.py), and the common
+        # case, with few revisions, never reaches it.
+        res = col.query(
+            query_embeddings=[vector],
+            n_results=k,
+            where={"status": "active"},
+            include=["documents", "metadatas", "distances"],
+        )
+        return [hit for hit in self._hits(res, user_id) if hit.record.status == "active"]
 
+    @staticmethod
+    def _hits(res: Any, user_id: str) -> builtins.list[RetrievedMemory]:
+        out = []
+        for mid, doc, meta, dist in zip(
+            res["ids"][0],
+            (res["documents"] or [[]])[0],
+            (res["metadatas"] or [[]])[0],
+            (res["distances"] or [[]])[0],
+            strict=True,
+        ):
+            rec = _record_from(mid, doc, dict(meta))
+            if rec.user_id != user_id:  # defence in depth; collections are per user
+                raise RuntimeError("memory store returned another user's record")
+            out.append(RetrievedMemory(record=rec, score=round(1.0 - float(dist), 6)))
+        return out
+
+    @_guarded
     def get(self, user_id: str, memory_id: str) -> MemoryRecord:
         found = self._fetch(self._require(user_id), [memory_id])
         if not found:
             raise UnknownMemoryError(user_id, memory_id)
         return found[0]
 
-    def list(self, user_id: str, include_superseded: bool = True) -> builtins.list[MemoryRecord]:
+    @_guarded
+    def get_all(self, user_id: str, include_superseded: bool = True) -> builtins.list[MemoryRecord]:
+        """Every memory of the user, oldest first; ``[]`` for a user with none."""
         col = self._collection(user_id, create=False)
         if col is None:
             return []
         # Filtered here, not with a Chroma ``where`` (see SEARCH_OVERFETCH): one user's records.
-        got = col.get(include=["documents", "metadatas"])
-        docs = got["documents"] or []
-        metas = got["metadatas"] or []
-        records = [
-            _record_from(i, d, dict(m)) for i, d, m in zip(got["ids"], docs, metas, strict=True)
-        ]
+        records = self._all(col)
         if not include_superseded:
             records = [r for r in records if r.status == "active"]
         return sorted(records, key=lambda r: (r.created_at, r.id))
 
+    def list(self, user_id: str, include_superseded: bool = True) -> builtins.list[MemoryRecord]:
+        """Deprecated name of :meth:`get_all` (it shadowed the builtin ``list``)."""
+        warnings.warn(
+            "ChromaPreferenceMemory.list is deprecated; use get_all",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.get_all(user_id, include_superseded=include_superseded)
+
+    @_guarded
     def history(self, user_id: str, memory_id: str) -> builtins.list[MemoryRecord]:
+        """The versions ending at ``memory_id``, oldest first.
+
+        A few links are followed one ``get`` each; a longer chain is walked over the user's
+        records read in one pass, so its cost is linear, not one store call per revision."""
         chain = [self.get(user_id, memory_id)]
         seen = {memory_id}
         while chain[0].supersedes and chain[0].supersedes not in seen:
+            if len(chain) >= HISTORY_STEPWISE:
+                by_id = {r.id: r for r in self._all(self._require(user_id))}
+                older: builtins.list[MemoryRecord] = []
+                link: str | None = chain[0].supersedes
+                while link and link not in seen:
+                    seen.add(link)
+                    if link not in by_id:
+                        raise UnknownMemoryError(user_id, link)
+                    older.append(by_id[link])
+                    link = by_id[link].supersedes
+                return [*reversed(older), *chain]
             seen.add(chain[0].supersedes)
             chain.insert(0, self.get(user_id, chain[0].supersedes))
         return chain
 
+    @_guarded
     def export(self, user_id: str) -> builtins.list[MemoryRecord]:
         self._require(user_id)
-        return self.list(user_id, include_superseded=True)
+        return self.get_all(user_id, include_superseded=True)
 
-    def import_records(self, user_id: str, records: Iterable[MemoryRecord]) -> int:
-        batch = list(records)
-        for rec in batch:
-            if rec.user_id != user_id:
-                raise ValueError(
-                    f"record {rec.id!r} belongs to user {rec.user_id!r}, not {user_id!r}"
-                )
+    @_guarded
+    def import_records(
+        self,
+        user_id: str,
+        records: Iterable[MemoryRecord],
+        *,
+        embeddings: Sequence[Sequence[float]] | None = None,
+    ) -> int:
+        """Restore exported records exactly, all or nothing.
+
+        They are checked first as the graph would (:func:`~pahf.memory.base.validate_records`)
+        and written in batches under Chroma's limit; if a batch fails, what this import wrote
+        is deleted again (and the user's collection too, if the import created it).
+        ``embeddings``, one vector per record from this store's embedding model, skips
+        embedding them again (bulk loads of many users)."""
+        user_id = validate_user_id(user_id)
+        batch = validate_records(user_id, records)
+        if embeddings is not None and len(embeddings) != len(batch):
+            raise ValueError(f"{len(embeddings)} embeddings for {len(batch)} records")
+        created = self._collection(user_id, create=False) is None
         col = self._collection(user_id, create=True)
         assert col is not None
         with self._user_lock(user_id):
             existing = {r.id for r in self._fetch(col, [r.id for r in batch])} if batch else set()
             clash = sorted(existing)
             if clash:
-                raise ValueError(
+                raise InvalidRecordsError(
                     f"user {user_id!r} already has memories {clash[:5]}: import into an empty "
                     "user or forget first (nothing was written)"
                 )
-            self._write(col, batch, embed=True)
+            try:
+                self._write(col, batch, embed=True, vectors=embeddings)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    if created:
+                        self._drop(user_id, col)
+                    else:
+                        ids = [r.id for r in batch]
+                        for start in range(0, len(ids), self._batch()):
+                            col.delete(ids=ids[start : start + self._batch()])
+                        self._changed(user_id)
+                raise
         return len(batch)
 
+    def _drop(self, user_id: str, col: Collection) -> None:
+        with self._lock:
+            self._client.delete_collection(col.name)
+            self._collections.pop(user_id, None)
+            self._changed(user_id)
+
+    @_guarded
+    def rebuild(self, user_id: str) -> int:
+        """Re-create the user's vector index from the stored records (texts re-embedded).
+
+        For a store whose index files were truncated or lost: the records (in Chroma's SQLite
+        database) are read, written to a fresh collection under a temporary name, and only then
+        swapped in for the damaged one, so a crash midway leaves the records in one of the two
+        (a re-run finishes the swap). Returns how many records were re-indexed."""
+        user_id = validate_user_id(user_id)
+        name = self._name(user_id)
+        spare = f"{name}-rebuild"
+        with self._lock, self._user_lock(user_id):
+            self._collections.pop(user_id, None)
+            names = {c.name for c in self._client.list_collections()}
+            if name not in names and spare in names:
+                # A crash between dropping the damaged collection and renaming the new one.
+                self._client.get_collection(spare).modify(name=name)
+                return int(self._client.get_collection(name).count())
+            if name not in names:
+                raise UnknownUserError(user_id)
+            # The collection's own embedding function (the one its vectors were made with),
+            # whatever this object was opened with.
+            col = self._client.get_collection(name)
+            ef = _persisted_embedding_function(col) or self._ef
+            try:
+                records = self._all(col)
+            except Exception:  # Chroma reads through the damaged index: go to the database
+                if self.location is None or is_url(self.location):
+                    raise
+                records = _records_from_database(Path(self.location), name)
+            if spare in names:
+                self._client.delete_collection(spare)
+            fresh = self._client.create_collection(
+                name=spare,
+                embedding_function=ef,  # type: ignore[arg-type]
+                metadata={"pahf_user_id": user_id, "pahf_schema": _SCHEMA_VERSION},
+                configuration={"hnsw": HNSW_CONFIGURATION},
+            )
+            step = self._batch()
+            for start in range(0, len(records), step):
+                chunk = records[start : start + step]
+                fresh.add(
+                    ids=[r.id for r in chunk],
+                    documents=[r.text for r in chunk],
+                    metadatas=[_record_metadata(r) for r in chunk],
+                    embeddings=ef([embedding_text(r.topic, r.text) for r in chunk]),
+                )
+            if fresh.count() != len(records):
+                raise StoreDamagedError(
+                    f"{self.describe()} (user {user_id!r}): rebuilding wrote {fresh.count()} of "
+                    f"{len(records)} records; the damaged index was left in place"
+                )
+            self._client.delete_collection(name)
+            fresh.modify(name=name)
+            self._collections.pop(user_id, None)
+            self._changed(user_id)
+            return len(records)
+
+    @_guarded
     def forget(self, user_id: str) -> int:
         col = self._collection(user_id, create=False)
         if col is None:
@@ -533,6 +1109,7 @@ class ChromaPreferenceMemory:
             self._changed(user_id)
         return n
 
+    @_guarded
     def users(self) -> builtins.list[str]:
         prefix = f"{self.namespace}-u-"
         out = []
@@ -545,6 +1122,7 @@ class ChromaPreferenceMemory:
                     out.append(owner)
         return sorted(out)
 
+    @_guarded
     def count(self, user_id: str) -> int:
         user_id = validate_user_id(user_id)
         generation, hit = self._cached(user_id, ("count",))

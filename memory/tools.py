@@ -3,10 +3,13 @@
 Three tools: ``recall_preferences`` (search), ``record_preference`` (store, or revise an older
 preference, keeping its history) and ``list_preferences``.
 
-Whose memory a call touches is never the model's choice: the user id is bound when the tools
-are made, or read from the run's config (``config["configurable"]["user_id"]``), and it is not
-part of any tool's argument schema. A prompt-injected model therefore cannot read or write
-another user's preferences; the host application, which knows who is logged in, decides.
+Whose memory a call touches is never the model's choice, and it comes from the same place the
+PAHF graph reads it: the run context's ``user_id`` (``graph.invoke(..., context={"user_id":
+...})``, a :class:`~pahf.context.RunContext` or any context with that field). Tools may also be
+bound to one user when made, and ``config["configurable"]["user_id"]`` is still read for hosts
+written before; where several are given they must agree, or the call is refused. The user id
+is part of no tool's argument schema, so a prompt-injected model cannot read or write another
+user's preferences; the host application, which knows who is logged in, decides.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
+from langgraph.runtime import get_runtime
 from pydantic import BaseModel, Field
 
-from pahf.memory.base import MemoryError_, PreferenceMemory
+from pahf.memory.base import PreferenceMemory, PreferenceMemoryError
 from pahf.memory.schema import MAX_MEMORY_CHARS, MemoryRecord, NewMemory
 from pahf.request import validate_user_id
 
@@ -87,23 +91,24 @@ class _MemoryToolkit:
 
     def user(self, config: RunnableConfig | None) -> str:
         configurable = (config or {}).get("configurable") or {}
-        user = configurable.get(USER_ID_KEY)
-        if self.user_id is not None:
-            if user is not None and user != self.user_id:
-                raise ToolException(
-                    f"these tools are bound to user {self.user_id!r} but the run is for "
-                    f"{user!r}: refusing to mix users"
-                )
-            return self.user_id
-        if user is None:
+        sources = {
+            "the tools' binding": self.user_id,
+            "the run context": _context_user(),
+            "config['configurable']": configurable.get(USER_ID_KEY),
+        }
+        given = {where: user for where, user in sources.items() if user is not None}
+        if len(set(map(str, given.values()))) > 1:
+            said = ", ".join(f"{where} says {user!r}" for where, user in given.items())
+            raise ToolException(f"the user id is ambiguous ({said}): refusing to mix users")
+        if not given:
             raise ToolException(
-                "no user id: bind the memory tools to a user or run them with "
-                f"config={{'configurable': {{'{USER_ID_KEY}': ...}}}}"
+                "no user id: run the tools with context={'user_id': ...} (as the PAHF graph), "
+                "or bind them to a user"
             )
         try:
-            return validate_user_id(user)
+            return validate_user_id(next(iter(given.values())))
         except ValueError as exc:
-            raise ToolException(f"bad user id in the run config: {exc}") from exc
+            raise ToolException(f"bad user id for the memory tools: {exc}") from exc
 
     def recall(
         self, query: str, config: RunnableConfig, k: int = 5
@@ -125,11 +130,11 @@ class _MemoryToolkit:
         if replaces:
             try:
                 rec = self.memory.supersede(user, replaces, new)
-            except (MemoryError_, ValueError) as exc:
+            except (PreferenceMemoryError, ValueError) as exc:
                 raise ToolException(f"record_preference: nothing stored: {exc}") from exc
             view = _view(rec)
             return f"Recorded {rec.id}, replacing {replaces}.", view
-        for existing in self.memory.list(user, include_superseded=False):
+        for existing in self.memory.get_all(user, include_superseded=False):
             if existing.text == new.text and existing.topic == new.topic:
                 # The same statement again (agents repeat calls): no duplicate record.
                 return f"Already recorded as {existing.id}.", _view(existing)
@@ -139,11 +144,23 @@ class _MemoryToolkit:
     def list_all(
         self, config: RunnableConfig, include_superseded: bool = False
     ) -> tuple[str, list[dict[str, Any]]]:
-        records = self.memory.list(self.user(config), include_superseded=include_superseded)
+        records = self.memory.get_all(self.user(config), include_superseded=include_superseded)
         views = [_view(r) for r in records[-MAX_RESULTS:]]
         if not views:
             return "No preferences stored yet.", []
         return json.dumps(views, ensure_ascii=False), views
+
+
+def _context_user() -> Any:
+    """The current graph run's context ``user_id`` (None outside a run or without one)."""
+    try:
+        runtime = get_runtime()
+    except (RuntimeError, KeyError):  # not inside a runnable call
+        return None
+    context = getattr(runtime, "context", None)
+    if isinstance(context, dict):
+        return context.get("user_id")
+    return getattr(context, "user_id", None)
 
 
 def _explain_bad_arguments(exc: Exception) -> str:
@@ -156,9 +173,10 @@ def make_memory_tools(
 ) -> list[BaseTool]:
     """``[recall_preferences, record_preference, list_preferences]`` over ``memory``.
 
-    ``user_id`` binds the tools to one user (a run configured for another user is refused);
-    without it each call reads the user from ``config["configurable"]["user_id"]`` (LangGraph
-    passes a run's config to its tools), so one set of tools serves every user of an agent.
+    ``user_id`` binds the tools to one user (a run for another user is refused); without it
+    each call reads the user from the run context's ``user_id``, as the PAHF graph does (or,
+    for older hosts, ``config["configurable"]["user_id"]``), so one set of tools serves every
+    user of an agent.
     Tool errors (unknown memory id, no user) come back to the model as the tool's message
     instead of crashing the agent. Each tool returns JSON text for the model and the same
     records as the message's ``artifact``.

@@ -8,17 +8,12 @@ from pahf.nodes.ambiguity_detect import (
 )
 from pahf.nodes.ask_user import make_ask_user
 from pahf.nodes.ingest_feedback import make_ingest_feedback
-from pahf.nodes.retrieve_memory import (
-    AfterRetrieval,
-    make_retrieve_memory,
-    route_after_retrieval,
-)
+from pahf.nodes.retrieve_memory import make_retrieve_memory
 from pahf.nodes.services import Services, ServicesProvider, run_context
 
 __all__ = [
     "AfterAction",
     "AfterAssessment",
-    "AfterRetrieval",
     "Services",
     "ServicesProvider",
     "make_act",
@@ -28,6 +23,5 @@ __all__ = [
     "make_retrieve_memory",
     "route_after_action",
     "route_after_assessment",
-    "route_after_retrieval",
     "run_context",
 ]

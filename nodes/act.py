@@ -34,7 +34,6 @@ def make_act(services: ServicesProvider) -> NodeFn:
         update: dict[str, Any] = {"action": action}
         if goto == "__end__":
             update["messages"] = [summary_message(request, action, state.memory_ops, False)]
-            update["done_request_id"] = request.request_id
         else:
             update["messages"] = [action_message(request, action)]
         return Command(update=plain(update), goto=goto)

@@ -1,11 +1,12 @@
 """ambiguity_detect: is this request ambiguous for this user, given what memory holds?
 
-The reasoner is consulted only when a question could still be asked (clarification on, budget
-left): with an LLM reasoner that saves a call on every request of the post-only baseline and on
-every re-assessment after an answer. The node routes the run itself (``Command``), so
-LangGraph runs no separate routing function over the whole state. When it asks, the question
-goes into the conversation here, before ``ask_user`` interrupts, so a chat UI shows it with
-the answer widget under it.
+The one gate for pre-action clarification. The reasoner is consulted only when a question could
+still be asked (clarification on, budget left): with an LLM reasoner that saves a call on every
+request of the post-only baseline and on every re-assessment after an answer. The node routes
+the run itself (``Command``), so LangGraph runs no separate routing function over the whole
+state; :data:`AfterAssessment` names where it may go, for the graph and Studio's drawing.
+When it asks, the question goes into the conversation here, before ``ask_user`` interrupts,
+so a chat UI shows it with the answer widget under it.
 """
 
 from __future__ import annotations

@@ -53,6 +53,7 @@ def make_ask_user(services: ServicesProvider, human: HumanService | None = None)
         echo = human_echo(reply.answer, f"{request.request_id}-answer-{state.questions_asked}")
         return plain(
             {
+                "after_question": True,
                 "questions_asked": state.questions_asked + 1,
                 "clarifications": [*state.clarifications, turn],
                 "memory_ops": [*state.memory_ops, *applied],

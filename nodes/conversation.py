@@ -33,6 +33,8 @@ class InputReading:
     problem: str | None = None
     #: State updates that go with it (the message read, the request written).
     update: dict[str, Any] = field(default_factory=dict)
+    #: A new request (start afresh), not the current one back from a question.
+    fresh: bool = True
 
 
 def message_text(message: AnyMessage) -> str:
@@ -81,14 +83,22 @@ def read_input(state: PahfState, ctx: RunContext, services: ServicesProvider) ->
     request = state.request
     if isinstance(request, RequestProblem):
         return InputReading(problem=request.problem, update={"request": None})
-    if isinstance(request, Request) and request.request_id != state.active_request_id:
-        update: dict[str, Any] = {}
-        if (msg := unread_human_message(state)) is not None:
+    if (
+        isinstance(request, Request)
+        and state.after_question
+        and request.request_id == state.active_request_id
+    ):
+        return InputReading(request=request, fresh=False)  # the same request, after a question
+    msg = unread_human_message(state)
+    if isinstance(request, Request) and (
+        request.request_id != state.active_request_id
+        or (msg is None and not state.request_from_chat)
+    ):
+        # A request sent as this run's input; one reusing the last request's id starts afresh.
+        update: dict[str, Any] = {"request_from_chat": False}
+        if msg is not None:
             update["read_message_id"] = msg.id or ""
         return InputReading(request=request, update=update)
-    if isinstance(request, Request) and request.request_id != state.done_request_id:
-        return InputReading(request=request)  # the same request, back after a question
-    msg = unread_human_message(state)
     if msg is None:
         return InputReading(
             problem="there is no new request: send {'request': {...}} or a chat message "
@@ -102,7 +112,9 @@ def read_input(state: PahfState, ctx: RunContext, services: ServicesProvider) ->
                             update=read)  # fmt: skip
     if chat_request.user_id is None and ctx.user_id is None:
         chat_request = chat_request.model_copy(update={"user_id": CHAT_USER})
-    return InputReading(request=chat_request, update={**read, "request": chat_request})
+    return InputReading(
+        request=chat_request, update={**read, "request": chat_request, "request_from_chat": True}
+    )
 
 
 #: The user a chat message's request is for when neither the message (``user: NAME``) nor the

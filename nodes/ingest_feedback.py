@@ -26,19 +26,26 @@ from pahf.nodes.services import (
 from pahf.state import PahfState
 
 
-def confirmations(action: Action, memories: Sequence[RetrievedMemory]) -> list[MemoryOp]:
+def confirmations(
+    action: Action, memories: Sequence[RetrievedMemory], request_id: str | None = None
+) -> list[MemoryOp]:
     """An accepted action: the active memories behind it were right again.
 
     Corroboration makes one later contradicting signal challenge them rather than overturn them
     (noisy feedback). Memories already at
     :data:`~pahf.memory.schema.CONFIDENCE_CEILING` are left as they
     are: confirming them changes nothing but would write the store on every accepted action.
+    A memory learned in this same request (``request_id``) is not confirmed by it: the action
+    only did what the answer just said, so one answer plus one accepted action must not make a
+    preference "established"; that takes confirmation in a later request.
     """
     active = {m.record.id: m.record for m in memories if m.record.status == "active"}
     return [
         MemoryOp(kind="reinforce", target_id=i, reason="the user accepted its action")
         for i in action.memory_ids
-        if i in active and active[i].confidence < CONFIDENCE_CEILING
+        if i in active
+        and active[i].confidence < CONFIDENCE_CEILING
+        and (request_id is None or active[i].request_id != request_id)
     ]
 
 
@@ -61,7 +68,7 @@ def make_ingest_feedback(services: ServicesProvider, human: HumanService | None 
             ops = svc.reasoner.learn(request, turn, state.memories)
             applied = apply_ops(svc.memory, state.user_id, request.request_id, "feedback", ops)
         elif ctx.use_memory:
-            confirm = confirmations(action, state.memories)
+            confirm = confirmations(action, state.memories, request.request_id)
             if confirm:
                 svc = services(ctx)
                 applied = apply_ops(
@@ -77,7 +84,6 @@ def make_ingest_feedback(services: ServicesProvider, human: HumanService | None 
                 "feedback": reply,
                 "memory_ops": ops_now,
                 "messages": [echo, summary],
-                "done_request_id": request.request_id,
             }
         )
 

@@ -2,10 +2,11 @@
 
 Also the entry node: it reads the run's input (a structured request or a chat message, see
 :mod:`pahf.nodes.conversation`), ends the run with an AI message when there is no usable
-request, starts each new request from a clean slate on a reused thread, and resolves which
-user the run is for before anything is asked or stored. It routes the run itself
-(``Command(goto=...)``): a conditional edge would cost LangGraph an extra traced runnable after
-the node that re-reads and re-validates the whole state for this one decision.
+request, starts each new input afresh on a reused thread (even one reusing the previous
+request's id: only the loop back from ``ask_user`` continues a request), and resolves which
+user the run is for before anything is asked or stored. Otherwise it always hands over to
+``ambiguity_detect``, where whether a question may follow is decided, once. It routes with
+``Command(goto=...)`` because a run with no usable request ends here.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from typing import Any, Literal
 
 from langgraph.types import Command
 
-from pahf.context import RunContext
 from pahf.nodes.conversation import problem_message, read_input
 from pahf.nodes.services import (
     NodeFn,
     ServicesProvider,
+    UserNotAllowedError,
     plain,
     progress,
     resolve_user,
@@ -26,7 +27,7 @@ from pahf.nodes.services import (
 )
 from pahf.state import PahfState
 
-AfterRetrieval = Literal["ambiguity_detect", "act", "__end__"]
+AfterRetrieval = Literal["ambiguity_detect", "__end__"]
 
 
 def make_retrieve_memory(services: ServicesProvider) -> NodeFn:
@@ -38,7 +39,9 @@ def make_retrieve_memory(services: ServicesProvider) -> NodeFn:
         user = ""
         if request is not None:
             try:
-                user = resolve_user(request.user_id, ctx)
+                user = resolve_user(request.user_id, ctx, state.user_id)
+            except UserNotAllowedError:
+                raise  # a refusal for security: not a conversation turn on this thread
             except ValueError as exc:
                 problem, request = str(exc), None
                 reading.update["request"] = None
@@ -48,10 +51,8 @@ def make_retrieve_memory(services: ServicesProvider) -> NodeFn:
                 update=plain({**reading.update, "messages": [problem_message(problem, state)]}),
                 goto="__end__",
             )
-        update: dict[str, Any] = {**reading.update, "user_id": user}
-        questions_asked = state.questions_asked
-        if state.active_request_id != request.request_id:
-            questions_asked = 0
+        update: dict[str, Any] = {**reading.update, "user_id": user, "after_question": False}
+        if reading.fresh:
             update.update(
                 active_request_id=request.request_id,
                 assessment=None,
@@ -67,13 +68,6 @@ def make_retrieve_memory(services: ServicesProvider) -> NodeFn:
             update["memories"] = memory.search(user, request.situation(), k=ctx.top_k)
         else:
             update["memories"] = []
-        return Command(update=plain(update), goto=route_after_retrieval(ctx, questions_asked))
+        return Command(update=plain(update), goto="ambiguity_detect")
 
     return retrieve_memory
-
-
-def route_after_retrieval(ctx: RunContext, questions_asked: int) -> AfterRetrieval:
-    """Assess ambiguity only when a question could follow (clarification on, budget left):
-    otherwise the run goes straight to the action, one graph step fewer."""
-    can_ask = ctx.pre_action and questions_asked < ctx.question_budget
-    return "ambiguity_detect" if can_ask else "act"

@@ -8,12 +8,12 @@ so one deployment serves every user and configuration.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from langchain_core.messages import BaseMessage
-from langgraph.config import get_stream_writer
+from langgraph.config import get_config, get_stream_writer
 from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 from pydantic import BaseModel
@@ -22,6 +22,7 @@ from pahf.context import RunContext
 from pahf.human import DECISIONS_SCHEMA, HumanService
 from pahf.memory.base import PreferenceMemory
 from pahf.reasoners.base import Reasoner
+from pahf.request import validate_user_id
 from pahf.state import PahfState
 
 
@@ -62,14 +63,77 @@ def run_context(runtime: Any) -> RunContext:
     return RunContext.model_validate(ctx, from_attributes=True)
 
 
-def resolve_user(from_request: str | None, ctx: RunContext) -> str:
-    """The user this run is for: the request's user id or the context's, never ambiguous."""
+class UserNotAllowedError(ValueError):
+    """The run names a user it may not act as: someone other than the authenticated caller,
+    or another user than the one its thread belongs to. (A ``ValueError``, so the LangGraph
+    server passes its message on to the client.)"""
+
+
+#: ``config["configurable"][AUTH_USER_KEY]``: the caller the LangGraph server authenticated
+#: (set by the server from its custom auth; a client cannot write it there).
+AUTH_USER_KEY = "langgraph_auth_user"
+
+
+def authenticated_user() -> str | None:
+    """The identity the server authenticated for this run, or None (in-process, or a server
+    without authentication: no identity, an unauthenticated user, or the Studio user)."""
+    try:
+        configurable = get_config().get("configurable") or {}
+    except RuntimeError:  # called outside a graph run (unit tests of a node)
+        return None
+    user = configurable.get(AUTH_USER_KEY)
+    if user is None:
+        return None
+
+    def attribute(name: str, default: Any) -> Any:
+        if isinstance(user, Mapping):
+            return user.get(name, default)
+        try:
+            return getattr(user, name, default)
+        except (NotImplementedError, KeyError):
+            return default
+
+    if type(user).__name__ == "StudioUser" or attribute("kind", None) == "StudioUser":
+        return None
+    identity = attribute("identity", None)
+    if not attribute("is_authenticated", True) or not isinstance(identity, str) or not identity:
+        return None
+    return validate_user_id(identity)
+
+
+def resolve_user(from_request: str | None, ctx: RunContext, owner: str = "") -> str:
+    """The user this run is for, never ambiguous.
+
+    The authenticated caller when the server knows one (a request or context naming someone
+    else is refused: a client acts only as itself); else the request's user id
+    (``from_request``: a structured request's or one read from a chat message) or the
+    context's, which must agree. A thread belongs to the user it was started for (``owner``,
+    the thread's ``user_id``): resuming or reusing it under another user id is refused, or one
+    conversation would write its clarification to one user's memory and its correction to
+    another's. Refusals for security are :class:`UserNotAllowedError`; a plain
+    ``ValueError`` is a request the person can fix (the entry node says so in the chat).
+    """
     from_context = ctx.user_id
+    claims = [claimed for claimed in (from_request, from_context) if claimed]
+    caller = authenticated_user()
+    # Security refusals first, so a stranger learns nothing from a friendlier message.
+    for claimed in claims if caller is not None else []:
+        if claimed != caller:
+            raise UserNotAllowedError(
+                f"user id {claimed!r} is not the authenticated caller: a client acts only as "
+                "itself (leave user_id out, or name your own)"
+            )
+    for claimed in [caller or "", *claims] if owner else []:
+        if claimed and claimed != owner:
+            raise UserNotAllowedError(
+                "this thread belongs to another user: it cannot be resumed or reused under "
+                f"user id {claimed!r}; start a new thread"
+            )
     if from_request and from_context and from_request != from_context:
         raise ValueError(
             f"request.user_id {from_request!r} and context user_id {from_context!r} disagree"
         )
-    user = from_request or from_context
+    user = caller or from_request or from_context
     if not user:
         raise ValueError("no user id: set request.user_id or the run context's user_id")
     return user

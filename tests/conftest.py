@@ -16,7 +16,8 @@ from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction, MiniLMEmbeddingFunction
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_DATA = REPO_ROOT.parent / "shared" / "pahf-reference-sample"
+#: Invented data in the published PAHF layout, owned by the tests (see its README).
+MINI_DATA = REPO_ROOT / "tests" / "fixtures" / "pahf-mini"
 
 
 def _untracked_files() -> set[str] | None:
@@ -64,8 +65,6 @@ def minilm_memory() -> Iterator[ChromaPreferenceMemory]:
 
 
 @pytest.fixture
-def sample_data() -> Path:
-    """The published PAHF sample beside the repository (../shared), never copied into it."""
-    if not SAMPLE_DATA.is_dir():
-        pytest.fail(f"PAHF reference sample not found at {SAMPLE_DATA}")
-    return SAMPLE_DATA
+def mini_data() -> Path:
+    """``tests/fixtures/pahf-mini``: a tiny invented benchmark in the published PAHF layout."""
+    return MINI_DATA

@@ -1,5 +1,6 @@
 """End to end: the evaluation reproduces the paper's qualitative findings with the offline
-reasoner, and ``pahf eval`` runs (and resumes) on the generator and on the published sample."""
+reasoner, and ``pahf eval`` runs (and resumes) on the generator and on data in the published
+layout (the tests' own ``tests/fixtures/pahf-mini``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pahf.eval.report import without_time_section
 from pahf.eval.runner import EvalSettings, run_evaluation
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = REPO_ROOT.parent / "shared" / "pahf-reference-sample"
+MINI = REPO_ROOT / "tests" / "fixtures" / "pahf-mini"
 
 
 def _by(rows: list[PhaseSummary]) -> dict[tuple[str, str, int], PhaseSummary]:
@@ -23,16 +24,27 @@ def _by(rows: list[PhaseSummary]) -> dict[tuple[str, str, int], PhaseSummary]:
 
 
 @pytest.mark.slow
-def test_paper_findings_hold_for_the_offline_reasoner(tmp_path: Path) -> None:
-    """PAHF beats no-memory in every phase; after the shift (phase 4) it beats pre-only, which
-    cannot notice drift; and it learns faster than post-only (lower phase-1 ACPE)."""
+def test_paper_findings_hold_for_the_offline_reasoner_with_the_generous_user(
+    tmp_path: Path,
+) -> None:
+    """With the generous upper-bound user and the situation label shown (not the paper's
+    setting): PAHF beats no-memory in every phase; after the shift (phase 4) it beats pre-only,
+    which cannot notice drift; and it learns faster than post-only (lower phase-1 ACPE).
+
+    Under paper parity (the default) the offline reasoner does not reproduce all of this: on
+    shopping, pre-only beats PAHF in phase 4 (see README, Evaluate). That is the offline
+    reasoner's quality, measured honestly, not something the simulated user should hide."""
     benchmarks = {
         d: generate(d, users=3, episodes_per_phase=8, seed=0) for d in ("embodied", "shopping")
     }
     out = run_evaluation(
         benchmarks,
-        EvalSettings(domains=["embodied", "shopping"], methods=["no-memory", "pre-only",
-                                                                 "post-only", "pahf"]),
+        EvalSettings(
+            domains=["embodied", "shopping"],
+            methods=["no-memory", "pre-only", "post-only", "pahf"],
+            simulator="rule-generous",
+            show_context=True,
+        ),
         tmp_path / "run",
         workers=2,
     )
@@ -56,7 +68,7 @@ def test_paper_findings_hold_for_the_offline_reasoner(tmp_path: Path) -> None:
 
 
 def _summary_without_time(run_dir: Path) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = json.loads((run_dir / "summary.json").read_text())
+    rows: list[dict[str, object]] = json.loads((run_dir / "summary.json").read_text())["rows"]
     for row in rows:
         row.pop("seconds")
     return rows
@@ -76,7 +88,7 @@ def test_cli_default_benchmark_stops_resumes_and_reports(
     for name in ("episodes.jsonl", "summary.json", "report.md", "success_by_phase.png",
                  "acpe_by_iteration.png", "config.json"):
         assert (whole / name).is_file(), name
-    rows = json.loads((whole / "summary.json").read_text())
+    rows = json.loads((whole / "summary.json").read_text())["rows"]
     assert len(rows) == 2 * 4 * 4  # domains x methods x phases
     assert {r["method"] for r in rows} == {"no-memory", "pre-only", "post-only", "pahf"}
     assert all(r["acpe"] is None for r in rows if r["phase"] in (2, 4))
@@ -100,19 +112,33 @@ def test_cli_default_benchmark_stops_resumes_and_reports(
 
 
 @pytest.mark.slow
-def test_cli_runs_on_the_published_sample_of_both_domains(
+def test_cli_on_published_layout_data_with_no_other_option_gives_both_domains(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert SAMPLE.is_dir(), f"PAHF reference sample not found at {SAMPLE}"
-    code = main(
-        ["eval", "--data", str(SAMPLE), "--users", "1", "--iterations", "1", "--method", "pahf",
-         "--quiet", "--out", str(tmp_path / "sample")]
-    )
-    assert code == 0
-    rows = json.loads((tmp_path / "sample" / "summary.json").read_text())
-    assert {(r["domain"], r["phase"]) for r in rows} == {
-        (d, p) for d in ("embodied", "shopping") for p in (1, 2, 3, 4)
+    """``pahf eval --data DIR`` alone: both domains, all methods, the paper-parity setting, the
+    inconsistent rows left out and named, the paper's figures beside the run's."""
+    out = tmp_path / "mini"
+    assert main(["eval", "--data", str(MINI), "--quiet", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "setting: paper parity" in printed
+    assert "embodied: 2 data rows left out" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    rows = summary["rows"]
+    assert {(r["domain"], r["method"], r["phase"]) for r in rows} == {
+        (d, m, p)
+        for d in ("embodied", "shopping")
+        for m in ("no-memory", "pre-only", "post-only", "pahf")
+        for p in (1, 2, 3, 4)
     }
-    assert all(r["users"] == 1 and r["episodes"] > 0 for r in rows)
-    report = (tmp_path / "sample" / "report.md").read_text()
-    assert "pahf-reference-sample" in report
+    assert summary["paper_parity"] is True
+    assert summary["setting"]["simulator"] == "parity"
+    assert summary["domains"]["embodied"]["left_out_count"] == 2
+    assert [r["row_id"] for r in summary["domains"]["embodied"]["left_out"]] == [
+        "embodied-p1-Quill-8", "embodied-p4-Rowan-8"
+    ]
+    assert summary["domains"]["shopping"]["chance_rate"] == 0.25
+    report = (out / "report.md").read_text()
+    assert "pahf-mini" in report and "**Paper parity**" in report
+    assert "`embodied-p4-Rowan-8`" in report and "'scene_objects' is empty" in report
+    for figure in ("32.3", "67.9", "70.5", "27.0", "70.3", "secondary summaries"):
+        assert figure in report, figure

@@ -12,8 +12,11 @@ from pahf.request import validate_user_id
 class RunContext(BaseModel):
     """Per-run configuration (LangGraph context schema): one deployed graph serves every user.
 
-    The switches express the paper's baselines: ``no-memory`` (use_memory off, both channels
-    off), ``pre-only`` (post_action off), ``post-only`` (pre_action off), ``pahf`` (all on).
+    ``reasoner``, ``model`` and ``memory_location`` are the caller's to choose in-process
+    (``build_graph``); on a served graph the deployment owns them (see
+    :mod:`pahf.graphs.services`). The switches express the paper's baselines: ``no-memory``
+    (use_memory off, both channels off), ``pre-only`` (post_action off), ``post-only``
+    (pre_action off), ``pahf`` (all on).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -24,11 +27,19 @@ class RunContext(BaseModel):
     post_action: bool = True
     question_budget: int = Field(default=1, ge=0, le=10)
     top_k: int = Field(default=8, ge=1, le=100)
-    reasoner: Literal["offline", "llm"] = "offline"
-    model: str | None = None
+    reasoner: Literal["offline", "llm"] | None = Field(
+        default=None, description="offline or llm; unset: offline, or the deployment's choice"
+    )
+    model: str | None = Field(
+        default=None,
+        description="LLM model; on a served graph only a model the operator allowed",
+    )
     memory_location: str | None = Field(
         default=None,
-        description="directory of an embedded Chroma store, or http(s)://host:port of a server",
+        description=(
+            "in-process: a directory of an embedded Chroma store, or http(s)://host:port of a "
+            "server; on a served graph only the name of a store the operator allowed"
+        ),
     )
 
     @field_validator("user_id")

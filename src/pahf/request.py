@@ -6,6 +6,7 @@ boundary with a message that names the field.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -22,7 +23,10 @@ def validate_user_id(user_id: object) -> str:
 
     Any printable unicode is allowed (ids are hashed before they reach storage, so quotes,
     slashes or ``$`` operators are inert); empty, whitespace-only, over-long ids and ids with
-    control characters are refused because they are almost always a bug upstream.
+    control characters are refused because they are almost always a bug upstream. Format
+    characters (Unicode category Cf: the right-to-left override U+202E, zero-width joiners)
+    are refused too: they make two different ids print alike, so a person reading a log or a
+    listing could take one user's data for another's.
     """
     if not isinstance(user_id, str):
         raise ValueError(f"user id must be a string, got {type(user_id).__name__}")
@@ -32,6 +36,12 @@ def validate_user_id(user_id: object) -> str:
         raise ValueError(f"user id is {len(user_id)} characters; the limit is {MAX_USER_ID_CHARS}")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in user_id):
         raise ValueError("user id must not contain control characters")
+    for ch in user_id:
+        if unicodedata.category(ch) == "Cf":
+            raise ValueError(
+                f"user id must not contain format characters (U+{ord(ch):04X}, Unicode "
+                "category Cf, e.g. a bidirectional override or a zero-width character)"
+            )
     return user_id
 
 
@@ -92,9 +102,13 @@ class Request(StrictModel):
         return f"{self.context}: {self.task}" if self.context else self.task
 
     def topic(self) -> str:
-        """What a preference learned from this request is about: the situation's context
-        (embodied "Dehydrated", shopping "microwave oven"), or the task when there is none."""
-        return self.context or self.task
+        """The topic every reasoner stores a preference learned from this request under: the
+        situation it was learned in ("Dehydrated: bring me a drink", or the task alone).
+
+        One rule for all reasoners, so a store written by one reads the same to another; the
+        offline reasoner weighs a memory by its context and its task separately.
+        """
+        return self.situation()
 
     def candidate(self, candidate_id: str) -> Candidate:
         for cand in self.candidates:

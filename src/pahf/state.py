@@ -113,8 +113,13 @@ class PahfState(BaseModel):
         default_factory=list
     )
     active_request_id: str = ""
-    #: The request whose run reached its end (so a new input is not taken for it again).
-    done_request_id: str = ""
+    #: Set by ask_user, cleared by retrieve_memory: the one way retrieve_memory tells "again,
+    #: after a question" from "a new input" (a client may send a new request under the id of
+    #: an old one on the same thread; it must start afresh, not inherit the old questions).
+    after_question: bool = False
+    #: The request in ``request`` was read from a chat message (not sent as input): a later
+    #: run without a new input must not take it for a new request.
+    request_from_chat: bool = False
 
     def current(self) -> Request:
         """The request this run works on (the entry node guarantees one past it)."""

@@ -308,6 +308,8 @@ def served_config(workdir: Path) -> Path:
         graph_id: absolute(spec) if isinstance(spec, str) else spec
         for graph_id, spec in config["graphs"].items()
     }
+    if "auth" in config:
+        config["auth"] = {**config["auth"], "path": absolute(config["auth"]["path"])}
     target = workdir / "langgraph.json"
     target.write_text(json.dumps(config, indent=2))
     return target

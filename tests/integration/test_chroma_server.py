@@ -25,7 +25,7 @@ from pahf.reasoners.offline import OfflineReasoner
 
 from .conftest import ChromaServer, start_chroma
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def server_store(server: ChromaServer, namespace: str | None = None) -> ChromaPreferenceMemory:

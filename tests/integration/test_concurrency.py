@@ -25,7 +25,7 @@ from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction
 from pahf.reasoners.offline import OfflineReasoner
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 USERS = [f"user-{i:02d}" for i in range(20)] + ["o'neil/\u00e9", '{"$ne": null}']
 NOVEL = "I want the thick novel, never magazines."

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 USERS = ("ana", "ben", "caf\u00e9 o'brien/\u00e9")
 

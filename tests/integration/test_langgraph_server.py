@@ -2,12 +2,15 @@
 
 Covers what Studio and any SDK client do: create a thread, run a request to the ask-user
 interrupt, resume with the answer, reach the feedback interrupt, resume with a correction; and
-per-run configuration through the run context (user, switches, memory location), so one
-deployed graph serves many users. The dev server's state lives in a scratch directory.
+per-run configuration through the run context (user, switches, a store the operator allowed
+by name), so one deployed graph serves many users. These servers run without tokens (local
+development); tests/integration/test_serving_safely.py covers the authenticated set-up. The
+dev server's state lives in a scratch directory.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +24,25 @@ from pahf.memory.schema import NewMemory
 
 from .conftest import ChromaServer, LangGraphServer, start_langgraph
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 GRAPH_ID = "pahf"  # the key in langgraph.json
+#: The name under which the operator allows runs to pick the test's Chroma server.
+CHROMA_STORE = "shared-chroma"
+
+
+@pytest.fixture(scope="module")
+def langgraph_server(
+    tmp_path_factory: pytest.TempPathFactory, chroma_server: ChromaServer
+) -> Iterator[LangGraphServer]:
+    """One dev server per module, allowing runs to name the module's Chroma server."""
+    server = start_langgraph(
+        tmp_path_factory.mktemp("langgraph"), env={"PAHF_STORES": f"{CHROMA_STORE}={chroma_server.url}"}
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
 ANSWER = "ice water, never coffee when I am dehydrated"
 CORRECTION = "I want hot coffee now, even when dehydrated"
 
@@ -123,9 +142,9 @@ def test_episode_over_the_server_writes_memory(tmp_path: Path) -> None:
 def test_one_deployed_graph_serves_users_with_different_switches(
     langgraph_server: LangGraphServer, chroma_server: ChromaServer
 ) -> None:
-    """Per-run context: the user, the feedback channels, the budget and the memory location."""
+    """Per-run context: the user, the feedback channels, the budget and an allowed store."""
     client = get_sync_client(url=langgraph_server.url)
-    where = {"memory_location": chroma_server.url}
+    where = {"memory_location": CHROMA_STORE}
 
     # alice: the full loop; her id comes from the context only.
     alice = client.threads.create()["thread_id"]
@@ -139,7 +158,9 @@ def test_one_deployed_graph_serves_users_with_different_switches(
     out = run(client, bob, input={"request": drink_request("b1")},
               context={"user_id": "bob", "pre_action": False, **where})  # fmt: skip
     assert interrupt_type(out) == "feedback"
-    assert out["assessment"] is None  # nothing to assess: no question could follow
+    # nothing to assess: no question could follow, and the gate says why
+    assert out["assessment"]["ambiguous"] is False
+    assert out["assessment"]["reason"] == "clarification is off"
     out = run(client, bob, command={"resume": CORRECTION},
               context={"user_id": "bob", "pre_action": False, **where})  # fmt: skip
     assert [op["kind"] for op in out["memory_ops"]] == ["add"]
@@ -182,7 +203,7 @@ def test_top_k_from_the_context_bounds_retrieval(
         seeded.add("fay", NewMemory(text=text, topic="dehydrated after a run"))
     client = get_sync_client(url=langgraph_server.url)
     quiet = {"user_id": "fay", "pre_action": False, "post_action": False,
-             "memory_location": chroma_server.url}  # fmt: skip
+             "memory_location": CHROMA_STORE}  # fmt: skip
     retrieved = []
     for top_k in (2, 8):
         thread = client.threads.create()["thread_id"]
@@ -218,3 +239,27 @@ def test_request_and_context_disagreeing_on_the_user_are_refused(
               context={"user_id": "mallory"})  # fmt: skip
     assert "disagree" in out["messages"][-1]["content"] and interrupt_of(out) is None
     assert client.threads.get(thread)["status"] == "idle"  # the thread stays usable
+
+
+def test_without_tokens_the_server_says_it_is_unauthenticated(
+    langgraph_server: LangGraphServer,
+) -> None:
+    assert "UNAUTHENTICATED" in langgraph_server.server.log.read_text(errors="replace")
+
+
+def test_a_thread_is_not_resumed_or_reused_under_another_user(
+    langgraph_server: LangGraphServer,
+) -> None:
+    client = get_sync_client(url=langgraph_server.url)
+    thread = client.threads.create()["thread_id"]
+    out = run(client, thread, input={"request": drink_request("t1")}, context={"user_id": "alice"})
+    assert interrupt_type(out) == "question"
+    with pytest.raises(Exception, match="belongs to another user"):
+        run(client, thread, command={"resume": ANSWER}, context={"user_id": "bob"})
+    with pytest.raises(Exception, match="belongs to another user"):
+        run(client, thread, input={"request": drink_request("t2", "bob")})
+    # alice's thread still works for alice
+    out = run(client, thread, input={"request": drink_request("t3")}, context={"user_id": "alice"})
+    assert interrupt_type(out) == "question"
+    out = run(client, thread, command={"resume": ANSWER}, context={"user_id": "alice"})
+    assert interrupt_type(out) == "feedback" and out["user_id"] == "alice"

@@ -348,7 +348,7 @@ def test_eval_with_the_llm_simulated_user_plays_each_phases_published_persona(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
-    sample_data: Path,
+    mini_data: Path,
     workers: str,
 ) -> None:
     """``pahf eval --simulator llm`` on the published data: every correction the simulated
@@ -364,7 +364,7 @@ def test_eval_with_the_llm_simulated_user_plays_each_phases_published_persona(
     monkeypatch.delenv("PAHF_LLM_CACHE", raising=False)
     out = tmp_path / "run"
     code = main([
-        "eval", "--data", str(sample_data), "--domain", "embodied", "--user", "Alex,Blake",
+        "eval", "--data", str(mini_data), "--domain", "embodied", "--user", "Quill,Rowan",
         "--method", "post-only", "--iterations", "1", "--simulator", "llm",
         "--model", "local-model", "--workers", workers, "--quiet", "--out", str(out),
     ])
@@ -372,10 +372,10 @@ def test_eval_with_the_llm_simulated_user_plays_each_phases_published_persona(
     records = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
     corrected = Counter((r["user"], r["phase"]) for r in records if r["feedback"])
     assert {phase for _, phase in corrected} == {1, 3}
-    personas = load_published(sample_data, "embodied").personas
+    personas = load_published(mini_data, "embodied").personas
     systems = [r["messages"][0]["content"] for r in stub.log()["requests"]]
     assert len(systems) == sum(corrected.values())
-    for user in ("Alex", "Blake"):
+    for user in ("Quill", "Rowan"):
         for phase in (1, 3):
             assert corrected[user, phase] > 0
             played = sum(s.startswith(personas[phase][user]) for s in systems)
@@ -449,6 +449,7 @@ def _eval_with_the_llm_reasoner(
     return main(_eval_argv(out, *extra, users=users))
 
 
+@pytest.mark.slow
 def test_eval_on_worker_processes_stops_cleanly_when_the_model_refuses(
     stub: Stub,
     monkeypatch: pytest.MonkeyPatch,

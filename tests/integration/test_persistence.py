@@ -158,6 +158,7 @@ def test_open_checkpointer_closes_and_reopens_sqlite(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- restarts
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_sqlite_conversation_survives_process_restarts(tmp_path: Path) -> None:
     checkpointer = f"sqlite:///{tmp_path / 'checkpoints.db'}"
@@ -167,6 +168,7 @@ def test_sqlite_conversation_survives_process_restarts(tmp_path: Path) -> None:
     check_store(ChromaPreferenceMemory(memory, embedding_function=HashingEmbeddingFunction()), reports)
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_postgres_conversation_survives_process_restarts(
     postgres_server: PostgresServer, tmp_path: Path
@@ -181,6 +183,7 @@ def test_postgres_conversation_survives_process_restarts(
         assert stored is not None
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_async_app_converses_through_postgres(postgres_server: PostgresServer) -> None:
     """``ainvoke`` on AsyncPostgresSaver (psycopg's async driver), a new connection per turn;
@@ -193,6 +196,7 @@ def test_async_app_converses_through_postgres(postgres_server: PostgresServer) -
         assert stored is not None and stored.checkpoint["channel_values"]["action"] is not None
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_scale_out_workers_share_postgres_and_chroma_server(
     postgres_server: PostgresServer, chroma_server: ChromaServer

@@ -179,6 +179,7 @@ def bad_requests(draw: st.DrawFn) -> tuple[Any, str]:
     return draw(st.one_of(st.text(max_size=10), st.none(), wrong_types)), "Request"
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(case=bad_requests())
 def test_malformed_requests_name_the_problem_and_change_nothing(case: tuple[Any, str]) -> None:
@@ -297,6 +298,7 @@ def others(snapshot: dict[str, Any], user: str) -> dict[str, Any]:
     return {u: v for u, v in snapshot.items() if u != user}
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(
     answers=st.lists(bad_answers, min_size=1, max_size=MAX_INVALID_REPLIES),

@@ -297,3 +297,47 @@ def test_a_human_desk_hands_each_turn_to_its_request() -> None:
         out["messages"][1], HumanMessage
     )
     store.forget("kim")
+
+
+# --------------------------------------------------------------------------- serving guards
+
+
+def test_security_refusals_still_raise_and_leave_a_chat_thread_usable(
+    chat: Chat, tmp_path: Any
+) -> None:
+    """The no-brick path reports what a person can fix; a refusal for security (another user
+    on this thread, a client-chosen store on a served graph) is raised instead, writes nothing,
+    and the owner's next message runs as usual."""
+    from pahf.graphs.pahf_graph import build_state_graph
+    from pahf.graphs.services import ClientChoiceError, ContextServices, DeploymentSettings
+    from pahf.nodes.services import UserNotAllowedError
+
+    cfg = chat.thread()
+    chat.say(DRINK, cfg)
+    chat.resume("ice water", cfg)
+    chat.resume("", cfg)
+    stored = [r.model_dump() for r in chat.store.get_all(CHAT_USER)]
+    with pytest.raises(UserNotAllowedError, match="another user"):
+        chat.say(DRINK + " | user: zoe", cfg)  # zoe's request on my thread
+    with pytest.raises(UserNotAllowedError, match="another user"):
+        chat.say(DRINK, cfg, user_id="zoe")
+    assert chat.store.users() == [CHAT_USER]
+    assert [r.model_dump() for r in chat.store.get_all(CHAT_USER)] == stored
+    assert chat.graph.get_state(cfg).values["user_id"] == CHAT_USER
+    out = chat.say(DRINK, cfg)
+    assert pending(out)["type"] == "feedback"  # mine, answered from memory
+
+    settings = DeploymentSettings(memory_location=str(tmp_path / "mem"))
+    services = ContextServices(settings=settings)
+    served = build_state_graph(services, admit=services.admit).compile(
+        checkpointer=memory_checkpointer()
+    )
+    cfg = {"configurable": {"thread_id": "served-1"}}
+    message = {"messages": [{"role": "user", "content": "hello there"}]}
+    with pytest.raises(ClientChoiceError, match="memory_location"):
+        served.invoke(message, cfg, context=RunContext(memory_location=str(tmp_path / "x")))
+    assert not (tmp_path / "x").exists()
+    out = served.invoke(message, cfg, context=RunContext())  # a fixable problem: a message
+    assert "could not read a request" in last_ai(out) and "__interrupt__" not in out
+    out = served.invoke({"messages": [{"role": "user", "content": DRINK}]}, cfg)
+    assert pending(out)["type"] == "question"

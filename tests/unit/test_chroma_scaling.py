@@ -60,6 +60,7 @@ def test_collections_made_with_chroma_defaults_are_upgraded_when_opened(tmp_path
     ]
 
 
+@pytest.mark.slow
 def test_search_returns_k_active_memories_past_many_superseded_neighbours(
     tmp_path: Path,
 ) -> None:

@@ -48,6 +48,7 @@ def _run_store(tmp_path: Path) -> Path:
                 str(req),
                 "--store",
                 str(store),
+                "--new-store",
                 "--answer",
                 "In the morning I want green tea.",
                 "--accept",
@@ -101,6 +102,14 @@ def test_clear_errors_and_nothing_lost(tmp_path: Path, capsys: pytest.CaptureFix
     assert "candidates" in capsys.readouterr().err
     assert main(["run", "--request", str(tmp_path / "missing.json"), "--store", str(store)]) == 2
     assert "does not exist" in capsys.readouterr().err
+    good = tmp_path / "good.json"
+    good.write_text(
+        json.dumps({"user_id": "ana", "task": "t", "candidates": [{"id": "a", "text": "a"}]})
+    )
+    typo = tmp_path / "stroe"
+    assert main(["run", "--request", str(good), "--store", str(typo), "--accept"]) == 2
+    assert "no pahf memory store at" in capsys.readouterr().err
+    assert not typo.exists()  # a mistyped store is not created empty
     assert (
         main(["memory", "forget", "--store", str(store), "--user", "ana"]) == 2
     )  # no --yes, no tty

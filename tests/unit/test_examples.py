@@ -125,6 +125,7 @@ def test_scripted_model_without_tools_just_answers(tools_agent: ModuleType) -> N
 # --------------------------------------------------------------------------- as scripts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", ["subgraph_app.py", "memory_tools_agent.py"])
 def test_examples_run_as_scripts(script: str) -> None:
     """``python examples/<script>`` works offline with the default (MiniLM) store."""

@@ -204,6 +204,7 @@ def test_the_statement_identifies_the_answer_through_embeddings(domain: Domain, 
     assert right / len(episodes) >= floor
 
 
+@pytest.mark.slow
 def test_the_published_size_is_generated() -> None:
     """`pahf bench full` plays the published size: embodied 40 users x 30, shopping 20 x 45,
     every user distinct and every embodied situation once per user and phase."""

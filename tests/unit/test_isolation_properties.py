@@ -53,7 +53,7 @@ HOSTILE_USERS: tuple[str, ...] = (
     "Alice",
     "ALICE",
     " alice",
-    "alice\u200b",  # zero-width space
+    "alice\u00a0",  # no-break space (a zero-width space is a format character: refused)
     "caf\u00e9",  # NFC
     "cafe\u0301",  # NFD of the same word
     "\u212b",  # ANGSTROM SIGN, NFKC-equal to the next
@@ -80,8 +80,7 @@ HOSTILE_USERS: tuple[str, ...] = (
     "null",
     "None",
     "__proto__",
-    "\U0001f469\u200d\U0001f4bb",  # emoji ZWJ sequence
-    "\u202eevil",  # right-to-left override
+    "\U0001f469\U0001f4bb",  # emoji (astral plane)
     "\u05e9\u05dc\u05d5\u05dd",  # Hebrew
     _AT_LIMIT + "a",  # exactly at the limit
     _AT_LIMIT + "b",  # same first 255 characters
@@ -98,6 +97,10 @@ INVALID_USERS: tuple[object, ...] = (
     "bell\x07",
     "del\x7f",
     "\x1b[31mred",
+    "\u202eevil",  # right-to-left override (Unicode category Cf)
+    "\U0001f469\u200d\U0001f4bb",  # emoji ZWJ sequence: U+200D is a format character
+    "a\ufeffb",  # zero-width no-break space
+    "alice\u200b",  # zero-width space
     None,
     42,
     ["alice"],
@@ -225,12 +228,19 @@ class IsolationMachine(RuleBasedStateMachine):
 
     @rule(user=players, text=texts, topic=texts, explicit=st.sampled_from((None, *SHARED_IDS)))
     def add(self, user: str, text: str, topic: str, explicit: str | None) -> None:
-        rec = self.store.add(user, NewMemory(text=text, topic=topic), memory_id=explicit)
         recs = self.model.setdefault(user, {})
         if explicit is not None and explicit in recs:
-            note("add: existing id, no-op")
-            assert view_of(rec) == recs[explicit].view()
+            held = recs[explicit]
+            if (held.text, held.topic) != (stored_text(text), topic):
+                note("add: existing id, other text: refused")
+                with pytest.raises(ValueError, match="nothing was stored"):
+                    self.store.add(user, NewMemory(text=text, topic=topic), memory_id=explicit)
+                return
+            rec = self.store.add(user, NewMemory(text=text, topic=topic), memory_id=explicit)
+            note("add: existing id, same text: no-op")
+            assert view_of(rec) == held.view()
             return
+        rec = self.store.add(user, NewMemory(text=text, topic=topic), memory_id=explicit)
         note("add: new")
         assert rec.user_id == user and rec.id not in recs
         recs[rec.id] = Expected(text=stored_text(text), topic=topic)
@@ -388,7 +398,7 @@ class IsolationMachine(RuleBasedStateMachine):
             "reinforce": lambda: self.store.reinforce(bad, "m-shared-0"),
             "challenge": lambda: self.store.challenge(bad, "m-shared-0"),
             "get": lambda: self.store.get(bad, "m-shared-0"),
-            "list": lambda: self.store.list(bad),
+            "list": lambda: self.store.get_all(bad),
             "count": lambda: self.store.count(bad),
             "export": lambda: self.store.export(bad),
             "import": lambda: self.store.import_records(bad, []),
@@ -404,7 +414,7 @@ class IsolationMachine(RuleBasedStateMachine):
     @invariant()
     def every_user_holds_exactly_their_own(self) -> None:
         for user, expected in self.model.items():
-            records = self.store.list(user)
+            records = self.store.get_all(user)
             assert all(r.user_id == user for r in records)
             assert {r.id: view_of(r) for r in records} == {
                 mid: exp.view() for mid, exp in expected.items()
@@ -465,7 +475,7 @@ def test_export_then_import_round_trips_exactly(
     fresh store gives back the same records: ids, text, links, status, confidence, history."""
     store = ChromaPreferenceMemory.in_memory(EMBEDDER)
     for op, text, index in steps:
-        active = store.list(user, include_superseded=False)
+        active = store.get_all(user, include_superseded=False)
         if op == "add" or not active:
             store.add(user, NewMemory(text=text, topic=text[:20], source="feedback"))
             continue
@@ -501,7 +511,9 @@ def test_namespaces_do_not_see_each_others_users() -> None:
     even when one namespace looks like the other's collection-name prefix."""
     base = ChromaPreferenceMemory.in_memory(EMBEDDER)
     client = base._client
-    tenant = ChromaPreferenceMemory(None, embedding_function=EMBEDDER, namespace="tn", client=client)
+    tenant = ChromaPreferenceMemory(
+        None, embedding_function=EMBEDDER, namespace="tn", client=client
+    )
     lookalike = ChromaPreferenceMemory(
         None, embedding_function=EMBEDDER, namespace="tn-u-x", client=client
     )
@@ -509,7 +521,7 @@ def test_namespaces_do_not_see_each_others_users() -> None:
     tenant.add("alice", NewMemory(text="alice's tea"))
     assert tenant.users() == ["alice"]
     assert lookalike.users() == ["eve"]
-    assert tenant.list("eve") == [] and tenant.search("eve", "secret") == []
+    assert tenant.get_all("eve") == [] and tenant.search("eve", "secret") == []
     with pytest.raises(UnknownUserError):
         tenant.forget("eve")
     assert lookalike.count("eve") == 1
@@ -527,7 +539,7 @@ def test_reusing_an_existing_id_for_a_revision_is_refused() -> None:
     for reused in (first.id, other.id):
         with pytest.raises(ValueError, match="already used"):
             store.supersede("u", first.id, NewMemory(text="water"), memory_id=reused)
-    assert [(r.id, r.text, r.status) for r in store.list("u")] == [
+    assert [(r.id, r.text, r.status) for r in store.get_all("u")] == [
         ("m-shared-0", "tea", "active"),
         ("m-shared-1", "coffee", "active"),
     ]

@@ -229,7 +229,7 @@ def test_full_episodes_ask_clear_and_correction_paths_with_call_counts(
     [stored] = memory.list("alex")
     assert (stored.text, stored.topic, stored.source) == (
         "When dehydrated, Alex wants ice-cold water.",
-        "Dehydrated",
+        "Dehydrated: Could you bring me something to drink?",
         "clarification",
     )
 
@@ -533,7 +533,7 @@ def test_learn_maps_decisions_to_memory_ops() -> None:
     assert op.memory is not None
     assert (op.memory.text, op.memory.topic, op.memory.source, op.memory.request_id) == (
         "Now wants juice when dehydrated.",
-        "Dehydrated",
+        "Dehydrated: Could you bring me something to drink?",
         "feedback",
         "r9",
     )

@@ -1,4 +1,5 @@
-"""The LLM-simulated user: persona prompt + ground truth in, the persona's words out."""
+"""The LLM-simulated user: persona prompt + situation in (and, for corrections only, what the
+person actually wanted), the persona's words out."""
 
 from __future__ import annotations
 
@@ -65,16 +66,31 @@ def episode() -> Episode:
     )
 
 
-def test_answer_plays_the_persona_with_its_preference() -> None:
+def test_answer_plays_the_persona_in_its_situation_without_the_answer_key() -> None:
+    """The question is answered from the persona and the user's situation; the preference
+    chosen with the answer key (the statement) is not in the prompt."""
     model = text_fake("  Something ice-cold, ideally water with plenty of ice.  ")
     user: SimulatedUser = LLMSimulatedUser(model, {"alex": PERSONA})  # mypy checks the protocol
     text = user.answer(episode(), "What would you like when you're dehydrated?")
     assert text == "Something ice-cold, ideally water with plenty of ice."
     system, human = model.log[0]
     assert system.type == "system" and str(system.content).startswith(PERSONA)
-    assert "never name option letters" in str(system.content)
+    assert "Never refer to options by letter" in str(system.content)
+    assert "only what it asked" in str(system.content)
     assert "What would you like when you're dehydrated?" in str(human.content)
-    assert "ice-cold water with lots of ice" in str(human.content)
+    assert "Your situation: Dehydrated" in str(human.content)
+    everything = str(system.content) + str(human.content)
+    assert "ice-cold water with lots of ice" not in everything
+
+
+def test_answer_without_a_persona_prompt_gets_the_situations_preference() -> None:
+    """Generated data has no persona prompt: the persona's one preference for the situation
+    stands in for it (it is written before any answer key there)."""
+    model = text_fake("Ice water, please.")
+    user = LLMSimulatedUser(model, {}, allow_generic_persona=True)
+    user.answer(episode(), "What would you like?")
+    system = str(model.log[0][0].content)
+    assert "Your preference in this situation: When I'm dehydrated" in system
 
 
 def test_feedback_accepts_correct_actions_without_a_call() -> None:

@@ -26,16 +26,26 @@ def test_add_search_list_count(hashing_memory: ChromaPreferenceMemory) -> None:
     hits = m.search("alice", "green tea", k=5)
     assert hits[0].record.id == a.id and hits[0].score > hits[1].score
     assert m.count("alice") == 2
-    assert [r.text for r in m.list("alice")] == ["I love green tea", "I hate loud music"]
+    assert [r.text for r in m.get_all("alice")] == ["I love green tea", "I hate loud music"]
     assert m.search("nobody", "tea") == []
-    assert m.list("nobody") == []
+    assert m.get_all("nobody") == []
 
 
 def test_add_with_same_id_is_idempotent(hashing_memory: ChromaPreferenceMemory) -> None:
     first = hashing_memory.add("u", _note("tea"), memory_id="m-fixed")
-    again = hashing_memory.add("u", _note("something else"), memory_id="m-fixed")
-    assert again.text == first.text == "tea"
+    again = hashing_memory.add("u", _note("tea"), memory_id="m-fixed")
+    assert again == first
     assert hashing_memory.count("u") == 1
+
+
+def test_add_on_a_used_id_with_other_text_is_refused(
+    hashing_memory: ChromaPreferenceMemory,
+) -> None:
+    """An id reused for different words used to return the old record as if stored."""
+    hashing_memory.add("u", _note("tea"), memory_id="m-fixed")
+    with pytest.raises(ValueError, match=r"already holds 'tea'.*nothing was stored"):
+        hashing_memory.add("u", _note("something else"), memory_id="m-fixed")
+    assert [r.text for r in hashing_memory.get_all("u")] == ["tea"]
 
 
 def test_isolation_between_users(hashing_memory: ChromaPreferenceMemory) -> None:
@@ -134,12 +144,13 @@ else:
     hits = store.search("alice", "thirsty: something to drink", k=5)
     print(json.dumps({
         "users": store.users(),
-        "alice": [(r.text, r.status) for r in store.list("alice")],
+        "alice": [(r.text, r.status) for r in store.get_all("alice")],
         "top": hits[0].record.text,
     }))
 """
 
 
+@pytest.mark.slow
 def test_persistence_across_process_restarts(tmp_path: Path) -> None:
     """A PersistentClient store written by one process is read by the next, offline,
     with the registered MiniLM embedding function restored from the collection config."""
@@ -184,7 +195,7 @@ def test_an_exclusive_store_answers_repeated_reads_from_cache_until_it_writes(
     assert queries == ["u"]
     assert store.count("u") == 1 and store.count("u") == 1
     store.search("v", "night drink")  # another user's writes and reads are separate
-    store.reinforce("v", store.list("v")[0].id, key="k0")
+    store.reinforce("v", store.get_all("v")[0].id, key="k0")
     store.search("u", "morning drink")
     assert queries == ["u", "v"]
     store.reinforce("u", first.id, key="k1")

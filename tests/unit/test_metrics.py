@@ -178,8 +178,10 @@ def test_report_tables_show_the_summary_figures(tmp_path: Path) -> None:
     assert "| pahf | 0.667 | 0.333 | 0.000 | – | – | – |" in text
     assert "| pahf | 0.750 | 0.500 | 0.333 |\n" in text  # ACPE by iteration (P1 only)
     files = write_outputs(rows, _settings(), tmp_path)
-    summary = json.loads(files.summary.read_text())
+    document = json.loads(files.summary.read_text())
+    summary = document["rows"]
     assert isinstance(summary, list) and len(summary) == 3
+    assert document["paper_parity"] is True and document["setting"]["simulator"] == "parity"
     required = {
         "domain", "method", "phase", "episodes", "success_rate", "acpe",
         "questions_per_episode", "corrections_per_episode", "llm_calls_per_episode",
@@ -196,3 +198,25 @@ def test_only_the_time_section_depends_on_timing() -> None:
     a, b = render_markdown(slow, _settings()), render_markdown(fast, _settings())
     assert a != b
     assert without_time_section(a) == without_time_section(b)
+
+
+def test_report_names_the_setting_the_paper_figures_chance_and_left_out_rows() -> None:
+    from pahf.eval.episodes import LeftOutRow
+    from pahf.eval.runner import BenchmarkInfo
+
+    rows = summarize([make_record(phase=4, seq=0, correct=True, method="pahf")])
+    row = LeftOutRow(row_id="embodied-p1-Zed-3", file="scenarios/a.json", item=3, reason="why")
+    info = BenchmarkInfo(
+        source="data/embodied", sha256="x", users=["Zed"], episodes={4: 1}, chance_rate=0.3181,
+        left_out=[row],
+    )
+    parity = EvalSettings(domains=["embodied"], methods=["pahf"], benchmarks={"embodied": info})
+    text = render_markdown(rows, parity)
+    assert "**Paper parity**" in text
+    assert "chance (mean 1/candidates) 31.8%" in text
+    assert "| pahf | 100.0 | 70.5 |" in text
+    assert "secondary summaries" in text
+    assert "Rows left out: 1" in text and "`embodied-p1-Zed-3` (scenarios/a.json item 3): why" in text
+    generous = parity.model_copy(update={"simulator": "rule-generous", "show_context": True})
+    text = render_markdown(rows, generous)
+    assert "**Not paper parity**" in text and "upper bound" in text and "--show-context" in text

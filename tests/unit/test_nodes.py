@@ -24,7 +24,6 @@ from pahf.nodes import (
     make_retrieve_memory,
     route_after_action,
     route_after_assessment,
-    route_after_retrieval,
 )
 from pahf.nodes.services import MAX_INVALID_REPLIES
 from pahf.request import Request
@@ -96,25 +95,53 @@ def test_retrieve_memory_searches_this_user_and_resets_per_request(services: Any
     assert update["user_id"] == "alice"
     # Nodes write plain JSON (what a checkpoint stores); the state's channels type it again.
     assert [m["record"]["text"] for m in update["memories"]] == ["tea in the morning"]
-    assert update["questions_asked"] == 0 and update["active_request_id"] == "r1"
-    # the stale count was reset, so a question can follow on the new request
     assert command.goto == "ambiguity_detect"
+    # the stale count was reset, so a question can follow on the new request
+    assert update["questions_asked"] == 0 and update["active_request_id"] == "r1"
+    assert update["assessment"] is None
     assert node(_state(), _runtime(use_memory=False)).update["memories"] == []
+    # the same request again (after an answer): its count and answers are kept
+    again = node(
+        _state(questions_asked=1, active_request_id="r1", after_question=True), _runtime()
+    ).update
+    assert "questions_asked" not in again and "clarifications" not in again
 
 
-def test_retrieve_memory_routes_to_assessment_only_while_a_question_could_follow(
+def test_retrieve_memory_keeps_a_request_only_on_the_loop_back_from_ask_user(
     services: Any,
 ) -> None:
     _, _, provider = services
     node = make_retrieve_memory(provider)
-    assert node(_state(), _runtime()).goto == "ambiguity_detect"
-    assert node(_state(), _runtime(pre_action=False)).goto == "act"
-    # same request, its one question already asked: straight to the action
-    asked = _state(questions_asked=1, active_request_id="r1")
-    assert node(asked, _runtime(question_budget=1)).goto == "act"
-    assert node(asked, _runtime(question_budget=2)).goto == "ambiguity_detect"
-    assert route_after_retrieval(RunContext(), 0) == "ambiguity_detect"
-    assert route_after_retrieval(RunContext(question_budget=0), 0) == "act"
+    # back from ask_user, its one question already asked: the count and answers are kept
+    asked = node(
+        _state(questions_asked=1, active_request_id="r1", after_question=True), _runtime()
+    ).update
+    assert "questions_asked" not in asked and asked["after_question"] is False
+    # the same request id as a new input (not from ask_user): it starts afresh
+    resent = node(_state(questions_asked=1, active_request_id="r1"), _runtime()).update
+    assert resent["questions_asked"] == 0 and resent["clarifications"] == []
+
+
+def test_the_graph_reads_top_to_bottom_with_one_clarification_gate(services: Any) -> None:
+    """retrieve_memory -> ambiguity_detect -> ask_user | act -> ingest_feedback | END: the only
+    branches are the nodes' typed destinations, and nothing skips ambiguity_detect (the entry
+    node's other way out is END, when the input holds no usable request)."""
+    from pahf.graphs import build_graph
+
+    reasoner, memory, _ = services
+    drawn = build_graph(reasoner, memory).get_graph()
+    edges = {(e.source, e.target, e.conditional) for e in drawn.edges}
+    assert edges == {
+        ("__start__", "retrieve_memory", False),
+        ("retrieve_memory", "ambiguity_detect", True),
+        ("retrieve_memory", "__end__", True),
+        ("ambiguity_detect", "ask_user", True),
+        ("ambiguity_detect", "act", True),
+        ("ask_user", "retrieve_memory", False),
+        ("act", "ingest_feedback", True),
+        ("act", "__end__", True),
+        ("ingest_feedback", "__end__", False),
+    }
 
 
 def test_retrieve_memory_user_resolution(services: Any) -> None:

@@ -15,6 +15,7 @@ ARGS = [
 ]
 
 
+@pytest.mark.slow
 def test_noise_sweep_table_matches_each_levels_own_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -22,8 +23,8 @@ def test_noise_sweep_table_matches_each_levels_own_run(
     assert main([*ARGS, "--noise-sweep", "0,0.5", "--out", str(out)]) == 0
     report = (out / "report.md").read_text()
     assert "## Noisy feedback" in report
-    noisy = json.loads((out / "noise-0.5" / "summary.json").read_text())
-    clean = json.loads((out / "summary.json").read_text())
+    noisy = json.loads((out / "noise-0.5" / "summary.json").read_text())["rows"]
+    clean = json.loads((out / "summary.json").read_text())["rows"]
     for level, rows in (("0", clean), ("0.5", noisy)):
         by_phase = {r["phase"]: r["success_rate"] for r in rows}
         line = f"| pahf | {level} | " + " | ".join(f"{by_phase[p]:.3f}" for p in (1, 2, 3, 4)) + " |"

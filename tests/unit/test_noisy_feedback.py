@@ -138,11 +138,16 @@ def test_accepting_reinforces_the_memories_behind_the_action_once(
     assert prompt["type"] == "feedback" and prompt["action"]["candidate_id"] == "tea"
     assert prompt["action"]["memory_ids"] == [tea.id]
     out = finish(graph, 0, "")
-    assert [(op.kind, op.memory_id) for op in out["memory_ops"]][-1] == ("reinforce", tea.id)
+    # Accepting the action the answer of this same request led to is no confirmation yet.
+    assert [op.kind for op in out["memory_ops"]] == ["add"]
+    assert store.get("ana", tea.id).confidence == 1.0
+    teach(graph, 1, TEA)
+    out = finish(graph, 1, "")  # a later request, accepted: confirmed
+    assert [(op.kind, op.memory_id) for op in out["memory_ops"]] == [("reinforce", tea.id)]
     assert store.get("ana", tea.id).confidence == 2.0
     assert store.get("bob", bob.id).confidence == 1.0
     # The same signal applied again (a node re-run) does not count twice.
-    finish(graph, 0, "")
+    finish(graph, 1, "")
     assert store.get("ana", tea.id).confidence == 2.0
 
 
@@ -160,8 +165,9 @@ def test_confirmations_stop_at_the_confidence_ceiling(
         kinds.append([op.kind for op in finish(graph, n, "")["memory_ops"]])
     [tea] = store.list("ana")
     assert tea.confidence == CONFIDENCE_CEILING == 2.0
-    assert kinds[0] == ["add", "reinforce"]  # learned, then confirmed once: established
-    assert kinds[1:] == [[]] * 5  # at the ceiling: nothing written
+    assert kinds[0] == ["add"]  # learned (its own request's accept is no confirmation)
+    assert kinds[1] == ["reinforce"]  # confirmed by a later request: established
+    assert kinds[2:] == [[]] * 4  # at the ceiling: nothing written
     events = [h.event for h in tea.history]
     assert events.count("reinforced") == int(CONFIDENCE_CEILING - 1.0)
     store.challenge("ana", tea.id, detail="off-topic remark")

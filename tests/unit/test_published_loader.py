@@ -1,12 +1,15 @@
-"""The published PAHF data loads into episodes that are complete, correct and leak-free.
+"""The published PAHF data layout loads into episodes that are complete, correct and leak-free.
 
-Runs on the sample beside the repository (``../shared/pahf-reference-sample``) and on small
-synthetic trees for the error cases.
+Runs on ``tests/fixtures/pahf-mini`` (invented data in the published layout, owned by the
+tests) and on small synthetic trees for the error cases. The checks that only mean something
+on the real published data run when its sample sits beside the repository
+(``../shared/pahf-reference-sample``, or ``$PAHF_REFERENCE_SAMPLE``) and skip with a reason otherwise.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -18,36 +21,40 @@ from pahf.eval.published import DataError, load_published
 from pahf.eval.published_shopping import derive_choice, read_items, read_tastes
 from pahf.reasoners.phrases import MILD, NEGATIVE, STRONG, parse_preferences
 
-SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "pahf-reference-sample"
+MINI = Path(__file__).resolve().parents[1] / "fixtures" / "pahf-mini"
+#: The real published sample: ``$PAHF_REFERENCE_SAMPLE``, else ``../shared`` beside the checkout.
+SAMPLE = Path(
+    os.environ.get("PAHF_REFERENCE_SAMPLE")
+    or Path(__file__).resolve().parents[2].parent / "shared" / "pahf-reference-sample"
+)
+needs_sample = pytest.mark.skipif(
+    not SAMPLE.is_dir(),
+    reason=f"the published PAHF sample is not beside the repository ({SAMPLE})",
+)
 
 
 @pytest.fixture(scope="module")
 def embodied() -> Benchmark:
-    return load_published(SAMPLE, "embodied")
+    return load_published(MINI, "embodied")
 
 
 @pytest.fixture(scope="module")
 def shopping() -> Benchmark:
-    return load_published(SAMPLE, "shopping")
+    return load_published(MINI, "shopping")
 
 
 def _episode(bench: Benchmark, episode_id: str) -> Any:
     return next(e for eps in bench.episodes.values() for e in eps if e.episode_id == episode_id)
 
 
-# --------------------------------------------------------------------------- the sample
+# --------------------------------------------------------------------------- the fixture
 
 
-def test_sample_exists_beside_the_repository() -> None:
-    assert (SAMPLE / "data" / "embodied").is_dir(), SAMPLE
-    assert (SAMPLE / "data" / "shopping").is_dir(), SAMPLE
-
-
-@pytest.mark.parametrize(
-    ("domain", "users", "per_phase"), [("embodied", 5, 30), ("shopping", 3, 45)]
-)
-def test_every_phase_has_every_user_in_full(domain: Literal["embodied", "shopping"], users: int, per_phase: int) -> None:
-    bench = load_published(SAMPLE, domain)
+@pytest.mark.parametrize(("domain", "users", "per_phase"), [("embodied", 2, 4), ("shopping", 2, 4)])
+def test_every_phase_has_every_user_in_full(
+    domain: Literal["embodied", "shopping"], users: int, per_phase: int
+) -> None:
+    bench = load_published(MINI, domain)
     assert sorted(bench.episodes) == [1, 2, 3, 4]
     for phase, episodes in bench.episodes.items():
         counts = Counter(e.user for e in episodes)
@@ -62,7 +69,7 @@ def test_every_phase_has_every_user_in_full(domain: Literal["embodied", "shoppin
 
 
 def test_accepts_the_data_folder_itself_and_loads_the_same(embodied: Benchmark) -> None:
-    again = load_published(SAMPLE / "data", "embodied")
+    again = load_published(MINI / "data", "embodied")
     assert again.episodes == embodied.episodes
 
 
@@ -77,37 +84,43 @@ def test_every_correct_answer_is_a_candidate(embodied: Benchmark, shopping: Benc
 
 
 def test_embodied_pick_up_episode(embodied: Benchmark) -> None:
-    e = _episode(embodied, "embodied-p1-Alex-2")
-    assert e.request.context == "Dehydrated"
+    e = _episode(embodied, "embodied-p1-Quill-0")
+    assert e.request.context == "Sleepy"
     assert e.request.subject == ""
     assert [c.id for c in e.request.candidates] == [
-        "ice-cold water with ice", "room temperature water", "walnuts", "black coffee"
+        "espresso", "sparkling lemon water", "oolong tea", "pretzels"
     ]
-    assert e.truth.correct_ids == ["ice-cold water with ice"]
-    assert e.truth.statement == (
-        "When I'm dehydrated, I prefer ice-cold water with lots of ice, not room temperature."
-    )
+    assert e.truth.correct_ids == ["sparkling lemon water"]
+    assert e.truth.statement == "When I'm sleepy, I prefer sparkling lemon water, not espresso."
     assert e.truth.drifted is False
-    # Phase 3 revisits the same scene after Alex's preference inverted.
-    later = _episode(embodied, "embodied-p3-Alex-2")
-    assert later.truth.correct_ids == ["room temperature water"]
+    # Phase 3 revisits the same scene after Quill's preference changed.
+    later = _episode(embodied, "embodied-p3-Quill-0")
+    assert later.truth.correct_ids == ["espresso"]
     assert later.truth.drifted is True
-    assert later.truth.statement == "When dehydrated, I prefer room temperature water."
+    assert later.truth.statement == "When I'm sleepy, I prefer espresso, not sparkling water."
 
 
 def test_embodied_placement_episode_takes_the_item_as_subject(embodied: Benchmark) -> None:
-    e = _episode(embodied, "embodied-p1-Alex-19")
-    assert e.request.subject == "snacks"
-    assert [c.id for c in e.request.candidates] == ["high shelf", "low shelf"]
-    assert e.truth.correct_ids == ["high shelf"]
-    assert e.truth.statement == "Generally, I prefer high shelf storage, not low areas."
+    e = _episode(embodied, "embodied-p1-Quill-3")
+    assert e.request.subject == "spoons"
+    assert [c.id for c in e.request.candidates] == ["drawer", "open shelf"]
+    assert e.truth.correct_ids == ["drawer"]
+    assert e.truth.statement == "Generally, I prefer drawer storage, not open shelves."
 
 
 def test_embodied_statements_without_a_persona_line_fall_back_to_the_intent(
-    embodied: Benchmark,
+    tmp_path: Path,
 ) -> None:
-    e = _episode(embodied, "embodied-p1-Alex-16")  # "Grain avoidance": no line names walnuts
-    assert e.truth.statement == "For grain avoidance: I want walnuts."
+    root = _write_tree(tmp_path / "pahf")
+    rows = _scenarios()
+    rows[0]["context"] = "Celebrating"
+    rows[0]["task"] = "Bring me something festive"
+    rows[0]["user_intent_object"] = rows[0]["scene_objects"][2] = "sparkling cider"
+    (root / "data" / "embodied" / "scenarios" / "original_scenarios_A.json").write_text(
+        json.dumps(rows)
+    )
+    e = load_published(root, "embodied").episodes[1][0]
+    assert e.truth.statement == "For celebrating: I want sparkling cider."
 
 
 def test_embodied_statements_name_a_liking(embodied: Benchmark) -> None:
@@ -118,43 +131,50 @@ def test_embodied_statements_name_a_liking(embodied: Benchmark) -> None:
 
 
 def test_shopping_episode_with_nothing_acceptable(shopping: Benchmark) -> None:
-    e = _episode(shopping, "shopping-p1-Emma-0")
+    e = _episode(shopping, "shopping-p1-Tobin-0")
     assert [c.id for c in e.request.candidates] == ["A", "B", "C", "none"]
     assert e.request.candidate("none").text == "Do not buy anything"
     assert e.request.candidate("A").attributes == [
-        "side-sliding door", "convection fan heating", "membrane touch keypad"
+        "gooseneck spout", "induction base", "borosilicate glass body"
     ]
-    assert e.request.context == "microwave oven"
+    assert e.request.context == "kettle"
     assert e.truth.correct_ids == ["none"]
     assert e.truth.acceptable_ids == []
     assert e.truth.refused == {
-        "A": ["convection fan heating"],
-        "B": ["inverter microwave control"],
-        "C": ["infrared radiant heating"],
+        "A": ["gooseneck spout", "borosilicate glass body"],
+        "B": ["coil element", "brushed steel body"],
+        "C": ["short straight spout"],
     }
 
 
 def test_shopping_episode_with_a_best_option(shopping: Benchmark) -> None:
-    # Checked by hand: A and B have one favourite (top-hinged door), C has two (and steam).
-    e = _episode(shopping, "shopping-p1-Emma-3")
-    assert e.truth.correct_ids == ["C"]
-    assert e.truth.acceptable_ids == ["A", "B", "C"]
-    assert e.truth.refused == {}
+    # Checked by hand: A has all three of Noor's favourites; B and C hold refused features.
+    e = _episode(shopping, "shopping-p1-Noor-0")
+    assert e.truth.correct_ids == ["A"]
+    assert e.truth.acceptable_ids == ["A"]
+    assert e.truth.refused == {"B": ["wide pour lip"], "C": ["stovetop base", "enamel body"]}
     assert e.truth.drifted is False
-    assert _episode(shopping, "shopping-p3-Emma-3").truth.drifted is True
+    assert _episode(shopping, "shopping-p3-Noor-0").truth.drifted is True
 
 
 def test_shopping_statement_is_the_tastes_for_that_product(shopping: Benchmark) -> None:
-    e = _episode(shopping, "shopping-p1-Emma-0")
+    e = _episode(shopping, "shopping-p1-Noor-0")
     assert e.truth.statement.startswith(
-        "For a microwave oven: For the primary heating mechanism, I like steam injection "
-        "system best, magnetron microwave emission or solid-state RF amplifier heating are "
-        "fine too, and I won't accept convection fan heating, inverter microwave control or "
-        "infrared radiant heating. For the door configuration,"
+        "For a kettle: For the spout shape, I like gooseneck spout best, short straight spout "
+        "is fine too, and I won't accept wide pour lip or double spout. For the heating base,"
     )
-    assert _episode(shopping, "shopping-p1-Emma-9").truth.statement.startswith(
-        "For an air conditioner:"
+    assert _episode(shopping, "shopping-p1-Noor-2").truth.statement.startswith(
+        "For a desk lamp:"
     )
+
+
+def test_shopping_episodes_carry_the_persona_tastes(shopping: Benchmark) -> None:
+    """What the parity user answers from: the product's taste table, before and after."""
+    e = _episode(shopping, "shopping-p3-Noor-0")
+    assert [t.category for t in e.truth.tastes] == ["spout shape", "heating base", "body material"]
+    assert e.truth.tastes[0].like_most == "short straight spout"
+    assert e.truth.tastes_before[0].like_most == "gooseneck spout"
+    assert _episode(shopping, "shopping-p1-Noor-0").truth.tastes_before == []
 
 
 @pytest.mark.parametrize("persona", ["persona_info.json", "updated_persona_info.json"])
@@ -162,7 +182,7 @@ def test_every_taste_survives_parsing_with_its_polarity(persona: str) -> None:
     """The offline reasoner must read each feature back verbatim with the right sign."""
     from pahf.eval.published_shopping import statement
 
-    users = read_tastes(SAMPLE / "data" / "shopping" / persona)
+    users = read_tastes(MINI / "data" / "shopping" / persona)
     checked = 0
     for products in users.values():
         for product, tastes in products.items():
@@ -174,12 +194,14 @@ def test_every_taste_survives_parsing_with_its_polarity(persona: str) -> None:
                 for feature, weight in expected.items():
                     assert parsed.get(feature) == weight, (product, feature, parsed.get(feature))
                     checked += 1
-    assert checked == 3 * 5 * 3 * 6  # users x products x categories x values
+    assert checked > 40
 
 
+@needs_sample
 def test_published_answers_follow_the_taste_rule_except_for_ties() -> None:
-    """How often ``gt`` agrees with the rule (acceptable = nothing disliked, best = most
-    favourites, none if nothing is acceptable): 534 of 540; the 6 others are ties."""
+    """On the published sample: how often ``gt`` agrees with the rule (acceptable = nothing
+    disliked, best = most favourites, none if nothing is acceptable): 534 of 540; the 6 others
+    are ties."""
     root = SAMPLE / "data" / "shopping"
     old, new = read_tastes(root / "persona_info.json"), read_tastes(root / "updated_persona_info.json")
     agree = ties = total = 0
@@ -198,6 +220,13 @@ def test_published_answers_follow_the_taste_rule_except_for_ties() -> None:
     assert (agree, ties, total) == (534, 6, 540)
 
 
+@needs_sample
+def test_the_published_sample_loads_both_domains() -> None:
+    for domain in ("embodied", "shopping"):
+        bench = load_published(SAMPLE, cast(Any, domain))
+        assert all(bench.episodes[p] for p in (1, 2, 3, 4))
+
+
 def test_requests_carry_no_ground_truth(embodied: Benchmark, shopping: Benchmark) -> None:
     for bench in (embodied, shopping):
         for episodes in bench.episodes.values():
@@ -211,8 +240,24 @@ def test_requests_carry_no_ground_truth(embodied: Benchmark, shopping: Benchmark
 
 
 def test_episode_ids_are_stable_across_loads(shopping: Benchmark) -> None:
-    again = load_published(SAMPLE, "shopping")
+    again = load_published(MINI, "shopping")
     assert [e.episode_id for e in again.episodes[2]] == [e.episode_id for e in shopping.episodes[2]]
+
+
+# --------------------------------------------------------------------------- left-out rows
+
+
+def test_rows_that_contradict_their_scene_are_left_out_and_listed(embodied: Benchmark) -> None:
+    """The fixture's two inconsistent rows (a target place outside the scene, an empty scene)
+    are not episodes; each is listed with its file, position and reason."""
+    ids = {e.episode_id for eps in embodied.episodes.values() for e in eps}
+    assert "embodied-p1-Quill-8" not in ids and "embodied-p4-Rowan-8" not in ids
+    assert [(r.row_id, r.file, r.item) for r in embodied.left_out] == [
+        ("embodied-p1-Quill-8", "scenarios/original_scenarios_A.json", 8),
+        ("embodied-p4-Rowan-8", "scenarios/evolved_scenarios_B.json", 8),
+    ]
+    assert "'hallway hook' is not in the scene" in embodied.left_out[0].reason
+    assert "'scene_objects' is empty" in embodied.left_out[1].reason
 
 
 # --------------------------------------------------------------------------- bad data
@@ -371,13 +416,51 @@ def test_duplicate_scene_objects_are_named(tree: Path) -> None:
     _expect(tree, "embodied", "'scene_objects'", "duplicate entries ['cold milk']")
 
 
-def test_target_outside_the_scene_is_named(tree: Path) -> None:
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"user_intent_location": "garage"}, "target location 'garage' is not in the scene"),
+        ({"scene_objects": ["top shelf", "snacks", "kitchen drawer"]}, "list its item first"),
+        ({"scene_objects": []}, "'scene_objects' is empty"),
+    ],
+    ids=["place outside", "item not first", "empty scene"],
+)
+def test_rows_contradicting_their_scene_are_left_out_not_fatal(
+    tree: Path, change: dict[str, Any], reason: str
+) -> None:
     rows = _scenarios()
-    rows[1]["user_intent_location"] = "garage"
+    rows[1].update(change)
     (tree / "data" / "embodied" / "scenarios" / "original_scenarios_A.json").write_text(
         json.dumps(rows)
     )
-    _expect(tree, "embodied", "'user_intent_location'", "'garage' is not in the scene")
+    bench = load_published(tree, "embodied")
+    assert [e.index for e in bench.episodes[1]] == [0]
+    assert [e.index for e in bench.episodes[2]] == [0, 1]
+    [row] = bench.left_out
+    assert (row.row_id, row.file, row.item) == (
+        "embodied-p1-Zed-1", "scenarios/original_scenarios_A.json", 1
+    )
+    assert reason in row.reason
+
+
+def test_a_pick_up_target_outside_the_scene_is_left_out(tree: Path) -> None:
+    rows = _scenarios()
+    rows[0]["user_intent_object"] = "lemonade"
+    (tree / "data" / "embodied" / "scenarios" / "evolved_scenarios_B.json").write_text(
+        json.dumps(rows)
+    )
+    bench = load_published(tree, "embodied")
+    assert [r.row_id for r in bench.left_out] == ["embodied-p4-Zed-0"]
+    assert "target object 'lemonade' is not in the scene" in bench.left_out[0].reason
+
+
+def test_a_scene_that_is_not_a_list_stays_a_format_error(tree: Path) -> None:
+    rows = _scenarios()
+    rows[1]["scene_objects"] = None
+    (tree / "data" / "embodied" / "scenarios" / "original_scenarios_A.json").write_text(
+        json.dumps(rows)
+    )
+    _expect(tree, "embodied", "original_scenarios_A.json", "item 1", "'scene_objects'")
 
 
 def test_persona_file_that_is_not_python_is_named(tree: Path) -> None:
@@ -423,10 +506,10 @@ def test_each_phase_carries_the_persona_prompts_of_its_side_of_the_shift(
     updated one in 3-4, exactly as the data files give them."""
     from pahf.eval.persona_text import persona_prompts
 
-    personas = SAMPLE / "data" / "embodied" / "personas"
+    personas = MINI / "data" / "embodied" / "personas"
     original = persona_prompts(personas / "original_persona.py")
     evolved = persona_prompts(personas / "evolved_persona.py")
-    shop = SAMPLE / "data" / "shopping"
+    shop = MINI / "data" / "shopping"
     before = json.loads((shop / "original_persona.json").read_text())
     after = json.loads((shop / "updated_persona.json").read_text())
     for bench, old, new in ((embodied, original, evolved), (shopping, before, after)):

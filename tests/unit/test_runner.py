@@ -35,7 +35,7 @@ from pahf.eval.runner import (
     run_evaluation,
     select_users,
 )
-from pahf.eval.simulators import RuleBasedUser
+from pahf.eval.simulators import ParityUser, RuleBasedUser
 from pahf.eval.usage import new_tracker, read_usage
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
@@ -78,7 +78,8 @@ def _services(simulator: Any = None, *, persistent: bool = True) -> EvalServices
     return EvalServices(
         open_memory=open_memory,
         make_reasoner=lambda memory: OfflineReasoner(memory.encoder),
-        simulator=simulator or RuleBasedUser(),
+        # The default settings' user (worker processes build theirs from the settings).
+        simulator=simulator or ParityUser(),
     )
 
 
@@ -251,6 +252,7 @@ def test_no_ground_truth_reaches_the_graph(method: str) -> None:
 # --------------------------------------------------------------------------- resume
 
 
+@pytest.mark.slow
 def test_stop_midway_then_rerun_gives_the_same_results(tmp_path: Path) -> None:
     bench = {"embodied": tiny_benchmark()}
     methods = settings(["no-memory", "pahf"])
@@ -270,11 +272,12 @@ def test_stop_midway_then_rerun_gives_the_same_results(tmp_path: Path) -> None:
     assert third.played == 0 and comparable(third.records) == comparable(full.records)
 
 
-class CrashingUser(RuleBasedUser):
+class CrashingUser(ParityUser):
     """Dies while giving feedback in the n-th episode in which it had answered a question:
     the answer is already in memory, the episode is not in the log."""
 
     def __init__(self, crash_at: int) -> None:
+        super().__init__()
         self.crash_at = crash_at
         self.answered: set[str] = set()
         self.count = 0
@@ -354,6 +357,7 @@ def test_rerun_with_other_settings_is_refused(tmp_path: Path) -> None:
         run_evaluation(other_data, settings(["no-memory"], 1), tmp_path / "r")
 
 
+@pytest.mark.slow
 def test_inline_human_turns_give_the_records_of_interrupts(tmp_path: Path) -> None:
     """The harness plays human turns in-process (one graph run per episode); a deployment sees
     interrupts and resumes. Every method, with noisy feedback so corrections of every kind
@@ -368,6 +372,7 @@ def test_inline_human_turns_give_the_records_of_interrupts(tmp_path: Path) -> No
     assert comparable(inline.records) == comparable(interrupts.records)
 
 
+@pytest.mark.slow
 def test_results_do_not_depend_on_the_worker_count(tmp_path: Path) -> None:
     bench = {"embodied": tiny_benchmark()}
     noisy = settings(["post-only", "pahf"], feedback_noise=0.3)
@@ -734,15 +739,15 @@ def test_cli_malformed_data_names_the_file_and_field(
 
 
 def test_cli_unknown_user_is_exit_2(
-    sample_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    mini_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(
-        ["eval", "--data", str(sample_data), "--domain", "embodied", "--user", "Zed",
+        ["eval", "--data", str(mini_data), "--domain", "embodied", "--user", "Zed",
          "--out", str(tmp_path / "o")]
     )
     assert code == 2
     err = capsys.readouterr().err
-    assert "unknown user 'Zed'" in err and "Alex" in err
+    assert "unknown user 'Zed'" in err and "Quill" in err
 
 
 def test_cli_bad_numbers_are_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -35,8 +35,7 @@ def test_request_requires_candidates_and_unique_ids() -> None:
 
 def test_request_topic_and_situation() -> None:
     req = _request(context="Dehydrated")
-    assert req.topic() == "Dehydrated"
-    assert req.situation() == "Dehydrated: bring me a drink"
+    assert req.topic() == req.situation() == "Dehydrated: bring me a drink"
     assert _request().topic() == "bring me a drink"
     with pytest.raises(KeyError, match="no candidate"):
         req.candidate("zzz")
@@ -45,6 +44,13 @@ def test_request_topic_and_situation() -> None:
 @pytest.mark.parametrize("bad", ["", "   ", "x" * 300, "a\x00b", 5])
 def test_bad_user_ids_are_refused(bad: object) -> None:
     with pytest.raises(ValueError):
+        validate_user_id(bad)
+
+
+@pytest.mark.parametrize("bad", ["\u202ealice", "al\u200bice", "bob\u2066", "\ufeffcarol"])
+def test_user_ids_with_format_characters_are_refused(bad: str) -> None:
+    """Bidirectional overrides and zero-width characters make two ids print alike."""
+    with pytest.raises(ValueError, match="format characters"):
         validate_user_id(bad)
 
 

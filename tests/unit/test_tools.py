@@ -43,7 +43,7 @@ def test_record_then_recall_for_the_configured_user(hashing_memory: ChromaPrefer
     tools = tools_by_name(hashing_memory, domain="drinks")
     stored = call(tools["record_preference"], {"text": "ice water when dehydrated", "topic": "dehydrated"})
     assert stored.status == "success" and stored.artifact["text"] == "ice water when dehydrated"
-    [record] = hashing_memory.list("alice")
+    [record] = hashing_memory.get_all("alice")
     assert (record.topic, record.domain, record.source) == ("dehydrated", "drinks", "manual")
 
     recalled = call(tools["recall_preferences"], {"query": "dehydrated, what to drink", "k": 3})
@@ -123,7 +123,7 @@ def test_bad_arguments_come_back_to_the_model(hashing_memory: ChromaPreferenceMe
     assert huge.status == "error" and "text" in str(huge.content)
     too_many = call(tools["recall_preferences"], {"query": "water", "k": MAX_RESULTS + 1})
     assert too_many.status == "error" and "k" in str(too_many.content)
-    assert [r.text for r in hashing_memory.list("alice")] == ["ice water"]  # nothing lost
+    assert [r.text for r in hashing_memory.get_all("alice")] == ["ice water"]  # nothing lost
 
 
 def test_tools_run_inside_a_langgraph_tool_node(hashing_memory: ChromaPreferenceMemory) -> None:
@@ -142,4 +142,39 @@ def test_tools_run_inside_a_langgraph_tool_node(hashing_memory: ChromaPreference
     recorded, listed = out["messages"][1:]
     assert recorded.tool_call_id == "c1" and recorded.status == "success"
     assert listed.tool_call_id == "c2"
-    assert hashing_memory.list("dora")[0].text == "window seat"
+    assert hashing_memory.get_all("dora")[0].text == "window seat"
+
+
+def _tool_graph(memory: ChromaPreferenceMemory) -> Any:
+    """A graph with the PAHF run context (as an agent beside the PAHF graph would have)."""
+    from pahf.context import RunContext
+
+    builder = StateGraph(MessagesState, context_schema=RunContext)
+    builder.add_node("tools", ToolNode(make_memory_tools(memory)))
+    builder.add_edge(START, "tools")
+    return builder.compile()
+
+
+def _record_call(text: str) -> dict[str, Any]:
+    call_ = {"name": "record_preference", "args": {"text": text}, "id": "c1", "type": "tool_call"}
+    return {"messages": [AIMessage(content="", tool_calls=[call_])]}
+
+
+def test_tools_take_the_user_from_the_run_context_like_the_graph(
+    hashing_memory: ChromaPreferenceMemory,
+) -> None:
+    """The graph reads the run context's user_id; the tools read only configurable before, so
+    an app passing context={"user_id": ...} to both got "no user id" from the tools."""
+    graph = _tool_graph(hashing_memory)
+    out = graph.invoke(_record_call("ice water"), context={"user_id": "alice"})
+    assert out["messages"][-1].status == "success", out["messages"][-1].content
+    assert [r.text for r in hashing_memory.get_all("alice")] == ["ice water"]
+    clash = graph.invoke(
+        _record_call("hot coffee"),
+        {"configurable": {"user_id": "bob"}},
+        context={"user_id": "alice"},
+    )
+    reply = clash["messages"][-1]
+    assert reply.status == "error" and "refusing to mix users" in str(reply.content)
+    assert "run context says 'alice'" in str(reply.content)
+    assert hashing_memory.users() == ["alice"]

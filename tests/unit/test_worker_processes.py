@@ -37,6 +37,7 @@ def _comparable(records: list[EpisodeRecord]) -> list[dict[str, object]]:
     return [r.model_dump(exclude={"seconds"}) for r in sorted_records(records)]
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_results_of_one_thread(tmp_path: Path) -> None:
     one = run_evaluation(_benchmarks(), _settings(), tmp_path / "one", workers=1)  # type: ignore[arg-type]
     two = run_evaluation(_benchmarks(), _settings(), tmp_path / "two", workers=2)  # type: ignore[arg-type]
@@ -51,6 +52,7 @@ def test_worker_processes_give_the_results_of_one_thread(tmp_path: Path) -> None
             assert (tmp_path / "two" / "memory" / f"{domain}-{method}" / "chroma.sqlite3").exists()
 
 
+@pytest.mark.slow
 def test_without_a_file_lock_the_run_plays_in_one_process_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -68,6 +70,7 @@ def test_without_a_file_lock_the_run_plays_in_one_process_and_says_so(
     assert _comparable(alone.records) == _comparable(one.records)
 
 
+@pytest.mark.slow
 def test_a_failing_worker_process_fails_the_run_with_its_error(tmp_path: Path) -> None:
     out = tmp_path / "run"
     run_evaluation(_benchmarks(), _settings(), out, workers=2, max_episodes=60)  # type: ignore[arg-type]
@@ -99,6 +102,7 @@ def test_errors_a_worker_process_may_raise_reach_the_parent_whole(error: Excepti
     assert str(back) == str(error) and vars(back) == vars(error)
 
 
+@pytest.mark.slow
 def test_max_episodes_stops_every_worker_process(tmp_path: Path) -> None:
     first = run_evaluation(_benchmarks(), _settings(), tmp_path / "r", workers=2, max_episodes=10)  # type: ignore[arg-type]
     assert not first.complete
@@ -135,6 +139,7 @@ for record in records:
 """
 
 
+@pytest.mark.slow
 def test_the_episode_log_takes_whole_lines_from_concurrent_processes(tmp_path: Path) -> None:
     path = tmp_path / "episodes.jsonl"
     start = str(time.time() + 5)
@@ -155,14 +160,14 @@ def test_the_episode_log_takes_whole_lines_from_concurrent_processes(tmp_path: P
 _EVALUATION_SCRIPT = """
 import sys
 from pathlib import Path
-from pahf.bench.workload import WORKLOADS, build_benchmarks
+from pahf.eval.generator import generate
 from pahf.eval.runner import EvalSettings, run_evaluation
 
 def main():
     settings = EvalSettings(domains=["embodied", "shopping"], methods=["pahf"], iterations=1,
                             embedding="hashing")
-    outcome = run_evaluation(build_benchmarks(WORKLOADS["tiny"]), settings, Path(sys.argv[1]),
-                             workers=2)
+    benchmarks = {d: generate(d, users=1, episodes_per_phase=2) for d in ("embodied", "shopping")}
+    outcome = run_evaluation(benchmarks, settings, Path(sys.argv[1]), workers=2)
     print("played", outcome.played, "processes", outcome.worker_processes)
 
 GUARD
@@ -170,6 +175,7 @@ GUARD
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("guarded", [False, True], ids=["without the guard", "with it"])
 def test_a_script_that_starts_worker_processes_is_told_it_needs_the_main_guard(
     tmp_path: Path, guarded: bool
@@ -202,12 +208,12 @@ def test_a_script_that_starts_worker_processes_is_told_it_needs_the_main_guard(
 
 def _tiny_runs() -> list[object]:
     """The episodes the script above plays: the tiny benchmarks, pahf, one iteration."""
-    from pahf.bench.workload import WORKLOADS, build_benchmarks
+    from pahf.eval.generator import generate
     from pahf.eval.runner import replay_order
 
     return [
         step
-        for bench in build_benchmarks(WORKLOADS["tiny"]).values()
+        for bench in (generate(d, users=1, episodes_per_phase=2) for d in ("embodied", "shopping"))
         for user in bench.users()
         for step in replay_order(bench, user, 1)
     ]
@@ -234,6 +240,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow
 def test_a_killed_worker_process_fails_the_run_with_a_clear_error(tmp_path: Path) -> None:
     script = tmp_path / "kill.py"
     script.write_text(_KILLED_WORKER_SCRIPT)

@@ -117,7 +117,7 @@ class ChatSession:
 
     def _records(self) -> list[Any]:
         try:
-            return list(self.memory.list(self.user, include_superseded=False))
+            return list(self.memory.get_all(self.user, include_superseded=False))
         except LookupError:
             return []
 

@@ -1,4 +1,8 @@
-"""Helpers shared by CLI subcommands: opening stores safely, reading request JSON."""
+"""Helpers shared by CLI subcommands: opening stores safely, reading request JSON.
+
+They turn what a user got wrong into :class:`CliError` (one line, exit status 2) right where
+the input is read, so any other exception further down is reported as the bug it is.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +10,61 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from pahf.cli import CliError
+from pahf.context import RunContext
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.request import Request
 
 
 def open_existing_store(location: str) -> ChromaPreferenceMemory:
     """Open a store that must already exist: a typo must not silently create an empty one."""
-    if not location.startswith(("http://", "https://")):
-        path = Path(location).expanduser()
-        if not path.is_dir() or not (path / "chroma.sqlite3").exists():
-            raise FileNotFoundError(f"no pahf memory store at {path} (expected a Chroma directory)")
-    return ChromaPreferenceMemory(location)
+    return ChromaPreferenceMemory.open_existing(location)
+
+
+def read_json(path: str, what: str) -> Any:
+    """The JSON in the file at ``path``, or a CliError naming the file and what is wrong."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CliError(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read {what} {path}: {exc}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{what} {path} is not valid JSON: {exc}") from exc
+
+
+def validation_message(exc: ValidationError) -> str:
+    """Pydantic's multi-line report as one line: the first few fields and what is wrong."""
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{where}: {err['msg']}")
+    return f"invalid {exc.title}: " + "; ".join(parts)
 
 
 def read_request(path: str, user: str | None = None) -> Request:
     """Load a request from a JSON file, with errors that name the file and the field."""
-    try:
-        raw: Any = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"request file {path} does not exist") from exc
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"request file {path} is not valid JSON: {exc}") from exc
+    raw = read_json(path, "request file")
     if not isinstance(raw, dict):
-        raise ValueError(f"request file {path} must hold a JSON object")
+        raise CliError(f"request file {path} must hold a JSON object")
     if isinstance(raw.get("request"), dict):
         raw = raw["request"]
     if user is not None:
         raw = {**raw, "user_id": user}
     try:
         return Request.model_validate(raw)
-    except ValueError as exc:
-        raise ValueError(f"request file {path}: {exc}") from exc
+    except ValidationError as exc:
+        raise CliError(f"request file {path}: {validation_message(exc)}") from exc
+
+
+def method_context(method: str) -> RunContext:
+    """The run context of ``--method``: one of the paper's four methods."""
+    from pahf.eval.methods import METHODS, context_for_method
+
+    if method not in METHODS:
+        raise CliError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return context_for_method(method)

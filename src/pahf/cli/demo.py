@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from pahf.cli.common import method_context
 from pahf.decisions import Action
 from pahf.eval.demo_script import USER, demo_episodes
-from pahf.eval.methods import context_for_method
 from pahf.eval.simulators import RuleBasedUser
 from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
@@ -54,7 +54,7 @@ def _ops_line(ops: list[AppliedMemoryOp]) -> str:
 
 def run_demo(args: argparse.Namespace) -> int:
     console = Console()
-    context = context_for_method(args.method)
+    context = method_context(args.method)
     with tempfile.TemporaryDirectory(prefix="pahf-demo-") as tmp:
         store = ChromaPreferenceMemory(args.store or tmp)
         graph = build_graph(OfflineReasoner(store.encoder), store, memory_checkpointer())
@@ -113,7 +113,7 @@ def run_demo(args: argparse.Namespace) -> int:
         table = Table(title=f"what the agent remembers about {USER}")
         for col in ("status", "text", "history"):
             table.add_column(col, overflow="fold")
-        for record in store.list(USER) if USER in store.users() else []:
+        for record in store.get_all(USER) if USER in store.users() else []:
             table.add_row(record.status, record.text, ", ".join(h.event for h in record.history))
         console.print(table)
         console.print(

@@ -19,15 +19,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pahf.cli import CliError
+from pahf.cli import CliError, missing_extra
 from pahf.eval.episodes import DOMAINS, Benchmark, Domain
 from pahf.eval.methods import METHODS, Method
 from pahf.eval.metrics import PhaseSummary, summarize
 from pahf.eval.report import success_table, write_outputs
 from pahf.eval.runner import (
+    MAX_ITERATIONS,
+    SIMULATORS,
     EvalOutcome,
     EvalSettings,
     SimulatedUserError,
+    check_benchmark,
     run_evaluation,
     select_users,
 )
@@ -102,7 +105,28 @@ def register(sub: Any) -> None:
     )
     add("--reasoner", default="offline", metavar="KIND", help="offline (default) or llm")
     add("--model", metavar="NAME", help="chat model for --reasoner llm / --simulator llm")
-    add("--simulator", default="rule", metavar="KIND", help="simulated user: rule (default) or llm")
+    add(
+        "--simulator",
+        default="parity",
+        metavar="KIND",
+        help="simulated user: parity (default: the paper's, answers only what is asked and "
+        "never reads the answer key), rule-generous (an upper bound: answers with the whole "
+        "preference, chosen with the answer key) or llm (an LLM playing the persona)",
+    )
+    add(
+        "--show-context",
+        action="store_true",
+        help="ablation: show the agent the embodied situation label (e.g. 'Drowsy'), which the "
+        "paper's agent never sees",
+    )
+    add(
+        "--question-budget",
+        type=int,
+        default=1,
+        metavar="Q",
+        help="clarification questions per request (1, as in the paper; other values are "
+        "reported as a setting of their own)",
+    )
     add(
         "--max-episodes",
         type=int,
@@ -158,6 +182,8 @@ def parse_user_names(values: list[str] | None) -> list[str] | None:
 def _check_args(args: argparse.Namespace) -> None:
     if args.iterations < 1:
         raise CliError(f"--iterations must be at least 1, got {args.iterations}")
+    if args.iterations > MAX_ITERATIONS:
+        raise CliError(f"--iterations must be at most {MAX_ITERATIONS}, got {args.iterations}")
     if args.workers < 1:
         raise CliError(f"--workers must be at least 1, got {args.workers}")
     if args.users is not None and args.users < 1:
@@ -169,8 +195,17 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CliError(f"--feedback-noise must be between 0 and 1, got {args.feedback_noise}")
     if args.reasoner not in ("offline", "llm"):
         raise CliError(f"unknown reasoner {args.reasoner!r}; choose offline or llm")
-    if args.simulator not in ("rule", "llm"):
-        raise CliError(f"unknown simulator {args.simulator!r}; choose rule or llm")
+    if args.simulator == "rule":
+        raise CliError(
+            "--simulator rule is now two users: parity (the default, as in the paper) or "
+            "rule-generous (the earlier rule-based user, an upper bound)"
+        )
+    if args.simulator not in SIMULATORS:
+        raise CliError(
+            f"unknown simulator {args.simulator!r}; choose {', '.join(SIMULATORS)}"
+        )
+    if not 0 <= args.question_budget <= 10:
+        raise CliError(f"--question-budget must be between 0 and 10, got {args.question_budget}")
     if args.max_episodes is not None and args.max_episodes < 1:
         raise CliError(f"--max-episodes must be at least 1, got {args.max_episodes}")
 
@@ -205,8 +240,7 @@ def load_benchmarks(args: argparse.Namespace, domains: list[Domain]) -> dict[str
         from pahf.eval.published import load_published
 
         for domain in domains:
-            bench = load_published(path, domain)
-            out[domain] = select_users(bench, names, args.users)
+            out[domain] = _checked(load_published(path, domain), names, args.users)
         return out
     from pahf.eval.generator import generate
 
@@ -224,8 +258,32 @@ def load_benchmarks(args: argparse.Namespace, domains: list[Domain]) -> dict[str
     if args.ambiguity is not None:
         options["ambiguity"] = args.ambiguity
     for domain in domains:
-        out[domain] = select_users(generate(domain, **options), names)
+        try:
+            generated = generate(domain, **options)
+        except ValueError as exc:  # the generator's options are the command line's
+            raise CliError(str(exc)) from exc
+        out[domain] = _checked(generated, names)
     return out
+
+
+def _checked(bench: Benchmark, names: list[str] | None, limit: int | None = None) -> Benchmark:
+    """``bench`` cut to the users asked for, refused if the protocol cannot replay it."""
+    try:
+        chosen = select_users(bench, names, limit)
+        check_benchmark(chosen)
+    except (LookupError, ValueError) as exc:  # both only judge the data and the options
+        raise CliError(str(exc)) from exc
+    return chosen
+
+
+def _writable_run_dir(out_dir: Path) -> None:
+    """Create ``--out`` (or find it writable) before anything runs, or say why not."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create the run directory {out_dir}: {exc}") from exc
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise CliError(f"the run directory {out_dir} is not writable")
 
 
 # --------------------------------------------------------------------------- output
@@ -306,6 +364,10 @@ def _play(
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    hint = missing_extra(["matplotlib"], "eval", "pahf eval (the report's plots)")
+    if hint:
+        print(f"pahf eval: {hint}", file=sys.stderr)
+        return 1
     _check_args(args)
     domains = parse_domains(args.domain)
     methods = parse_methods(args.method)
@@ -320,8 +382,11 @@ def run_eval(args: argparse.Namespace) -> int:
         reasoner=args.reasoner,
         model=args.model,
         simulator=args.simulator,
+        show_context=args.show_context,
+        question_budget=args.question_budget,
     )
     out_dir = Path(args.out) if args.out else _default_out()
+    _writable_run_dir(out_dir)
     console = Console()
     err = Console(stderr=True)
     err.print(f"run directory: {out_dir} (rerun with --out {out_dir} to resume)", soft_wrap=True)
@@ -375,6 +440,16 @@ def run_eval(args: argparse.Namespace) -> int:
             f"[yellow]run incomplete[/yellow]: stopped after {outcome.played} new episodes "
             f"({len(outcome.records)} done); rerun the same command with --out {out_dir} to finish"
         ]
+    gaps = outcome.settings.parity_gaps()
+    lines.append(
+        "setting: paper parity" if not gaps else "setting: NOT paper parity: " + "; ".join(gaps)
+    )
+    for name, info in outcome.settings.benchmarks.items():
+        if info.left_out:
+            lines.append(
+                f"{name}: {len(info.left_out)} data rows left out (they contradict their own "
+                "scene; listed in summary.json and the report)"
+            )
     failed = sum(r.failed for r in rows)
     if failed:
         lines.append(

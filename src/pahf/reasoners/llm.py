@@ -37,6 +37,7 @@ from langchain_core.runnables import Runnable
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from pahf.decisions import Action, Assessment, Turn
+from pahf.errors import InputError
 from pahf.memory.schema import MemoryOp, NewMemory, RetrievedMemory
 from pahf.reasoners.prompts import (
     AssessDecision,
@@ -73,7 +74,7 @@ S = TypeVar("S", bound=BaseModel)
 # --------------------------------------------------------------------------- errors
 
 
-class LLMConfigError(ValueError):
+class LLMConfigError(InputError):
     """The LLM cannot be configured (no API key, unknown structured-output method)."""
 
 

@@ -371,7 +371,7 @@ class OfflineReasoner:
             return []  # nothing preference-like to keep ("thanks", "ok")
         new = NewMemory(
             text=text,
-            topic=request.situation(),
+            topic=request.topic(),
             domain=request.domain,
             source="clarification" if turn.kind == "clarification" else "feedback",
             request_id=request.request_id,

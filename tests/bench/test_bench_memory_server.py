@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from pahf.bench import memory_scale
+from bench import memory_scale
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_memory_benchmark_measures_a_chroma_server() -> None:
     report = memory_scale.run("tiny", embedded=[], server=[memory_scale.Scale(3, 5)])
