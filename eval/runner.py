@@ -585,6 +585,7 @@ def play_episode(
     # writes them when a run stops, not after every step (measured in bench/README.md).
     durability: dict[str, Any] = {"durability": "exit"} if graph.checkpointer else {}
     error: str | None = None
+    error_replies: list[str] = []
     try:
         result = graph.invoke({"request": request}, config, context=context, **durability)
         while pending := result.get("__interrupt__"):
@@ -595,7 +596,7 @@ def play_episode(
             resume = human(pending[0].value)
             result = graph.invoke(Command(resume=resume), config, context=context, **durability)
     except LLMOutputError as exc:
-        result, error = {}, str(exc)
+        result, error, error_replies = {}, str(exc), exc.replies
     action = result.get("action")
     if isinstance(action, dict):
         action = Action.model_validate(action)
@@ -640,6 +641,7 @@ def play_episode(
         tokens=input_tokens + output_tokens,
         seconds=round(time.perf_counter() - started, 4),
         error=error,
+        error_replies=error_replies,
     )
 
 

@@ -9,6 +9,7 @@ LangChain's default function-calling structured output).
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from dataclasses import dataclass
@@ -624,6 +625,57 @@ def test_from_settings_errors_are_clear(monkeypatch: pytest.MonkeyPatch) -> None
         LLMReasoner.from_settings(api_key="k", method="xml")
     with pytest.raises(LLMConfigError, match="timeout must be positive"):
         chat_model_from_settings(api_key="k", timeout=0)
+
+
+def test_settings_read_the_environment_and_say_which_value_is_bad() -> None:
+    env = {
+        "PAHF_MODEL": "qwen2.5-coder-1.5b-instruct",
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+        "PAHF_LLM_TIMEOUT": "300",
+        "PAHF_LLM_MAX_TOKENS": "128",
+        "PAHF_LLM_TEMPERATURE": "0.2",
+        "PAHF_LLM_RETRIES": "0",
+    }
+    settings = LLMSettings.resolve(env=env)
+    assert (settings.timeout, settings.max_tokens, settings.temperature, settings.retries) == (
+        300.0, 128, 0.2, 0,
+    )
+    assert settings.base_url == "http://127.0.0.1:9/v1" and settings.provider == ""
+    # PAHF_LLM_BASE_URL beats OPENAI_BASE_URL; arguments beat both.
+    settings = LLMSettings.resolve(env={**env, "PAHF_LLM_BASE_URL": "http://h:1/v1"}, timeout=7)
+    assert (settings.base_url, settings.timeout) == ("http://h:1/v1", 7.0)
+    # What the settings write to the environment reads back the same (worker processes).
+    assert LLMSettings.resolve(env=settings.environ()) == settings
+    defaults = LLMSettings.resolve(env={})
+    assert (defaults.model, defaults.timeout, defaults.max_tokens, defaults.retries) == (
+        "gpt-4o-mini", 120.0, 256, 2,
+    )
+    for var, value, message in [
+        ("PAHF_LLM_TIMEOUT", "soon", "PAHF_LLM_TIMEOUT: 'soon' is not a valid timeout"),
+        ("PAHF_LLM_MAX_TOKENS", "0", "max_tokens must be at least 1"),
+        ("PAHF_LLM_MAX_TOKENS", "2.5", "not a valid max_tokens"),
+        ("PAHF_LLM_RETRIES", "-1", "retries must be >= 0"),
+        ("PAHF_LLM_TEMPERATURE", "9", "temperature must be in [0, 2]"),
+    ]:
+        with pytest.raises(LLMConfigError, match=re.escape(message)):
+            LLMSettings.resolve(env={var: value})
+
+
+def test_provider_model_names_go_through_init_chat_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    settings = LLMSettings.resolve(env={}, model="openai:gpt-4o", max_tokens=64, timeout=9)
+    assert (settings.provider, settings.model_name) == ("openai", "gpt-4o")
+    chat = settings.chat_model()
+    assert isinstance(chat, ChatOpenAI) and chat.model_name == "gpt-4o"
+    assert (chat.max_tokens, chat.request_timeout, chat.max_retries) == (64, 9.0, 0)
+    assert chat.disable_streaming is True
+    # A provider whose package is missing: a clear configuration error, not an ImportError.
+    with pytest.raises(LLMConfigError, match="cannot build the chat model 'xai:grok'"):
+        LLMSettings.resolve(env={}, model="xai:grok").chat_model()
+    # Names with a colon that are not a provider prefix stay OpenAI-protocol model names.
+    for name in ("qwen2.5:1.5b", "org/model:tag", "llama3:8b"):
+        settings = LLMSettings.resolve(env={}, model=name)
+        assert (settings.provider, settings.model_name) == ("", name)
 
 
 def test_from_settings_with_cache_path_uses_the_disk_cache(tmp_path: Path) -> None:

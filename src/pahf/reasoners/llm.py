@@ -473,24 +473,28 @@ def chat_model_from_settings(
     max_retries: int | None = None,
     cache_path: str | Path | None = None,
     max_tokens: int | None = None,
+    *,
+    settings: LLMSettings | None = None,
 ) -> BaseChatModel:
-    """The chat model of :class:`LLMSettings` resolved from these arguments over the environment
+    """The chat model of ``settings``, else of :class:`LLMSettings` resolved from these
+    arguments over the environment
     (``PAHF_MODEL``, ``PAHF_LLM_BASE_URL`` or ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``,
     ``PAHF_LLM_TIMEOUT``, ``PAHF_LLM_MAX_TOKENS``, ``PAHF_LLM_TEMPERATURE``, ``PAHF_LLM_RETRIES``,
     ``PAHF_LLM_CACHE``). ``ChatOpenAI`` for a plain model name, ``init_chat_model`` for
     ``provider:model``. ``max_retries`` is :attr:`LLMSettings.retries`: the reasoner's own
     retries, so the client's are off.
     """
-    settings = LLMSettings.resolve(
-        model=model,
-        base_url=base_url,
-        api_key=api_key,
-        temperature=temperature,
-        timeout=timeout,
-        retries=max_retries,
-        cache_path=cache_path,
-        max_tokens=max_tokens,
-    )
+    if settings is None:
+        settings = LLMSettings.resolve(
+            model=model,
+            base_url=base_url,
+            api_key=api_key,
+            temperature=temperature,
+            timeout=timeout,
+            retries=max_retries,
+            cache_path=cache_path,
+            max_tokens=max_tokens,
+        )
     return settings.chat_model()
 
 
@@ -566,7 +570,7 @@ class LLMReasoner:
                 method=method,
             )
         return cls(
-            settings.chat_model(),
+            chat_model_from_settings(settings=settings),
             method=_method_from_env(settings.method),
             output_retries=output_retries,
             transport_retries=settings.retries,

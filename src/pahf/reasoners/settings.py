@@ -112,9 +112,11 @@ class LLMSettings(BaseModel):
 
     @property
     def provider(self) -> str:
-        """``""`` for a plain (OpenAI-protocol) name, else the part before the first ``:``."""
+        """The LangChain provider named before the first ``:``, else ``""`` (an OpenAI-protocol
+        name; Ollama tags such as ``qwen2.5:1.5b`` name no provider)."""
         head, sep, _ = self.model.partition(":")
-        return head.strip().lower() if sep and head.strip() and "/" not in head else ""
+        head = head.strip().lower()
+        return head if sep and head in known_providers() else ""
 
     @property
     def model_name(self) -> str:
@@ -188,6 +190,27 @@ class LLMSettings(BaseModel):
         if self.base_url:
             kwargs["base_url"] = self.base_url
         return ChatOpenAI(**kwargs)
+
+
+#: init_chat_model's providers (its documented list), for telling ``provider:model`` from a
+#: model name that merely holds a colon.
+PROVIDERS = (
+    "anthropic", "azure_ai", "azure_openai", "bedrock", "bedrock_converse", "cohere", "deepseek",
+    "fireworks", "google_anthropic_vertex", "google_genai", "google_vertexai", "groq",
+    "huggingface", "ibm", "mistralai", "nvidia", "ollama", "openai", "perplexity", "together",
+    "upstage", "xai",
+)
+
+
+def known_providers() -> frozenset[str]:
+    """:data:`PROVIDERS`, plus any the installed LangChain knows beyond them."""
+    try:
+        from langchain.chat_models import base
+
+        extra = getattr(base, "_BUILTIN_PROVIDERS", ())
+    except ImportError:
+        extra = ()
+    return frozenset(PROVIDERS) | frozenset(str(p) for p in extra)
 
 
 def _parse(name: str, value: Any, where: str) -> Any:
