@@ -7,7 +7,7 @@ Endpoints:
 
 * ``POST /v1/chat/completions``: pops the next scripted reply. A reply is a JSON object with
   optional ``status`` (HTTP status, default 200), ``delay`` (seconds to wait before answering),
-  ``headers``, ``usage`` (``[prompt_tokens, completion_tokens]``), and either ``content`` (any
+  ``headers``, ``usage`` (``[prompt_tokens, completion_tokens]``), ``finish_reason``, and either ``content`` (any
   JSON value, sent as JSON text) or ``raw`` (text sent as is). When the request carries
   ``tools`` the text goes into ``tool_calls[0].function.arguments`` of the first tool, as
   ChatOpenAI's function-calling mode expects; otherwise into ``message.content`` (the
@@ -138,7 +138,7 @@ def completion(body: dict[str, Any], reply: dict[str, Any]) -> tuple[dict[str, A
         "total_tokens": int(prompt_tokens) + int(completion_tokens),
     }
     message: dict[str, Any] = {"role": "assistant", "content": text}
-    finish = "stop"
+    finish = str(reply.get("finish_reason", "stop"))
     tools = body.get("tools") or []
     if tools:
         message = {

@@ -121,7 +121,7 @@ def register(sub: Any) -> None:
         default=1,
         metavar="N",
         help="play N users at once on threads of this process against one model server, with "
-        "one shared embedder and store (for LLM runs; results as with 1)",
+        "one shared embedder and store (for LLM runs; results as with 1; replaces --workers)",
     )
     add(
         "--simulator",
@@ -206,8 +206,6 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CliError(f"--workers must be at least 1, got {args.workers}")
     if args.concurrency < 1:
         raise CliError(f"--concurrency must be at least 1, got {args.concurrency}")
-    if args.concurrency > 1 and args.workers > 1:
-        raise CliError("--concurrency (threads) and --workers (processes): choose one")
     if args.users is not None and args.users < 1:
         raise CliError(f"--users must be at least 1, got {args.users}")
     for level in parse_noise_levels(args.noise_sweep):
