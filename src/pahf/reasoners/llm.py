@@ -29,7 +29,10 @@ everything that follows.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -437,6 +440,11 @@ def _match(value: str, values: list[str], nullable: bool) -> str | None:
     return folded[0] if len(folded) == 1 else value
 
 
+@functools.lru_cache(maxsize=4096)
+def _json_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    return schema.model_json_schema()
+
+
 def _normalized(data: Any, schema: type[BaseModel]) -> Any:
     """A parsed reply with what is safely repairable repaired: enum values matched up to case,
     whitespace and quotes, "none"/"null" read as null where null is allowed, text fields
@@ -444,7 +452,7 @@ def _normalized(data: Any, schema: type[BaseModel]) -> Any:
     left wrong is left for validation to report."""
     if not isinstance(data, dict):
         return data
-    props: dict[str, Any] = schema.model_json_schema().get("properties", {})
+    props: dict[str, Any] = _json_schema(schema).get("properties", {})
     out: dict[str, Any] = {}
     for name, spec in props.items():
         values, nullable = _choices(spec)
@@ -537,6 +545,10 @@ class LLMReasoner:
         self.output_retries = output_retries
         self.transport_retries = transport_retries
         self.backoff_seconds = backoff_seconds
+        #: Structured-output runnables by schema: a pure function of the schema (not state
+        #: between decisions), kept because building one costs more than the call's own work.
+        self._structured: dict[type[BaseModel], Runnable[Any, Any]] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(
@@ -579,17 +591,28 @@ class LLMReasoner:
     # ------------------------------------------------------------------ plumbing
 
     def _runnable(self, schema: type[BaseModel]) -> Runnable[Any, Any]:
-        # Schemas are built per call (their enums are the ids on offer), so the structured
-        # runnable is too: it is a thin wrapper, cheap next to the model call.
         # The schema goes as JSON schema, not as the class: the provider then returns the
         # parsed object as it came, and a repairable reply ("Black Coffee ") gets repaired
-        # here instead of failing inside the provider's own validation.
+        # here instead of failing inside the provider's own validation. One runnable per
+        # schema (schemas are per id set): building one costs more than the decision's own
+        # work.
+        with self._lock:
+            runnable = self._structured.get(schema)
+        if runnable is not None:
+            return runnable
         kwargs: dict[str, Any] = {"include_raw": True}
         if self.method is not None:
             kwargs["method"] = self.method
         if _is_chat_openai(self.chat_model) and self.method in (None, "json_schema"):
             kwargs.update(method="json_schema", strict=True)
-        return self.chat_model.with_structured_output(schema.model_json_schema(), **kwargs)
+        runnable = self.chat_model.with_structured_output(
+            copy.deepcopy(_json_schema(schema)), **kwargs
+        )
+        with self._lock:
+            if len(self._structured) >= 4096:
+                self._structured.clear()
+            self._structured[schema] = runnable
+        return runnable
 
     def _decide(
         self,

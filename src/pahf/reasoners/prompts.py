@@ -13,6 +13,7 @@ statements revise older ones.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -42,13 +43,32 @@ def _enum(values: Sequence[str]) -> Any:
     return Literal[tuple(values)]
 
 
-def candidate_ids(request: Request) -> list[str]:
-    return [c.id for c in request.candidates]
+def candidate_ids(request: Request) -> tuple[str, ...]:
+    return tuple(c.id for c in request.candidates)
+
+
+# The schemas are pure functions of the ids on offer, and building a pydantic model costs more
+# than the rest of a decision's own work: each is built once per id set.
+_SCHEMAS = 4096
 
 
 def assess_schema(request: Request) -> type[_Schema]:
     """Is the user's wish known? If so, which option (so a clear request costs one call)."""
-    ids = _enum(candidate_ids(request))
+    return _assess_schema(candidate_ids(request))
+
+
+def choose_schema(request: Request) -> type[_Schema]:
+    return _choose_schema(candidate_ids(request))
+
+
+def learn_schema(memories: Sequence[RetrievedMemory]) -> type[_Schema]:
+    """``supersede`` and a memory id only exist when there is a stored preference to revise."""
+    return _learn_schema(len(memory_aliases(memories)))
+
+
+@functools.lru_cache(maxsize=_SCHEMAS)
+def _assess_schema(candidates: tuple[str, ...]) -> type[_Schema]:
+    ids = _enum(candidates)
     return create_model(
         "AssessDecision",
         __base__=_Schema,
@@ -69,8 +89,9 @@ def assess_schema(request: Request) -> type[_Schema]:
     )
 
 
-def choose_schema(request: Request) -> type[_Schema]:
-    ids = _enum(candidate_ids(request))
+@functools.lru_cache(maxsize=_SCHEMAS)
+def _choose_schema(candidates: tuple[str, ...]) -> type[_Schema]:
+    ids = _enum(candidates)
     return create_model(
         "ChooseDecision",
         __base__=_Schema,
@@ -80,9 +101,9 @@ def choose_schema(request: Request) -> type[_Schema]:
     )
 
 
-def learn_schema(memories: Sequence[RetrievedMemory]) -> type[_Schema]:
-    """``supersede`` and a memory id only exist when there is a stored preference to revise."""
-    aliases = list(memory_aliases(memories))
+@functools.lru_cache(maxsize=64)
+def _learn_schema(shown: int) -> type[_Schema]:
+    aliases = [f"M{i}" for i in range(1, shown + 1)]
     kinds = ["add", "supersede", "none"] if aliases else ["add", "none"]
     fields: dict[str, Any] = {
         "kind": (
