@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from pahf.cli import main
+from pahf.context import RunContext
 from pahf.graphs import build_graph
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction
 from pahf.reasoners.accounting import UsageTracker
 from pahf.reasoners.llm import LLMCallError, LLMReasoner, LLMSettings
-from pahf.state import RunContext
 
 from .test_openai_server import Stub, drink_request
 from .test_openai_server import stub as stub  # a fixture

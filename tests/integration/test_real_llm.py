@@ -23,8 +23,9 @@ import httpx
 import pytest
 
 from pahf.cli import main
+from pahf.decisions import Turn
 from pahf.reasoners.llm import LLMOutputError, LLMReasoner, LLMSettings
-from pahf.state import Candidate, Request, Turn
+from pahf.request import Candidate, Request
 
 from .conftest import free_port
 
