@@ -532,9 +532,13 @@ def test_learn_maps_decisions_to_memory_ops() -> None:
     for junk in ("M1", "black coffee", "none", None):
         [op] = LLMReasoner(fake(learn("add", "Likes ice.", junk))).learn(req, turn, mems)
         assert op.kind == "add" and op.target_id is None
-    # case, whitespace and quotes around an alias are repaired
-    [op] = LLMReasoner(fake(learn(" Supersede", "Juice now.", " 'm1' "))).learn(req, turn, mems)
+    # case, whitespace and quotes around an alias are repaired, and an alias copied in front
+    # of the text is dropped
+    [op] = LLMReasoner(fake(learn(" Supersede", "M1: Juice now.", " 'm1' "))).learn(
+        req, turn, mems
+    )
     assert (op.kind, op.target_id) == ("supersede", "m-aaa")
+    assert op.memory is not None and op.memory.text == "Juice now."
     assert LLMReasoner(fake(learn("none"))).learn(req, turn, mems) == []
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -383,6 +384,15 @@ def message_text(message: Any) -> str:
         if message.invalid_tool_calls:
             return str(message.invalid_tool_calls[0].get("args") or "")
     return ""
+
+
+_ALIAS_PREFIX = re.compile(r"^\s*\[?M\d+\]?\s*[:.)-]\s*", re.IGNORECASE)
+
+
+def _without_alias(text: str) -> str:
+    """A memory's text without a leading memory alias ("M1: ..."), which small models copy from
+    the list of stored preferences into the preference they write."""
+    return _ALIAS_PREFIX.sub("", text.strip(), count=1).strip()
 
 
 def _validation_errors(exc: ValidationError) -> str:
@@ -768,7 +778,7 @@ class LLMReasoner:
         def check(d: Any) -> list[MemoryOp]:
             if d.kind == "none":
                 return []
-            text = str(d.memory_text).strip()
+            text = _without_alias(str(d.memory_text))
             if not text:
                 raise ValueError(f"kind is {d.kind!r} but memory_text is empty")
             new = NewMemory(
