@@ -9,7 +9,7 @@ Each N plays ``min(40, max(--min-users, N))`` generated users per domain, both d
 thread has users to play), of one method, ``--episodes`` episodes per phase each; the ideal
 counts the calls the run really made.
 
-    python -m pahf.bench.concurrency --latency 0.5 --levels 1,8,32,64
+    python -m bench.concurrency --latency 0.5 --levels 1,8,32,64
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ phases stay aligned (item i is the same situation in all four), so phase 2 tests
 taught. It is played by the evaluation harness itself (resumable: rerun with the same
 ``--out``), with ``--reasoner offline`` for the reference figures on the same slice::
 
-    python -m pahf.bench.llm_real --data ../shared/pahf-dev-data --items 4 \\
+    python -m bench.llm_real --data ../shared/pahf-dev-data --items 4 \\
         --reasoner llm --model qwen2.5-coder-1.5b-instruct --out runs/llm-1.5b
 """
 
