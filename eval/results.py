@@ -79,6 +79,10 @@ class EpisodeRecord(BaseModel):
         description="why the agent's run failed (an LLM decision unusable after its retries); "
         "the action is the one shown to the user before the failure, if any, else none (wrong)",
     )
+    error_replies: list[str] = Field(
+        default_factory=list,
+        description="the model's raw reply of each failed attempt of the failed decision",
+    )
 
     @property
     def asked(self) -> bool:

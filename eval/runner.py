@@ -79,8 +79,10 @@ from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.human import HumanDesk
 from pahf.memory.base import PreferenceMemory, UnknownUserError
 from pahf.memory.chroma import ChromaPreferenceMemory, embedding_text
+from pahf.memory.embeddings import encoder_of
 from pahf.memory.schema import AppliedMemoryOp, MemoryRecord, RetrievedMemory
 from pahf.memory.store_lock import StoreLock
+from pahf.memory.working import WorkingPreferenceMemory
 from pahf.reasoners.base import Reasoner
 from pahf.reasoners.llm import LLMDecisionError, LLMOutputError
 from pahf.reasoners.offline import OfflineReasoner
@@ -270,15 +272,15 @@ def embedding_factory(name: str) -> Callable[[], Any]:
 def default_services(
     settings: EvalSettings, benchmarks: Mapping[str, Benchmark] | None = None
 ) -> EvalServices:
-    """Working stores in memory, final memories archived on disk in the run directory.
+    """Working stores in this process (:mod:`pahf.memory.working`), final memories archived
+    to Chroma on disk in the run directory.
 
-    A write to an in-memory Chroma store costs about a quarter of a write to one on disk
-    (4.5 vs 16 ms wall, bench/README.md), and the evaluation's durability comes from the
-    episode log and the snapshots, not from the working store.
+    The evaluation's durability comes from the episode log and the snapshots, not from the
+    working store, and Chroma's in-memory client cost a quarter of a run's CPU (bench/README.md).
     """
     make_ef = embedding_factory(settings.embedding)
     return EvalServices(
-        open_memory=lambda path: ChromaPreferenceMemory(None, embedding_function=make_ef()),
+        open_memory=lambda path: WorkingPreferenceMemory(encoder_of(make_ef())),
         make_reasoner=reasoner_factory(settings.reasoner, settings.model),
         simulator=simulator_for(settings.simulator, settings.model, benchmarks),
         open_archive=lambda path: ChromaPreferenceMemory(path, embedding_function=make_ef()),
@@ -592,6 +594,7 @@ def play_episode(
     # writes them when a run stops, not after every step (measured in bench/README.md).
     durability: dict[str, Any] = {"durability": "exit"} if graph.checkpointer else {}
     error: str | None = None
+    error_replies: list[str] = []
     with attend:
         try:
             result = graph.invoke({"request": request}, config, context=context, **durability)
@@ -603,7 +606,7 @@ def play_episode(
                 resume = human(pending[0].value)
                 result = graph.invoke(Command(resume=resume), config, context=context, **durability)
         except LLMOutputError as exc:
-            result, error = {}, str(exc)
+            result, error, error_replies = {}, str(exc), exc.replies
     action = result.get("action")
     if isinstance(action, dict):
         action = Action.model_validate(action)
@@ -648,6 +651,7 @@ def play_episode(
         tokens=input_tokens + output_tokens,
         seconds=round(time.perf_counter() - started, 4),
         error=error,
+        error_replies=error_replies,
     )
 
 

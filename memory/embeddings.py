@@ -13,9 +13,13 @@ meant for unit tests, not as a default. :class:`LangChainEmbeddingFunction` adap
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import os
+import sqlite3
 import threading
+import warnings
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -74,13 +78,122 @@ class VectorCache:
             return len(self._data)
 
 
+#: Where :meth:`MiniLMEncoder.shared` keeps vectors between processes and runs: a directory, or
+#: ``off``. Default ``$XDG_CACHE_HOME/pahf/embeddings`` (``~/.cache/pahf/embeddings``).
+CACHE_ENV = "PAHF_EMBEDDING_CACHE"
+
+
+def default_cache_dir() -> Path | None:
+    """The directory of the on-disk vector cache, or None when ``PAHF_EMBEDDING_CACHE=off``."""
+    setting = os.environ.get(CACHE_ENV, "").strip()
+    if setting.lower() in ("off", "0", "none", "no"):
+        return None
+    if setting:
+        return Path(setting).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return Path(base) / "pahf" / "embeddings"
+
+
+class DiskVectorCache:
+    """Vectors of one model on disk, keyed by the sha256 of the text (SQLite, shared safely by
+    concurrent processes).
+
+    Why: an evaluation embeds the same candidate, situation and preference texts in every
+    worker process and in every run of the same data; a MiniLM inference costs 2-10 ms per
+    text, a lookup here a few microseconds. Only vectors this same model computed are stored
+    (the file name carries the model's hash). A cache that cannot be opened or read is
+    switched off with a warning: it only ever saves time, it never holds anything of value.
+    """
+
+    def __init__(self, path: Path, dim: int) -> None:
+        self.path = path
+        self.dim = dim
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, timeout=30.0, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)"
+            )
+            conn.commit()
+            self._conn = conn
+        except (OSError, sqlite3.Error) as exc:
+            self._disable(f"cannot open {path}: {exc}")
+
+    def _disable(self, why: str) -> None:
+        warnings.warn(
+            f"embedding cache switched off ({why}); embeddings are computed as usual",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+        self._conn = None
+
+    @property
+    def enabled(self) -> bool:
+        return self._conn is not None
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def get_many(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of those ``texts`` that have one."""
+        if self._conn is None or not texts:
+            return {}
+        keys = {self.key(t): t for t in texts}
+        found: dict[str, np.ndarray] = {}
+        items = list(keys)
+        with self._lock:
+            try:
+                for start in range(0, len(items), 500):
+                    chunk = items[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    rows = self._conn.execute(
+                        f"SELECT key, vector FROM vectors WHERE key IN ({marks})", chunk
+                    ).fetchall()
+                    for key, blob in rows:
+                        vector = np.frombuffer(blob, dtype=np.float32)
+                        if vector.shape == (self.dim,):
+                            found[keys[key]] = vector
+            except sqlite3.Error as exc:
+                self._disable(f"cannot read {self.path}: {exc}")
+                return {}
+        return found
+
+    def put_many(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        if self._conn is None or not texts:
+            return
+        rows = [
+            (self.key(t), np.asarray(v, dtype=np.float32).tobytes())
+            for t, v in zip(texts, vectors, strict=True)
+        ]
+        with self._lock:
+            try:
+                self._conn.executemany(
+                    "INSERT OR IGNORE INTO vectors (key, vector) VALUES (?, ?)", rows
+                )
+                self._conn.commit()
+            except sqlite3.Error as exc:
+                self._disable(f"cannot write {self.path}: {exc}")
+
+
 class CachedEncoder:
-    """Base for encoders: batch the cache misses, return float32 unit vectors ``(n, dim)``."""
+    """Base for encoders: batch the cache misses, return float32 unit vectors ``(n, dim)``.
+
+    Misses of the in-process cache are looked up in the on-disk cache, if one is attached,
+    before the model runs."""
 
     dim: int = 0
 
     def __init__(self) -> None:
         self._cache = VectorCache()
+        self.disk: DiskVectorCache | None = None
 
     def _encode(self, texts: list[str]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -122,9 +235,17 @@ class CachedEncoder:
         cached = self._cache.get_many(texts)
         missing = sorted({t for t, v in zip(texts, cached, strict=True) if v is None})
         if missing:
-            fresh = self._encode(missing)
-            self._cache.put_many(missing, fresh)
-            lookup = dict(zip(missing, fresh, strict=True))
+            lookup = self.disk.get_many(missing) if self.disk is not None else {}
+            if lookup:
+                known = [t for t in missing if t in lookup]
+                self._cache.put_many(known, np.stack([lookup[t] for t in known]))
+            todo = [t for t in missing if t not in lookup]
+            if todo:
+                fresh = self._encode(todo)
+                self._cache.put_many(todo, fresh)
+                if self.disk is not None:
+                    self.disk.put_many(todo, fresh)
+                lookup.update(zip(todo, fresh, strict=True))
             cached = [v if v is not None else lookup[t] for t, v in zip(texts, cached, strict=True)]
         return np.stack([v for v in cached if v is not None]).astype(np.float32, copy=False)
 
@@ -199,7 +320,13 @@ class MiniLMEncoder(CachedEncoder):
         """One loaded model per process: loading costs ~0.3 s and ~90 MB."""
         with cls._shared_lock:
             if cls._shared is None:
-                cls._shared = cls()
+                shared = cls()
+                where = default_cache_dir()
+                if where is not None:
+                    name = f"minilm-{MINILM_ONNX_SHA256[:16]}.sqlite3"
+                    disk = DiskVectorCache(where / name, cls.dim)
+                    shared.disk = disk if disk.enabled else None
+                cls._shared = shared
             return cls._shared
 
     def _encode(self, texts: list[str]) -> np.ndarray:

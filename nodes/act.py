@@ -2,6 +2,9 @@
 
 Routes the run itself (``Command``): on to feedback when that channel is on, else the end
 (with the closing summary, since no feedback turn follows).
+An assessment that already proposed an action (an LLM reasoner settles a clear request in the
+same call) is acted on as it is: the proposal is in the checkpointed state, so a resume on any
+worker acts on it without asking the model again.
 """
 
 from __future__ import annotations
@@ -23,7 +26,15 @@ def make_act(services: ServicesProvider) -> NodeFn:
     def act(state: PahfState, runtime: Any) -> Command[AfterAction]:
         ctx = run_context(runtime)
         request = state.current()
-        action = services(ctx).reasoner.choose(request, state.memories, state.clarifications)
+        assessment = state.assessment
+        proposed = (
+            assessment.proposed
+            if assessment is not None and not assessment.ambiguous
+            else None
+        )
+        action = proposed or services(ctx).reasoner.choose(
+            request, state.memories, state.clarifications
+        )
         ids = {c.id for c in request.candidates}
         if action.candidate_id not in ids:
             raise ValueError(

@@ -9,15 +9,6 @@ from pydantic import Field
 from pahf.request import StrictModel
 
 
-class Assessment(StrictModel):
-    """The ambiguity decision: is this request ambiguous for this user, and what to ask."""
-
-    ambiguous: bool
-    reason: str = ""
-    question: str = ""
-    confidence: float = 0.0
-
-
 class Action(StrictModel):
     """The agent's choice: one of the request's candidates, with why."""
 
@@ -28,6 +19,19 @@ class Action(StrictModel):
     memory_ids: list[str] = Field(
         default_factory=list, description="the stored memories that led to this choice"
     )
+
+
+class Assessment(StrictModel):
+    """The ambiguity decision: is this request ambiguous for this user, and what to ask.
+
+    A reasoner that settles a clear request in the same step proposes the action here, so it
+    reaches ``act`` through the (checkpointed) graph state, not through the reasoner."""
+
+    ambiguous: bool
+    reason: str = ""
+    question: str = ""
+    confidence: float = 0.0
+    proposed: Action | None = None
 
 
 class Turn(StrictModel):

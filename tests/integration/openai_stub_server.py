@@ -7,12 +7,15 @@ Endpoints:
 
 * ``POST /v1/chat/completions``: pops the next scripted reply. A reply is a JSON object with
   optional ``status`` (HTTP status, default 200), ``delay`` (seconds to wait before answering),
-  ``headers``, ``usage`` (``[prompt_tokens, completion_tokens]``), and either ``content`` (any
+  ``headers``, ``usage`` (``[prompt_tokens, completion_tokens]``), ``finish_reason``, and either ``content`` (any
   JSON value, sent as JSON text) or ``raw`` (text sent as is). When the request carries
   ``tools`` the text goes into ``tool_calls[0].function.arguments`` of the first tool, as
   ChatOpenAI's function-calling mode expects; otherwise into ``message.content`` (the
   json_schema / plain-text modes). An exhausted script answers 500.
 * ``POST /_script`` ``{"replies": [...]}``: replace the script and clear the log.
+  ``{"auto": {"delay": S}}`` instead: answer every request after ``S`` seconds with a reply
+  computed from the request alone (see :func:`auto_reply`), a deterministic stand-in for a
+  model that many threads can call at once in any order.
 * ``GET /_log``: ``{"requests": [request bodies], "usage": [usage reported per 200 reply],
   "pending": replies left}``.
 * ``GET /health``: readiness.
@@ -20,6 +23,7 @@ Endpoints:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -36,16 +40,20 @@ class Script:
         self.replies: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
         self.usage: list[dict[str, int]] = []
+        self.auto: dict[str, Any] | None = None
 
-    def load(self, replies: list[dict[str, Any]]) -> None:
+    def load(self, replies: list[dict[str, Any]], auto: dict[str, Any] | None = None) -> None:
         with self.lock:
             self.replies = list(replies)
             self.requests = []
             self.usage = []
+            self.auto = auto
 
     def next(self, body: dict[str, Any]) -> dict[str, Any] | None:
         with self.lock:
             self.requests.append(body)
+            if self.auto is not None:
+                return {"delay": float(self.auto.get("delay", 0)), "raw": auto_reply(body)}
             return self.replies.pop(0) if self.replies else None
 
     def record_usage(self, usage: dict[str, int]) -> None:
@@ -64,6 +72,62 @@ class Script:
 SCRIPT = Script()
 
 
+def _prompt(body: dict[str, Any]) -> str:
+    return "\n".join(
+        str(m.get("content") or "") for m in body.get("messages", []) if m.get("role") == "user"
+    )
+
+
+def _after(prompt: str, marker: str) -> str:
+    return prompt.rsplit(marker, 1)[1].splitlines()[0].strip() if marker in prompt else ""
+
+
+def auto_reply(body: dict[str, Any]) -> str:
+    """A decision computed from the request alone, like a model at temperature 0: options are
+    picked by a hash of the prompt unless a stored preference or answer names one; a request
+    with nothing stored and no answer yet is ambiguous; an answer or correction is learned as
+    said. Plain-text requests (a simulated user) get a fixed sentence."""
+    fmt = body.get("response_format") or {}
+    spec = fmt.get("json_schema") or {}
+    name, schema = spec.get("name", ""), spec.get("schema") or {}
+    prompt = _prompt(body)
+    digest = int(hashlib.sha256(prompt.encode()).hexdigest(), 16)
+    props = schema.get("properties", {})
+
+    def options(field: str) -> list[str]:
+        prop = props.get(field, {})
+        for option in prop.get("anyOf", [prop]):
+            if "enum" in option:
+                return [str(v) for v in option["enum"]]
+            if "const" in option:
+                return [str(option["const"])]
+        return []
+
+    def pick() -> str:
+        ids = options("candidate_id")
+        known = prompt.split("Stored preferences", 1)[-1].casefold()
+        named = [i for i in ids if i.casefold() in known]
+        return named[0] if named else ids[digest % len(ids)]
+
+    if name == "AssessDecision":
+        ambiguous = "none yet" in prompt and "You asked during this request" not in prompt
+        return json.dumps({
+            "reason": "auto",
+            "ambiguous": ambiguous,
+            "candidate_id": None if ambiguous else pick(),
+            "question": "What do you like here?" if ambiguous else "",
+        })
+    if name == "ChooseDecision":
+        return json.dumps({"candidate_id": pick(), "rationale": "auto"})
+    if name == "LearnDecision":
+        said = _after(prompt, "They answered:") or _after(prompt, "The person corrected you:")
+        reply: dict[str, Any] = {"kind": "add" if said else "none", "memory_text": said}
+        if "revises_memory_id" in props:
+            reply["revises_memory_id"] = None
+        return json.dumps(reply)
+    return "I would like what suits this situation best."
+
+
 def completion(body: dict[str, Any], reply: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
     """A chat.completion object for ``reply`` in the mode the request asked for."""
     text = reply["raw"] if "raw" in reply else json.dumps(reply.get("content", ""))
@@ -74,7 +138,7 @@ def completion(body: dict[str, Any], reply: dict[str, Any]) -> tuple[dict[str, A
         "total_tokens": int(prompt_tokens) + int(completion_tokens),
     }
     message: dict[str, Any] = {"role": "assistant", "content": text}
-    finish = "stop"
+    finish = str(reply.get("finish_reason", "stop"))
     tools = body.get("tools") or []
     if tools:
         message = {
@@ -135,7 +199,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self._body()
         if self.path == "/_script":
-            SCRIPT.load(body.get("replies", []))
+            SCRIPT.load(body.get("replies", []), body.get("auto"))
             self._send(200, {"ok": True})
             return
         if self.path != "/v1/chat/completions":

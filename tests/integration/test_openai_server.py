@@ -37,7 +37,7 @@ from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction
 from pahf.reasoners.accounting import UsageTracker
-from pahf.reasoners.llm import LLMCallError, LLMOutputError, LLMReasoner
+from pahf.reasoners.llm import LLMCallError, LLMOutputError, LLMOverrunError, LLMReasoner
 from pahf.request import Candidate, Request
 
 pytestmark = pytest.mark.integration
@@ -304,12 +304,17 @@ def test_malformed_json_twice_fails_the_episode_naming_the_node(stub: Stub) -> N
 
 
 def test_slow_reply_past_the_timeout_is_a_clear_error(stub: Stub) -> None:
+    """A call that overruns the timeout fails that decision (an output error: the episode
+    fails, the run goes on), without a retry that would overrun again."""
     tracker = UsageTracker()
-    reasoner = LLMReasoner(stub.chat(timeout=0.5, max_retries=0, callbacks=[tracker]))
-    stub.script({"content": choose("A"), "delay": 3})
-    with pytest.raises(LLMCallError) as info:
+    reasoner = LLMReasoner(
+        stub.chat(timeout=0.5, max_retries=0, callbacks=[tracker]), transport_retries=2
+    )
+    stub.script({"content": choose("A"), "delay": 3}, {"content": choose("C")})
+    with pytest.raises(LLMOverrunError) as info:
         reasoner.choose(drink_request(), [], [])
-    assert "TimeoutError: Request timed out." in str(info.value)
+    assert "did not answer in time: OpenAITimeoutError: Request timed out." in str(info.value)
+    assert isinstance(info.value, LLMOutputError) and stub.log()["pending"] == 1
     assert info.value.node == "act"
     assert tracker.snapshot().total.failed_calls == 1
     # The server is still usable afterwards.

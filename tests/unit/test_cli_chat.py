@@ -145,8 +145,9 @@ def _scripted_chat_openai(contents: list[dict[str, Any]], seen: list[dict[str, A
         )
 
     def factory(**kwargs: Any) -> ChatOpenAI:
+        settings = kwargs.get("settings")
         return ChatOpenAI(
-            model=kwargs.get("model") or "default-model",
+            model=(settings.model if settings else kwargs.get("model")) or "default-model",
             api_key="k",
             http_client=httpx.Client(transport=httpx.MockTransport(handler)),
             max_retries=0,

@@ -133,3 +133,57 @@ def test_swapped_caches_keep_each_user_of_a_shared_model_apart() -> None:
         assert calls == [["green tea"], ["green tea"]] and encoder.cached_texts() == 1
     encoder.encode(["green tea"])  # back on the first cache: served from it
     assert len(calls) == 2 and len(second) == 1
+
+
+class _CountingEncoder(HashingEncoder):
+    """A hashing encoder that counts the texts it really computes."""
+
+    def __init__(self) -> None:
+        super().__init__(dim=64)
+        self.computed: list[str] = []
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        self.computed.extend(texts)
+        return super()._encode(texts)
+
+
+def test_the_disk_cache_serves_another_encoder_what_one_computed(tmp_path: Path) -> None:
+    from pahf.memory.embeddings import DiskVectorCache
+
+    first, second = _CountingEncoder(), _CountingEncoder()
+    first.disk = DiskVectorCache(tmp_path / "v.sqlite3", 64)
+    second.disk = DiskVectorCache(tmp_path / "v.sqlite3", 64)
+    want = first.encode(["green tea", "black coffee", "green tea"])
+    assert first.computed == ["black coffee", "green tea"]
+    got = second.encode(["black coffee", "green tea", "water"])
+    assert second.computed == ["water"]  # the other two came from disk
+    np.testing.assert_array_equal(got[:2], want[[1, 0]])
+    np.testing.assert_array_equal(got[2], HashingEncoder(64).encode(["water"])[0])
+
+
+def test_an_unreadable_disk_cache_is_switched_off_with_a_warning(tmp_path: Path) -> None:
+    from pahf.memory.embeddings import DiskVectorCache
+
+    bad = tmp_path / "v.sqlite3"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.warns(RuntimeWarning, match="embedding cache switched off"):
+        cache = DiskVectorCache(bad, 64)
+        encoder = _CountingEncoder()
+        encoder.disk = cache
+        vectors = encoder.encode(["tea"])
+    assert not cache.enabled and encoder.computed == ["tea"] and vectors.shape == (1, 64)
+    assert bad.read_bytes().startswith(b"this is not")  # left as it was
+
+
+def test_the_disk_cache_location_follows_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pahf.memory.embeddings import CACHE_ENV, default_cache_dir
+
+    monkeypatch.setenv(CACHE_ENV, "off")
+    assert default_cache_dir() is None
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "c"))
+    assert default_cache_dir() == tmp_path / "c"
+    monkeypatch.delenv(CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "pahf" / "embeddings"

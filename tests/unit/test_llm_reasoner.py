@@ -9,6 +9,7 @@ LangChain's default function-calling structured output).
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from langchain_core.exceptions import ModelTimeoutError
+from langchain_core.exceptions import ModelConnectionError, ModelTimeoutError
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
@@ -44,7 +45,9 @@ from pahf.reasoners.llm import (
     LLMConfigError,
     LLMDecisionError,
     LLMOutputError,
+    LLMOverrunError,
     LLMReasoner,
+    LLMSettings,
     chat_model_from_settings,
 )
 from pahf.request import Candidate, Request
@@ -141,13 +144,7 @@ def choose(candidate: str, rationale: str = "because") -> dict[str, Any]:
 
 
 def learn(kind: str, text: str = "", revises: str | None = None) -> dict[str, Any]:
-    return {
-        "reason": "r",
-        "has_preference": kind != "none",
-        "kind": kind,
-        "memory_text": text,
-        "revises_memory_id": revises,
-    }
+    return {"kind": kind, "memory_text": text, "revises_memory_id": revises}
 
 
 def drink_request(request_id: str | None = None) -> Request:
@@ -359,7 +356,7 @@ def test_invalid_choice_is_retried_with_the_error_then_used(memory: ChromaPrefer
     assert tracker.snapshot().by_node["act"].calls == 2
     retry = script.bodies[1]["messages"]
     assert retry[-2]["role"] == "assistant" and '"Z"' in retry[-2]["content"]
-    assert "'Z' is not one of the options; valid ids: A, B, C" in retry[-1]["content"]
+    assert "candidate_id 'Z': Input should be 'A', 'B' or 'C'" in retry[-1]["content"]
 
 
 def test_malformed_twice_raises_error_naming_node_and_decision(
@@ -374,7 +371,9 @@ def test_malformed_twice_raises_error_naming_node_and_decision(
     err = info.value
     assert (err.decision, err.node, err.attempts) == ("choose", "act", 2)
     assert str(err).startswith("act: LLM decision 'choose' failed after 2 attempt(s)")
-    assert "not valid ChooseDecision JSON" in str(err)
+    assert err.errors[0].startswith("the reply is not valid ChooseDecision JSON")
+    assert "not a valid ChooseDecision: candidate_id: Field required" in str(err)
+    assert err.replies == ["this is not json", '{"candidate_id": ']
 
 
 def test_failed_learn_leaves_memory_untouched(memory: ChromaPreferenceMemory) -> None:
@@ -399,9 +398,9 @@ def test_failed_learn_leaves_memory_untouched(memory: ChromaPreferenceMemory) ->
     with pytest.raises(LLMOutputError) as info:
         run_episode(graph, drink_request(), ["no, juice now"], ctx, UsageTracker())
     assert info.value.node == "ingest_feedback" and info.value.decision == "learn"
-    assert "revises_memory_id 'm-unknown' is not one of the stored preferences shown (M1)" in str(
-        info.value
-    )
+    assert "revises_memory_id 'm-unknown': Input should be 'M1'" in str(info.value)
+    # The raw replies of the failed attempts are kept for the episode record.
+    assert [json.loads(r)["revises_memory_id"] for r in info.value.replies] == ["M7", "m-unknown"]
     assert [r.model_dump() for r in memory.list("u")] == before
 
 
@@ -471,27 +470,19 @@ def memory_record(memory_id: str, text: str, topic: str = "Dehydrated") -> Retri
     return RetrievedMemory(record=rec, score=0.9)
 
 
-def test_assess_hands_its_choice_to_choose_only_for_the_same_input() -> None:
+def test_assess_proposes_its_choice_in_the_assessment_and_keeps_nothing() -> None:
     model = fake(assess(False, "B"), choose("C"))
     reasoner = LLMReasoner(model)
     req = drink_request("r1")
     mems = [memory_record("m-1", "In the morning: black coffee")]
     assessment = reasoner.assess(req, mems, [])
     assert not assessment.ambiguous and assessment.confidence == 1.0
-    assert reasoner.choose(req, mems, []).candidate_id == "B"
-    assert len(model.log) == 1
-    # The handoff is used once: a second choose, or other memories, make a real call.
+    assert assessment.proposed is not None and assessment.proposed.candidate_id == "B"
+    assert assessment.proposed.candidate_text == "black coffee"
+    # The reasoner hands nothing over on the side: choose asks the model.
     assert reasoner.choose(req, mems, []).candidate_id == "C"
     assert len(model.log) == 2
-
-
-def test_assess_with_different_memories_does_not_reuse_the_choice() -> None:
-    model = fake(assess(False, "B"), choose("A"))
-    reasoner = LLMReasoner(model)
-    req = drink_request("r1")
-    reasoner.assess(req, [memory_record("m-1", "likes coffee")], [])
-    chosen = reasoner.choose(req, [memory_record("m-1", "likes water now")], [])
-    assert chosen.candidate_id == "A" and len(model.log) == 2
+    assert not [k for k in vars(reasoner) if "handoff" in k or "cache" in k]
 
 
 def test_assess_validation_rules_are_enforced_with_one_retry() -> None:
@@ -500,7 +491,7 @@ def test_assess_validation_rules_are_enforced_with_one_retry() -> None:
     with pytest.raises(LLMOutputError) as info:
         LLMReasoner(model).assess(drink_request(), [], [])
     assert info.value.errors == [
-        "ambiguous is false but candidate_id is null: give the id of the option to take",
+        "ambiguous is false but candidate_id is null: give the option to take",
         "ambiguous is true but question is empty: write the question to ask",
     ]
     assert info.value.node == "ambiguity_detect"
@@ -508,10 +499,10 @@ def test_assess_validation_rules_are_enforced_with_one_retry() -> None:
     assert "candidate_id is null" in str(model.log[1][-1].content)
 
 
-def test_ambiguous_assessment_keeps_question_and_ignores_a_bad_guess() -> None:
-    model = fake(assess(True, "nonsense", question="  Hot or cold?  "))
+def test_ambiguous_assessment_keeps_question_and_proposes_nothing() -> None:
+    model = fake(assess(True, None, question="  Hot or cold?  "))
     out = LLMReasoner(model).assess(drink_request(), [], [])
-    assert out.ambiguous and out.question == "Hot or cold?"
+    assert out.ambiguous and out.question == "Hot or cold?" and out.proposed is None
 
 
 def test_malformed_tool_arguments_are_retried() -> None:
@@ -537,24 +528,27 @@ def test_learn_maps_decisions_to_memory_ops() -> None:
         "feedback",
         "r9",
     )
-    # add, with the raw record id also accepted for revises
-    [op] = LLMReasoner(fake(learn("add", "Likes ice.", "m-aaa"))).learn(req, turn, mems)
-    assert op.kind == "add" and op.target_id is None
+    # add: whatever revises_memory_id holds is ignored (small models fill it with the option)
+    for junk in ("M1", "black coffee", "none", None):
+        [op] = LLMReasoner(fake(learn("add", "Likes ice.", junk))).learn(req, turn, mems)
+        assert op.kind == "add" and op.target_id is None
+    # case, whitespace and quotes around an alias are repaired, and an alias copied in front
+    # of the text is dropped
+    [op] = LLMReasoner(fake(learn(" Supersede", "M1: Juice now.", " 'm1' "))).learn(
+        req, turn, mems
+    )
+    assert (op.kind, op.target_id) == ("supersede", "m-aaa")
+    assert op.memory is not None and op.memory.text == "Juice now."
     assert LLMReasoner(fake(learn("none"))).learn(req, turn, mems) == []
 
 
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        (
-            {**learn("none"), "has_preference": True},
-            "has_preference is true but kind is 'none'",
-        ),
-        ({**learn("add", "x"), "has_preference": False}, "kind is 'add' but has_preference is false"),
         (learn("add", "   "), "kind is 'add' but memory_text is empty"),
         (learn("supersede", "x", None), "kind is 'supersede' but revises_memory_id is null"),
-        (learn("supersede", "x", "M3"), "revises_memory_id 'M3' is not one of the stored"),
-        ({**learn("add", "x"), "kind": "merge"}, "kind"),
+        (learn("supersede", "x", "M3"), "revises_memory_id 'M3': Input should be 'M1'"),
+        ({**learn("add", "x"), "kind": "merge"}, "kind 'merge': Input should be"),
     ],
 )
 def test_learn_rejects_inconsistent_analyses(bad: dict[str, Any], message: str) -> None:
@@ -568,18 +562,24 @@ def test_learn_rejects_inconsistent_analyses(bad: dict[str, Any], message: str) 
 
 
 def test_transient_errors_are_retried_with_backoff_and_others_are_not() -> None:
-    timeout = ModelTimeoutError("Request timed out.")
-    model = fake(timeout, choose("A"))
+    refused = ModelConnectionError("Connection refused.")
+    model = fake(refused, choose("A"))
     reasoner = LLMReasoner(model, transport_retries=1, backoff_seconds=0.0)
     assert reasoner.choose(drink_request(), [], []).candidate_id == "A"
     # Out of transport retries: a clear error naming the decision.
-    model = fake(timeout, timeout)
+    model = fake(refused, refused)
     with pytest.raises(LLMCallError) as info:
         LLMReasoner(model, transport_retries=1, backoff_seconds=0.0).choose(drink_request(), [], [])
-    assert "ModelTimeoutError: Request timed out." in str(info.value)
+    assert "ModelConnectionError: Connection refused." in str(info.value)
     assert info.value.attempts == 2 and info.value.errors == [
-        "ModelTimeoutError: Request timed out."
+        "ModelConnectionError: Connection refused."
     ] * 2
+    # A timeout is an overrun: that decision fails at once (an episode failure, not a stop).
+    model = fake(ModelTimeoutError("Request timed out."), choose("A"))
+    with pytest.raises(LLMOverrunError) as overrun:
+        LLMReasoner(model, transport_retries=3, backoff_seconds=0.0).choose(drink_request(), [], [])
+    assert isinstance(overrun.value, LLMOutputError) and len(model.log) == 1
+    assert "did not answer in time" in str(overrun.value)
     # A programming error is not transient: no retry.
     model = fake(KeyError("boom"), choose("A"))
     with pytest.raises(LLMCallError):
@@ -608,7 +608,9 @@ def test_from_settings_reads_arguments_and_environment(monkeypatch: pytest.Monke
     assert chat.openai_api_base == "http://127.0.0.1:9/v1"
     assert isinstance(chat.openai_api_key, SecretStr)
     assert chat.openai_api_key.get_secret_value() == "not-needed"
-    assert (chat.request_timeout, chat.max_retries, chat.temperature) == (5, 3, 0.0)
+    # The client does not retry: the reasoner does, so usage counts every attempt.
+    assert (chat.request_timeout, chat.max_retries, chat.temperature) == (5, 0, 0.0)
+    assert chat.max_tokens == 256 and reasoner.transport_retries == 3
     assert reasoner.method is None
     # Arguments win over the environment.
     monkeypatch.setenv("PAHF_STRUCTURED_OUTPUT", "function_calling")
@@ -627,6 +629,57 @@ def test_from_settings_errors_are_clear(monkeypatch: pytest.MonkeyPatch) -> None
         LLMReasoner.from_settings(api_key="k", method="xml")
     with pytest.raises(LLMConfigError, match="timeout must be positive"):
         chat_model_from_settings(api_key="k", timeout=0)
+
+
+def test_settings_read_the_environment_and_say_which_value_is_bad() -> None:
+    env = {
+        "PAHF_MODEL": "qwen2.5-coder-1.5b-instruct",
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+        "PAHF_LLM_TIMEOUT": "300",
+        "PAHF_LLM_MAX_TOKENS": "128",
+        "PAHF_LLM_TEMPERATURE": "0.2",
+        "PAHF_LLM_RETRIES": "0",
+    }
+    settings = LLMSettings.resolve(env=env)
+    assert (settings.timeout, settings.max_tokens, settings.temperature, settings.retries) == (
+        300.0, 128, 0.2, 0,
+    )
+    assert settings.base_url == "http://127.0.0.1:9/v1" and settings.provider == ""
+    # PAHF_LLM_BASE_URL beats OPENAI_BASE_URL; arguments beat both.
+    settings = LLMSettings.resolve(env={**env, "PAHF_LLM_BASE_URL": "http://h:1/v1"}, timeout=7)
+    assert (settings.base_url, settings.timeout) == ("http://h:1/v1", 7.0)
+    # What the settings write to the environment reads back the same (worker processes).
+    assert LLMSettings.resolve(env=settings.environ()) == settings
+    defaults = LLMSettings.resolve(env={})
+    assert (defaults.model, defaults.timeout, defaults.max_tokens, defaults.retries) == (
+        "gpt-4o-mini", 120.0, 256, 2,
+    )
+    for var, value, message in [
+        ("PAHF_LLM_TIMEOUT", "soon", "PAHF_LLM_TIMEOUT: 'soon' is not a valid timeout"),
+        ("PAHF_LLM_MAX_TOKENS", "0", "max_tokens must be at least 1"),
+        ("PAHF_LLM_MAX_TOKENS", "2.5", "not a valid max_tokens"),
+        ("PAHF_LLM_RETRIES", "-1", "retries must be >= 0"),
+        ("PAHF_LLM_TEMPERATURE", "9", "temperature must be in [0, 2]"),
+    ]:
+        with pytest.raises(LLMConfigError, match=re.escape(message)):
+            LLMSettings.resolve(env={var: value})
+
+
+def test_provider_model_names_go_through_init_chat_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    settings = LLMSettings.resolve(env={}, model="openai:gpt-4o", max_tokens=64, timeout=9)
+    assert (settings.provider, settings.model_name) == ("openai", "gpt-4o")
+    chat = settings.chat_model()
+    assert isinstance(chat, ChatOpenAI) and chat.model_name == "gpt-4o"
+    assert (chat.max_tokens, chat.request_timeout, chat.max_retries) == (64, 9.0, 0)
+    assert chat.disable_streaming is True
+    # A provider whose package is missing: a clear configuration error, not an ImportError.
+    with pytest.raises(LLMConfigError, match="cannot build the chat model 'xai:grok'"):
+        LLMSettings.resolve(env={}, model="xai:grok").chat_model()
+    # Names with a colon that are not a provider prefix stay OpenAI-protocol model names.
+    for name in ("qwen2.5:1.5b", "org/model:tag", "llama3:8b"):
+        settings = LLMSettings.resolve(env={}, model=name)
+        assert (settings.provider, settings.model_name) == ("", name)
 
 
 def test_from_settings_with_cache_path_uses_the_disk_cache(tmp_path: Path) -> None:

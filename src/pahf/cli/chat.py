@@ -22,6 +22,7 @@ from typing import Any
 from langgraph.types import Command
 
 from pahf.cli import CliError
+from pahf.cli.common import add_llm_flags, llm_environment
 from pahf.context import RunContext
 from pahf.request import Candidate, Request, validate_user_id
 
@@ -56,7 +57,13 @@ def register(subparsers: Any) -> None:
         help="offline (deterministic, no LLM; default) or llm (OpenAI-compatible endpoint "
         "from OPENAI_BASE_URL / OPENAI_API_KEY)",
     )
-    parser.add_argument("--model", default=None, help="LLM model name (with --reasoner llm)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="LLM model (with --reasoner llm): a name served over the OpenAI protocol, or "
+        "provider:model for any LangChain provider; $PAHF_MODEL",
+    )
+    add_llm_flags(parser)
     parser.set_defaults(func=run)
 
 
@@ -226,7 +233,8 @@ def build_session(args: argparse.Namespace) -> ChatSession:
     if args.reasoner == "llm":
         from pahf.reasoners.llm import LLMReasoner
 
-        reasoner = LLMReasoner.from_settings(model=args.model)
+        with llm_environment(args):
+            reasoner = LLMReasoner.from_settings(model=args.model)
     else:
         from pahf.reasoners.offline import OfflineReasoner
 

@@ -1,4 +1,5 @@
-"""Helpers shared by CLI subcommands: opening stores safely, reading request JSON.
+"""Helpers shared by CLI subcommands: opening stores safely, reading request JSON, the LLM
+flags.
 
 They turn what a user got wrong into :class:`CliError` (one line, exit status 2) right where
 the input is read, so any other exception further down is reported as the bug it is.
@@ -6,7 +7,10 @@ the input is read, so any other exception further down is reported as the bug it
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +72,55 @@ def method_context(method: str) -> RunContext:
     if method not in METHODS:
         raise CliError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     return context_for_method(method)
+
+
+# --------------------------------------------------------------------------- LLM settings
+
+#: The LLM flags every subcommand that can run a model takes: (flag, settings field, type, help).
+LLM_FLAGS: tuple[tuple[str, str, type, str], ...] = (
+    ("--llm-base-url", "base_url", str, "OpenAI-compatible endpoint (e.g. a local llama.cpp, "
+     "vLLM or Ollama /v1); $PAHF_LLM_BASE_URL or $OPENAI_BASE_URL"),
+    ("--llm-timeout", "timeout", float, "seconds one model call may take before that decision "
+     "fails (default 120; $PAHF_LLM_TIMEOUT)"),
+    ("--llm-max-tokens", "max_tokens", int, "output tokens per call, which stops a looping "
+     "model (default 256; $PAHF_LLM_MAX_TOKENS)"),
+    ("--llm-temperature", "temperature", float, "sampling temperature (default 0; "
+     "$PAHF_LLM_TEMPERATURE)"),
+    ("--llm-retries", "retries", int, "retries of a call that could not reach the model "
+     "(connection, 429, 5xx; each counted as a call; default 2; $PAHF_LLM_RETRIES)"),
+)
+
+
+def add_llm_flags(parser: Any) -> None:
+    for flag, _, kind, text in LLM_FLAGS:
+        parser.add_argument(flag, type=kind, default=None, metavar="X", help=text)
+
+
+@contextlib.contextmanager
+def llm_environment(args: Any) -> Iterator[None]:
+    """The LLM flags given on the command line as the ``PAHF_*`` variables the settings read,
+    for the length of the command (worker processes inherit them), checked first so a bad
+    value fails before anything runs."""
+    from pahf.reasoners.settings import ENV, LLMSettings
+
+    given = {
+        field: getattr(args, flag[2:].replace("-", "_"))
+        for flag, field, _, _ in LLM_FLAGS
+        if getattr(args, flag[2:].replace("-", "_"), None) is not None
+    }
+    if getattr(args, "model", None):
+        given["model"] = args.model
+    updates = {ENV[field]: str(value) for field, value in given.items()}
+    env = {**os.environ, **updates}
+    if getattr(args, "reasoner", None) == "llm" or getattr(args, "simulator", None) == "llm":
+        LLMSettings.resolve(env=env)  # raises LLMConfigError (a ValueError) naming the value
+    saved = {name: os.environ.get(name) for name in updates}
+    os.environ.update(updates)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -8,9 +8,11 @@ Rerunning the same command with the same ``--out`` resumes an interrupted run.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pahf.cli import CliError, missing_extra
+from pahf.cli.common import add_llm_flags, llm_environment
+from pahf.eval.concurrent import run_concurrently
 from pahf.eval.episodes import DOMAINS, Benchmark, Domain
 from pahf.eval.methods import METHODS, Method
 from pahf.eval.metrics import PhaseSummary, summarize
@@ -104,7 +108,21 @@ def register(sub: Any) -> None:
         "noisy-feedback table to the report",
     )
     add("--reasoner", default="offline", metavar="KIND", help="offline (default) or llm")
-    add("--model", metavar="NAME", help="chat model for --reasoner llm / --simulator llm")
+    add(
+        "--model",
+        metavar="NAME",
+        help="chat model for --reasoner llm / --simulator llm: a name served over the OpenAI "
+        "protocol, or provider:model for any LangChain provider ($PAHF_MODEL)",
+    )
+    add_llm_flags(parser)
+    add(
+        "--concurrency",
+        type=int,
+        default=1,
+        metavar="N",
+        help="play N users at once on threads of this process against one model server, with "
+        "one shared embedder and store (for LLM runs; results as with 1; replaces --workers)",
+    )
     add(
         "--simulator",
         default="parity",
@@ -186,6 +204,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CliError(f"--iterations must be at most {MAX_ITERATIONS}, got {args.iterations}")
     if args.workers < 1:
         raise CliError(f"--workers must be at least 1, got {args.workers}")
+    if args.concurrency < 1:
+        raise CliError(f"--concurrency must be at least 1, got {args.concurrency}")
     if args.users is not None and args.users < 1:
         raise CliError(f"--users must be at least 1, got {args.users}")
     for level in parse_noise_levels(args.noise_sweep):
@@ -331,20 +351,22 @@ def _play(
     err: Console,
 ) -> tuple[EvalOutcome, list[PhaseSummary], dict[float, list[PhaseSummary]]]:
     """The run, then any noise-sweep runs beside it: (outcome, its summary, summaries by p)."""
+    run: Callable[..., EvalOutcome] = (
+        functools.partial(run_concurrently, concurrency=args.concurrency)
+        if args.concurrency > 1
+        else functools.partial(run_evaluation, workers=args.workers)
+    )
     if not args.quiet and sys.stderr.isatty():
         with _RichProgress(err) as bar:
-            outcome = run_evaluation(
+            outcome = run(
                 benchmarks,
                 settings,
                 out_dir,
-                workers=args.workers,
                 progress=bar,
                 max_episodes=args.max_episodes,
             )
     else:
-        outcome = run_evaluation(
-            benchmarks, settings, out_dir, workers=args.workers, max_episodes=args.max_episodes
-        )
+        outcome = run(benchmarks, settings, out_dir, max_episodes=args.max_episodes)
     rows = summarize(outcome.records)
     noise: dict[float, list[PhaseSummary]] = {}
     for level in parse_noise_levels(args.noise_sweep):
@@ -352,11 +374,10 @@ def _play(
             noise[level] = list(rows)
             continue
         err.print(f"noise sweep: feedback noise {level:g}")
-        sub = run_evaluation(
+        sub = run(
             benchmarks,
             settings.model_copy(update={"feedback_noise": level}),
             out_dir / f"noise-{level:g}",
-            workers=args.workers,
         )
         noise[level] = list(summarize(sub.records))
         write_outputs(noise[level], sub.settings, out_dir / f"noise-{level:g}", plots=False)
@@ -391,7 +412,8 @@ def run_eval(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     err.print(f"run directory: {out_dir} (rerun with --out {out_dir} to resume)", soft_wrap=True)
     try:
-        outcome, rows, noise = _play(args, benchmarks, settings, out_dir, err)
+        with llm_environment(args):
+            outcome, rows, noise = _play(args, benchmarks, settings, out_dir, err)
     except (LLMCallError, SimulatedUserError, WorkerProcessError) as exc:
         # The model (the agent's or the simulated user's) is unreachable or unusable, or a
         # worker process died: going on would only fail every episode. What finished is in the

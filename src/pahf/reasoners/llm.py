@@ -1,61 +1,85 @@
 """The LLM reasoner: PAHF's decisions made by any LangChain chat model, as structured output.
 
-Each decision is one ``with_structured_output`` call with a pydantic schema from
-:mod:`pahf.reasoners.prompts`, and the reply is checked against the request before it is used:
-the chosen option must be one of the request's candidates, a revised memory must be one of the
-memories the model was shown. An unusable reply is sent back once with the error, then the
-decision fails with :class:`LLMDecisionError`, naming the decision and the graph node.
+Each decision is one ``with_structured_output`` call with a pydantic schema built for that call
+by :mod:`pahf.reasoners.prompts` (the ids on offer are enums), and the reply is checked against
+the request before it is used: the chosen option must be one of the request's candidates, a
+revised memory must be one of the memories the model was shown. What is safely repairable is
+repaired (case, whitespace, quotes around an id, a revision id on an ``add``, a ``supersede``
+with nothing to supersede); anything else is sent back once with the error, then the decision
+fails with :class:`LLMDecisionError`, naming the decision and the graph node and keeping the
+model's raw replies.
 
 Calls per episode are kept low:
 
-* ``assess`` also picks the option when the request is clear, and hands that choice to the
-  ``choose`` that follows for the same request, memories and answers: a clear request costs
-  one call in total;
+* ``assess`` also picks the option when the request is clear and returns it in the assessment
+  (``Assessment.proposed``); the ``act`` node takes it from the graph state, so a clear request
+  costs one call in total and nothing is hidden in the reasoner;
 * ``learn`` runs only on an answer or a correction (an accepted action costs nothing), and is
   one call that decides whether there is a preference, its text and what it replaces.
 
 The reasoner never writes memory: it returns ops, and nodes apply them only after ``learn``
-returned, so a failed call leaves the store as it was.
+returned, so a failed call leaves the store as it was. It keeps no state between calls, so one
+instance serves every user and thread.
+
+Failures are sorted by what they mean for a run: a model that answered unusably, ran into the
+token cap or the timeout (:class:`LLMOutputError`, :class:`LLMOverrunError`) failed that
+decision; a model that cannot be reached after the retries (:class:`LLMCallError`) fails
+everything that follows.
 """
 
 from __future__ import annotations
 
-import hashlib
+import copy
+import functools
 import json
-import os
+import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from langchain_core.exceptions import ModelError, ModelRefusalError, OutputParserException
+from langchain_core.exceptions import (
+    ModelError,
+    ModelRefusalError,
+    ModelTimeoutError,
+    OutputParserException,
+)
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from pahf.decisions import Action, Assessment, Turn
-from pahf.errors import InputError
 from pahf.memory.schema import MemoryOp, NewMemory, RetrievedMemory
 from pahf.reasoners.prompts import (
-    AssessDecision,
-    ChooseDecision,
-    LearnDecision,
     assess_messages,
+    assess_schema,
     choose_messages,
+    choose_schema,
+    cut_off_message,
     json_mode_instruction,
     learn_messages,
+    learn_schema,
     memory_aliases,
     retry_message,
 )
+from pahf.reasoners.settings import DEFAULT_MODEL, LLMConfigError, LLMSettings
 from pahf.request import Candidate, Request
 
-if TYPE_CHECKING:
-    from langchain_openai import ChatOpenAI
-
-DEFAULT_MODEL = "gpt-4o-mini"
+__all__ = [
+    "DEFAULT_MODEL",
+    "LLMCallError",
+    "LLMConfigError",
+    "LLMDecisionError",
+    "LLMOutputError",
+    "LLMOverrunError",
+    "LLMReasoner",
+    "LLMSettings",
+    "UnusableReply",
+    "chat_model_from_settings",
+    "run_decision",
+]
 StructuredMethod = Literal["json_schema", "function_calling", "json_mode"]
 STRUCTURED_METHODS: tuple[StructuredMethod, ...] = ("json_schema", "function_calling", "json_mode")
 
@@ -74,10 +98,6 @@ S = TypeVar("S", bound=BaseModel)
 # --------------------------------------------------------------------------- errors
 
 
-class LLMConfigError(InputError):
-    """The LLM cannot be configured (no API key, unknown structured-output method)."""
-
-
 class LLMDecisionError(RuntimeError):
     """An LLM decision could not be made. Names the decision and the node it runs in.
 
@@ -87,7 +107,14 @@ class LLMDecisionError(RuntimeError):
     """
 
     def __init__(
-        self, decision: str, node: str, detail: str, *, attempts: int, errors: Sequence[str] = ()
+        self,
+        decision: str,
+        node: str,
+        detail: str,
+        *,
+        attempts: int,
+        errors: Sequence[str] = (),
+        replies: Sequence[str] = (),
     ) -> None:
         where = f"{node}: " if node else ""
         super().__init__(
@@ -98,13 +125,19 @@ class LLMDecisionError(RuntimeError):
         self.detail = detail
         self.attempts = attempts
         self.errors = list(errors)
+        #: The model's raw reply of every failed attempt ("" where none arrived), kept so an
+        #: episode record shows what the model said.
+        self.replies = list(replies)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled when an evaluation worker process raises it: rebuild from the fields, since
         # the default (the message as the only argument) does not fit this constructor.
         return (
             _rebuild_decision_error,
-            (type(self), self.decision, self.node, self.detail, self.attempts, self.errors),
+            (
+                type(self), self.decision, self.node, self.detail, self.attempts, self.errors,
+                self.replies,
+            ),
         )
 
 
@@ -115,8 +148,9 @@ def _rebuild_decision_error(
     detail: str,
     attempts: int,
     errors: Sequence[str],
+    replies: Sequence[str] = (),
 ) -> LLMDecisionError:
-    return cls(decision, node, detail, attempts=attempts, errors=errors)
+    return cls(decision, node, detail, attempts=attempts, errors=errors, replies=replies)
 
 
 class LLMOutputError(LLMDecisionError):
@@ -124,9 +158,48 @@ class LLMOutputError(LLMDecisionError):
     being told what was wrong."""
 
 
+class LLMOverrunError(LLMOutputError):
+    """The model did not finish a decision within the timeout: it is too slow for the setting
+    or loops. That decision fails (a retry at the same temperature would loop again); the
+    server answered, so the run goes on."""
+
+
 class LLMCallError(LLMDecisionError):
-    """The request to the model failed (timeout, connection, HTTP 429/5xx after retries, or a
-    non-retryable HTTP error such as 401)."""
+    """The model cannot be reached (connection refused, HTTP 429/5xx after the retries, or a
+    non-retryable HTTP error such as 401): every later decision would fail the same way."""
+
+
+class UnusableReply(Exception):
+    """Raised by an attempt whose reply arrived but cannot be used. ``replay=False`` leaves the
+    reply out of the retry's conversation (a reply cut off at the length limit: shown its own
+    loop, a model loops again)."""
+
+    def __init__(self, error: str, raw_text: str = "", *, replay: bool = True) -> None:
+        super().__init__(error)
+        self.error = error
+        self.raw_text = raw_text
+        self.replay = replay
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """The call ran out of time (the server answered too slowly; it is reachable)."""
+    if isinstance(exc, ModelTimeoutError):
+        return True
+    try:
+        import openai
+
+        if isinstance(exc, openai.APITimeoutError):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import httpx
+
+        if isinstance(exc, httpx.TimeoutException):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    return isinstance(exc, TimeoutError)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -189,44 +262,61 @@ def run_decision(
     """Run ``attempt`` until it yields a value.
 
     An unusable reply is retried ``output_retries`` times with the error appended to the
-    conversation; a transient transport failure is retried ``transport_retries`` times with
-    exponential backoff (on top of any retries the client does itself, e.g. ChatOpenAI's
-    ``max_retries``). Everything else becomes an :class:`LLMDecisionError`.
+    conversation (the reply itself too, unless the attempt raised :class:`UnusableReply` with
+    ``replay=False``). A transient transport failure (connection, 429, 5xx) is retried
+    ``transport_retries`` times with exponential backoff; each retry is a call of its own, so
+    usage counts see it. A timeout is not retried: it fails the decision as
+    :class:`LLMOverrunError`. Everything else becomes an :class:`LLMCallError`.
     """
     conversation = list(messages)
     errors: list[str] = []
+    replies: list[str] = []
     calls = 0
     transport_failures = 0
     output_failures = 0
     while True:
         calls += 1
+        replay = True
         try:
             raw_text, value, error = attempt(conversation)
+        except UnusableReply as exc:
+            raw_text, value, error, replay = exc.raw_text, None, exc.error, exc.replay
         except Exception as exc:
             described = f"{type(exc).__name__}: {_short(str(exc))}"
             errors.append(described)
+            replies.append("")
+            if is_timeout(exc):
+                raise LLMOverrunError(
+                    decision, node, f"the model did not answer in time: {described}",
+                    attempts=calls, errors=errors, replies=replies,
+                ) from exc
             if is_transient(exc) and transport_failures < transport_retries:
                 sleep(min(8.0, backoff_seconds * (2**transport_failures)))
                 transport_failures += 1
                 continue
             raise LLMCallError(
                 decision, node, f"the model call failed: {described}", attempts=calls,
-                errors=errors,
+                errors=errors, replies=replies,
             ) from exc
         if error is None and value is not None:
             return value
         error = error or "the reply held no decision"
         errors.append(error)
+        replies.append(raw_text)
         output_failures += 1
         if output_failures > output_retries:
             raise LLMOutputError(
-                decision, node, f"unusable reply: {error}", attempts=calls, errors=errors
+                decision, node, f"unusable reply: {error}", attempts=calls, errors=errors,
+                replies=replies,
             )
-        conversation = [
-            *conversation,
-            AIMessage(content=raw_text or "(empty reply)"),
-            retry_message(error),
-        ]
+        if replay:
+            conversation = [
+                *messages,
+                AIMessage(content=raw_text or "(empty reply)"),
+                retry_message(error),
+            ]
+        else:
+            conversation = [*messages, cut_off_message(error)]
 
 
 def _output_errors() -> tuple[type[BaseException], ...]:
@@ -244,8 +334,23 @@ def _output_errors() -> tuple[type[BaseException], ...]:
 _OUTPUT_ERRORS = _output_errors()
 
 
+def _is_length_error(exc: BaseException) -> bool:
+    try:
+        import openai
+
+        return isinstance(exc, openai.LengthFinishReasonError)
+    except (ImportError, AttributeError):  # pragma: no cover
+        return False
+
+
 def _failed_text(exc: BaseException) -> str:
     """The model's text behind a parsing exception, when the exception carries it."""
+    completion = getattr(exc, "completion", None)  # openai's LengthFinishReasonError
+    if completion is not None:
+        try:
+            return str(completion.choices[0].message.content or "")
+        except (AttributeError, IndexError):
+            return ""
     if isinstance(exc, OutputParserException) and exc.llm_output:
         return str(exc.llm_output)
     if isinstance(exc, ValidationError):
@@ -281,6 +386,99 @@ def message_text(message: Any) -> str:
     return ""
 
 
+_ALIAS_PREFIX = re.compile(r"^\s*\[?M\d+\]?\s*[:.)-]\s*", re.IGNORECASE)
+
+
+def _without_alias(text: str) -> str:
+    """A memory's text without a leading memory alias ("M1: ..."), which small models copy from
+    the list of stored preferences into the preference they write."""
+    return _ALIAS_PREFIX.sub("", text.strip(), count=1).strip()
+
+
+def _validation_errors(exc: ValidationError) -> str:
+    """Pydantic's errors in a line a small model can act on (no URLs, no error codes)."""
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err.get("loc", ())) or "the reply"
+        got = f" {err['input']!r}" if err.get("type") != "missing" and "input" in err else ""
+        parts.append(f"{field}{got}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def _cut_off(message: AIMessage) -> bool:
+    """The reply stopped at the output token limit (its JSON may still have parsed leniently)."""
+    meta = message.response_metadata or {}
+    return meta.get("finish_reason") == "length" or meta.get("stop_reason") == "max_tokens"
+
+
+def _is_chat_openai(model: BaseChatModel) -> bool:
+    try:
+        from langchain_openai import ChatOpenAI
+    except ImportError:  # pragma: no cover - a dependency
+        return False
+    return isinstance(model, ChatOpenAI)
+
+
+#: What an id field's value strips off before it is matched (quotes, brackets, list marks).
+_ID_JUNK = "()[]{}.:;,'\"`*- \t\n"
+_NULL_WORDS = {"", "none", "null", "nil", "n/a", "no"}
+
+
+def _choices(spec: dict[str, Any]) -> tuple[list[str] | None, bool]:
+    """(enum values, nullable) of one property of a generated JSON schema."""
+    options = spec.get("anyOf") or [spec]
+    values: list[str] | None = None
+    nullable = False
+    for option in options:
+        if option.get("type") == "null":
+            nullable = True
+        elif "enum" in option:
+            values = [str(v) for v in option["enum"]]
+        elif "const" in option:
+            values = [str(option["const"])]
+    return values, nullable
+
+
+def _match(value: str, values: list[str], nullable: bool) -> str | None:
+    """``value`` as one of ``values`` when that is unambiguous after case and whitespace."""
+    if value in values:
+        return value
+    cleaned = " ".join(value.strip(_ID_JUNK).split())
+    if nullable and cleaned.casefold() in _NULL_WORDS:
+        return None
+    folded = [v for v in values if " ".join(v.split()).casefold() == cleaned.casefold()]
+    return folded[0] if len(folded) == 1 else value
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    return schema.model_json_schema()
+
+
+def _normalized(data: Any, schema: type[BaseModel]) -> Any:
+    """A parsed reply with what is safely repairable repaired: enum values matched up to case,
+    whitespace and quotes, "none"/"null" read as null where null is allowed, text fields
+    stripped, keys the schema does not know dropped, and absent text fields empty. What is
+    left wrong is left for validation to report."""
+    if not isinstance(data, dict):
+        return data
+    props: dict[str, Any] = _json_schema(schema).get("properties", {})
+    out: dict[str, Any] = {}
+    for name, spec in props.items():
+        values, nullable = _choices(spec)
+        if name not in data:
+            if nullable:
+                out[name] = None
+            elif spec.get("type") == "string" and values is None:
+                out[name] = ""
+            continue
+        value = data[name]
+        if isinstance(value, str):
+            value = _match(value, values, nullable) if values is not None else value.strip()
+        out[name] = value
+    return out
+
+
 # --------------------------------------------------------------------------- settings
 
 
@@ -288,57 +486,38 @@ def chat_model_from_settings(
     model: str | None = None,
     base_url: str | None = None,
     api_key: str | None = None,
-    temperature: float = 0.0,
-    timeout: float = 30.0,
-    max_retries: int = 2,
+    temperature: float | None = None,
+    timeout: float | None = None,
+    max_retries: int | None = None,
     cache_path: str | Path | None = None,
-) -> ChatOpenAI:
-    """A ``ChatOpenAI`` for OpenAI or any OpenAI-compatible server (vLLM, Ollama, llama.cpp).
-
-    Arguments win over the environment: ``PAHF_MODEL`` (default ``gpt-4o-mini``),
-    ``OPENAI_BASE_URL``, ``OPENAI_API_KEY`` (a local server without a key gets a placeholder),
-    ``PAHF_LLM_CACHE`` (a SQLite file caching responses, see :mod:`pahf.reasoners.cache`).
-    ``max_retries`` is the client's retry budget for timeouts, 429 and 5xx, with exponential
-    backoff that honours ``Retry-After``.
+    max_tokens: int | None = None,
+    *,
+    settings: LLMSettings | None = None,
+) -> BaseChatModel:
+    """The chat model of ``settings``, else of :class:`LLMSettings` resolved from these
+    arguments over the environment
+    (``PAHF_MODEL``, ``PAHF_LLM_BASE_URL`` or ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``,
+    ``PAHF_LLM_TIMEOUT``, ``PAHF_LLM_MAX_TOKENS``, ``PAHF_LLM_TEMPERATURE``, ``PAHF_LLM_RETRIES``,
+    ``PAHF_LLM_CACHE``). ``ChatOpenAI`` for a plain model name, ``init_chat_model`` for
+    ``provider:model``. ``max_retries`` is :attr:`LLMSettings.retries`: the reasoner's own
+    retries, so the client's are off.
     """
-    from langchain_openai import ChatOpenAI
-
-    model = model or os.environ.get("PAHF_MODEL") or DEFAULT_MODEL
-    base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
-    api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
-    if api_key is None:
-        if base_url is None:
-            raise LLMConfigError(
-                "no API key for the LLM: set OPENAI_API_KEY, or OPENAI_BASE_URL for a local "
-                "OpenAI-compatible server that needs none"
-            )
-        api_key = "not-needed"  # local servers ignore it, but the client insists on one
-    if timeout <= 0:
-        raise LLMConfigError(f"LLM timeout must be positive, got {timeout}")
-    if max_retries < 0:
-        raise LLMConfigError(f"LLM max_retries must be >= 0, got {max_retries}")
-    cache_location = cache_path or os.environ.get("PAHF_LLM_CACHE") or None
-    cache: Any = None
-    if cache_location:
-        from pahf.reasoners.cache import SQLiteResponseCache
-
-        cache = SQLiteResponseCache(cache_location)
-    kwargs: dict[str, Any] = {
-        "model": model,
-        "api_key": SecretStr(api_key),
-        "temperature": temperature,
-        "timeout": timeout,
-        "max_retries": max_retries,
-    }
-    if base_url:
-        kwargs["base_url"] = base_url
-    if cache is not None:
-        kwargs["cache"] = cache
-    return ChatOpenAI(**kwargs)
+    if settings is None:
+        settings = LLMSettings.resolve(
+            model=model,
+            base_url=base_url,
+            api_key=api_key,
+            temperature=temperature,
+            timeout=timeout,
+            retries=max_retries,
+            cache_path=cache_path,
+            max_tokens=max_tokens,
+        )
+    return settings.chat_model()
 
 
 def _method_from_env(method: str | None) -> StructuredMethod | None:
-    value = method or os.environ.get("PAHF_STRUCTURED_OUTPUT") or None
+    value = method or None
     if value is None:
         return None
     for known in STRUCTURED_METHODS:
@@ -368,7 +547,6 @@ class LLMReasoner:
         output_retries: int = 1,
         transport_retries: int = 0,
         backoff_seconds: float = 0.5,
-        handoff_capacity: int = 1024,
     ) -> None:
         if output_retries < 0 or transport_retries < 0:
             raise ValueError("retry counts must be >= 0")
@@ -377,9 +555,9 @@ class LLMReasoner:
         self.output_retries = output_retries
         self.transport_retries = transport_retries
         self.backoff_seconds = backoff_seconds
+        #: Structured-output runnables by schema: a pure function of the schema (not state
+        #: between decisions), kept because building one costs more than the call's own work.
         self._structured: dict[type[BaseModel], Runnable[Any, Any]] = {}
-        self._handoff: OrderedDict[str, Action] = OrderedDict()
-        self._handoff_capacity = handoff_capacity
         self._lock = threading.Lock()
 
     @classmethod
@@ -388,48 +566,69 @@ class LLMReasoner:
         model: str | None = None,
         base_url: str | None = None,
         api_key: str | None = None,
-        temperature: float = 0.0,
-        timeout: float = 30.0,
-        max_retries: int = 2,
+        temperature: float | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
         *,
         method: str | None = None,
         cache_path: str | Path | None = None,
         output_retries: int = 1,
+        max_tokens: int | None = None,
+        settings: LLMSettings | None = None,
     ) -> LLMReasoner:
-        """An LLM reasoner over ``ChatOpenAI`` configured from arguments and the environment
-        (see :func:`chat_model_from_settings`; ``PAHF_STRUCTURED_OUTPUT`` sets ``method``)."""
-        chat = chat_model_from_settings(
-            model=model,
-            base_url=base_url,
-            api_key=api_key,
-            temperature=temperature,
-            timeout=timeout,
-            max_retries=max_retries,
-            cache_path=cache_path,
+        """An LLM reasoner over the chat model of ``settings``, else of :class:`LLMSettings`
+        resolved from the arguments over the environment (``PAHF_STRUCTURED_OUTPUT`` sets
+        ``method``). Transport failures are retried ``retries`` times by the reasoner itself."""
+        if settings is None:
+            settings = LLMSettings.resolve(
+                model=model,
+                base_url=base_url,
+                api_key=api_key,
+                temperature=temperature,
+                timeout=timeout,
+                retries=max_retries,
+                cache_path=cache_path,
+                max_tokens=max_tokens,
+                method=method,
+            )
+        return cls(
+            chat_model_from_settings(settings=settings),
+            method=_method_from_env(settings.method),
+            output_retries=output_retries,
+            transport_retries=settings.retries,
         )
-        return cls(chat, method=_method_from_env(method), output_retries=output_retries)
 
     # ------------------------------------------------------------------ plumbing
 
     def _runnable(self, schema: type[BaseModel]) -> Runnable[Any, Any]:
+        # The schema goes as JSON schema, not as the class: the provider then returns the
+        # parsed object as it came, and a repairable reply ("Black Coffee ") gets repaired
+        # here instead of failing inside the provider's own validation. One runnable per
+        # schema (schemas are per id set): building one costs more than the decision's own
+        # work.
         with self._lock:
             runnable = self._structured.get(schema)
-            if runnable is None:
-                kwargs: dict[str, Any] = {"include_raw": True}
-                if self.method is not None:
-                    kwargs["method"] = self.method
-                # A decision is data, not a reply: it must never stream to a chat UI. Under
-                # stream_mode="messages" LangGraph would switch the model to streaming (a path
-                # no decision is checked on), so streaming is turned off on the model itself
-                # (not a copy: callers may reconfigure the instance they passed) and the call
-                # is tagged "nostream".
-                if self.chat_model.disable_streaming is not True:
-                    self.chat_model.disable_streaming = True
-                runnable = self.chat_model.with_structured_output(schema, **kwargs).with_config(
-                    tags=["nostream"]
-                )
-                self._structured[schema] = runnable
+        if runnable is not None:
             return runnable
+        kwargs: dict[str, Any] = {"include_raw": True}
+        if self.method is not None:
+            kwargs["method"] = self.method
+        if _is_chat_openai(self.chat_model) and self.method in (None, "json_schema"):
+            kwargs.update(method="json_schema", strict=True)
+        # A decision is data, not a reply: it must never stream to a chat UI. Under
+        # stream_mode="messages" LangGraph would switch the model to streaming (a path no
+        # decision is checked on), so streaming is turned off on the model itself (not a copy:
+        # callers may reconfigure the instance they passed) and the call is tagged "nostream".
+        if self.chat_model.disable_streaming is not True:
+            self.chat_model.disable_streaming = True
+        runnable = self.chat_model.with_structured_output(
+            copy.deepcopy(_json_schema(schema)), **kwargs
+        ).with_config(tags=["nostream"])
+        with self._lock:
+            if len(self._structured) >= 4096:
+                self._structured.clear()
+            self._structured[schema] = runnable
+        return runnable
 
     def _decide(
         self,
@@ -438,6 +637,7 @@ class LLMReasoner:
         schema: type[S],
         messages: list[BaseMessage],
         check: Callable[[S], T],
+        prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> T:
         runnable = self._runnable(schema)
         if self.method == "json_mode":
@@ -449,11 +649,20 @@ class LLMReasoner:
             except _OUTPUT_ERRORS as exc:
                 # ChatOpenAI's json_schema mode parses inside the call and raises, rather
                 # than returning ``parsing_error``: the model answered, but unusably.
+                if _is_length_error(exc):
+                    raise UnusableReply(
+                        "the reply ran into the output token limit", _failed_text(exc),
+                        replay=False,
+                    ) from exc
                 return _failed_text(exc), None, (
                     f"the reply is not valid {schema.__name__} JSON: {_short(str(exc))}"
                 )
             raw = out.get("raw") if isinstance(out, dict) else out
             raw_text = message_text(raw)
+            if isinstance(raw, AIMessage) and _cut_off(raw):
+                raise UnusableReply(
+                    "the reply ran into the output token limit", raw_text, replay=False
+                )
             if isinstance(out, dict) and out.get("parsing_error") is not None:
                 err = out["parsing_error"]
                 return raw_text, None, f"the reply is not valid {schema.__name__} JSON: " + _short(
@@ -467,12 +676,19 @@ class LLMReasoner:
                         + _short(str(raw.invalid_tool_calls[0].get("args") or ""), 200)
                     )
                 return raw_text, None, f"the reply held no {schema.__name__} object"
+            data = parsed.model_dump() if isinstance(parsed, BaseModel) else parsed
+            data = _normalized(data, schema)
+            if prepare is not None and isinstance(data, dict):
+                data = prepare(data)
             try:
-                value = schema.model_validate(
-                    parsed.model_dump() if isinstance(parsed, BaseModel) else parsed
+                value = schema.model_validate(data)
+            except ValidationError as exc:
+                return raw_text, None, _short(
+                    f"the reply is not a valid {schema.__name__}: {_validation_errors(exc)}"
                 )
+            try:
                 return raw_text, check(value), None
-            except ValueError as exc:  # pydantic ValidationError is a ValueError
+            except ValueError as exc:
                 return raw_text, None, _short(str(exc))
 
         return run_decision(
@@ -499,88 +715,46 @@ class LLMReasoner:
             f"candidate_id {candidate_id!r} is not one of the options; valid ids: {', '.join(ids)}"
         )
 
-    @staticmethod
-    def _handoff_key(
-        request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
-    ) -> str:
-        payload = {
-            "request": request.model_dump(mode="json"),
-            "memories": [
-                [m.record.id, m.record.text, m.record.topic, m.record.status] for m in memories
-            ],
-            "clarifications": [t.model_dump(mode="json") for t in clarifications],
-        }
-        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-    def _remember_choice(self, key: str, action: Action) -> None:
-        with self._lock:
-            self._handoff[key] = action
-            self._handoff.move_to_end(key)
-            while len(self._handoff) > self._handoff_capacity:
-                self._handoff.popitem(last=False)
-
-    def _take_choice(self, key: str) -> Action | None:
-        with self._lock:
-            return self._handoff.pop(key, None)
-
     # ------------------------------------------------------------------ decisions
 
     def assess(
         self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
     ) -> Assessment:
-        """Ambiguity decision; when the request is clear, the choice is made in the same call
-        and handed to the ``choose`` that follows."""
+        """Ambiguity decision; when the request is clear, the same call picks the option, which
+        the assessment carries (``proposed``) to ``act`` through the graph state."""
 
-        def check(d: AssessDecision) -> tuple[Assessment, Action | None]:
+        def check(d: Any) -> Assessment:
+            question = str(d.question).strip()
             if d.ambiguous:
-                if not d.question.strip():
+                if not question:
                     raise ValueError(
                         "ambiguous is true but question is empty: write the question to ask"
                     )
-                guess = None
-                if d.candidate_id:
-                    try:
-                        cand = self._candidate(request, d.candidate_id)
-                        guess = Action(
-                            candidate_id=cand.id, candidate_text=cand.describe(),
-                            rationale=d.reason,
-                        )
-                    except ValueError:
-                        guess = None  # a best guess is optional; the question is what counts
-                question = d.question.strip()
-                return Assessment(ambiguous=True, reason=d.reason, question=question), guess
+                return Assessment(ambiguous=True, reason=d.reason, question=question)
             if not d.candidate_id:
                 raise ValueError(
-                    "ambiguous is false but candidate_id is null: give the id of the option "
-                    "to take"
+                    "ambiguous is false but candidate_id is null: give the option to take"
                 )
             cand = self._candidate(request, d.candidate_id)
             action = Action(
                 candidate_id=cand.id, candidate_text=cand.describe(), rationale=d.reason
             )
-            return Assessment(ambiguous=False, reason=d.reason, confidence=1.0), action
+            return Assessment(ambiguous=False, reason=d.reason, confidence=1.0, proposed=action)
 
-        assessment, action = self._decide(
+        return self._decide(
             "assess",
             DECISION_NODES["assess"],
-            AssessDecision,
+            assess_schema(request),
             assess_messages(request, memories, clarifications),
             check,
         )
-        if action is not None:
-            self._remember_choice(self._handoff_key(request, memories, clarifications), action)
-        return assessment
 
     def choose(
         self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
     ) -> Action:
-        """The choice made by ``assess`` for exactly this input, else one call."""
-        handed = self._take_choice(self._handoff_key(request, memories, clarifications))
-        if handed is not None:
-            return handed
+        """One call; ``act`` skips it when the assessment already proposed an action."""
 
-        def check(d: ChooseDecision) -> Action:
+        def check(d: Any) -> Action:
             cand = self._candidate(request, d.candidate_id)
             return Action(
                 candidate_id=cand.id, candidate_text=cand.describe(), rationale=d.rationale
@@ -589,7 +763,7 @@ class LLMReasoner:
         return self._decide(
             "choose",
             DECISION_NODES["choose"],
-            ChooseDecision,
+            choose_schema(request),
             choose_messages(request, memories, clarifications),
             check,
         )
@@ -599,40 +773,20 @@ class LLMReasoner:
     ) -> list[MemoryOp]:
         """Feedback analysis in one call: is there a preference, its text, what it replaces."""
         aliases = memory_aliases(memories)
-        record_ids = set(aliases.values())
 
-        def resolve(memory_id: str) -> str:
-            key = memory_id.strip().strip("()[].:'\"` ")
-            if key.upper() in aliases:
-                return aliases[key.upper()]
-            if key in record_ids:
-                return key
-            shown = ", ".join(aliases) or "none are stored"
-            raise ValueError(
-                f"revises_memory_id {memory_id!r} is not one of the stored preferences shown "
-                f"({shown})"
-            )
+        def prepare(d: dict[str, Any]) -> dict[str, Any]:
+            # Only a supersede uses the id: small models fill it on every add (with the
+            # option's name, or "none"), which is harmless to ignore.
+            if aliases and d.get("kind") != "supersede":
+                d = {**d, "revises_memory_id": None}
+            return d
 
-        def check(d: LearnDecision) -> list[MemoryOp]:
+        def check(d: Any) -> list[MemoryOp]:
             if d.kind == "none":
-                if d.has_preference:
-                    raise ValueError(
-                        "has_preference is true but kind is 'none': use 'add' or 'supersede', "
-                        "or set has_preference to false"
-                    )
                 return []
-            if not d.has_preference:
-                raise ValueError(f"kind is {d.kind!r} but has_preference is false")
-            text = d.memory_text.strip()
+            text = _without_alias(str(d.memory_text))
             if not text:
                 raise ValueError(f"kind is {d.kind!r} but memory_text is empty")
-            revises = (d.revises_memory_id or "").strip()
-            target = resolve(revises) if revises else None
-            if d.kind == "supersede" and target is None:
-                raise ValueError(
-                    "kind is 'supersede' but revises_memory_id is null: give the id of the "
-                    "stored preference it replaces, or use 'add'"
-                )
             new = NewMemory(
                 text=text,
                 topic=request.topic(),
@@ -641,13 +795,20 @@ class LLMReasoner:
                 request_id=request.request_id,
             )
             if d.kind == "add":
-                return [MemoryOp(kind="add", memory=new, reason=d.reason)]
-            return [MemoryOp(kind="supersede", memory=new, target_id=target, reason=d.reason)]
+                return [MemoryOp(kind="add", memory=new)]
+            target = aliases.get(str(d.revises_memory_id or ""))
+            if target is None:
+                raise ValueError(
+                    "kind is 'supersede' but revises_memory_id is null: give the id of the "
+                    "stored preference it replaces, or use 'add'"
+                )
+            return [MemoryOp(kind="supersede", memory=new, target_id=target)]
 
         return self._decide(
             "learn",
             DECISION_NODES[f"learn:{turn.kind}"],
-            LearnDecision,
+            learn_schema(memories),
             learn_messages(request, turn, memories),
             check,
+            prepare,
         )

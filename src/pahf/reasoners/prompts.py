@@ -13,12 +13,13 @@ statements revise older ones.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from pahf.decisions import Action, Turn
 from pahf.memory.schema import RetrievedMemory
@@ -31,73 +32,116 @@ class _Schema(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class AssessDecision(_Schema):
-    """Decide whether the user's wishes for this request are known; if so, also pick the option."""
-
-    reason: str = Field(
-        description="One or two sentences: which stored preference or answer settles this "
-        "request, or why none does."
-    )
-    ambiguous: bool = Field(
-        description="true when you cannot tell which option this user wants from what is known."
-    )
-    question: str = Field(
-        description="When ambiguous: one short question asking the user about their preference "
-        "for this situation. Empty string when not ambiguous."
-    )
-    candidate_id: str | None = Field(
-        description="The id of the option to take (exactly as listed). Required when not "
-        "ambiguous; your best guess or null when ambiguous."
-    )
+# The schemas are built per call, so every id the model may answer with is an enum of the ids
+# on offer (the request's candidates, the memories shown): a grammar-constrained decoder
+# (llama.cpp, vLLM, Ollama, OpenAI strict mode) cannot produce an id that does not exist. They
+# keep few, flat fields: small models (0.5-1.5B) fill long schemas inconsistently.
 
 
-class ChooseDecision(_Schema):
-    """Pick the option this user wants."""
-
-    rationale: str = Field(
-        description="One sentence: which preference or answer leads to this option."
-    )
-    candidate_id: str = Field(description="The id of the chosen option, exactly as listed.")
+def _enum(values: Sequence[str]) -> Any:
+    """``Literal[values...]`` built at run time (pydantic renders it as a JSON-schema enum)."""
+    return Literal[tuple(values)]
 
 
-class LearnDecision(_Schema):
-    """What a user's answer or correction teaches about their lasting preferences."""
+def candidate_ids(request: Request) -> tuple[str, ...]:
+    return tuple(c.id for c in request.candidates)
 
-    reason: str = Field(description="One sentence explaining the decision.")
-    has_preference: bool = Field(
-        description="true when the message states a preference worth remembering for later "
-        "requests; false for thanks, acknowledgements or messages with no preference."
+
+# The schemas are pure functions of the ids on offer, and building a pydantic model costs more
+# than the rest of a decision's own work: each is built once per id set.
+_SCHEMAS = 4096
+
+
+def assess_schema(request: Request) -> type[_Schema]:
+    """Is the user's wish known? If so, which option (so a clear request costs one call)."""
+    return _assess_schema(candidate_ids(request))
+
+
+def choose_schema(request: Request) -> type[_Schema]:
+    return _choose_schema(candidate_ids(request))
+
+
+def learn_schema(memories: Sequence[RetrievedMemory]) -> type[_Schema]:
+    """``supersede`` and a memory id only exist when there is a stored preference to revise."""
+    return _learn_schema(len(memory_aliases(memories)))
+
+
+@functools.lru_cache(maxsize=_SCHEMAS)
+def _assess_schema(candidates: tuple[str, ...]) -> type[_Schema]:
+    ids = _enum(candidates)
+    return create_model(
+        "AssessDecision",
+        __base__=_Schema,
+        __doc__="Decide whether this person's wish is known; if it is, pick the option.",
+        reason=(
+            str, Field(description="One short sentence: what settles it, or why nothing does.")
+        ),
+        ambiguous=(bool, Field(description="true if you cannot tell which option they want.")),
+        candidate_id=(
+            ids | None,
+            Field(description="The option to take when not ambiguous; null when ambiguous."),
+        ),
+        question=(
+            str,
+            Field(description="When ambiguous: one short question about their preference. "
+                  "Else empty."),
+        ),
     )
-    kind: Literal["add", "supersede", "none"] = Field(
-        description="'add': store a new preference. 'supersede': the message changes or "
-        "contradicts a stored preference, which the new one replaces. 'none': store nothing."
+
+
+@functools.lru_cache(maxsize=_SCHEMAS)
+def _choose_schema(candidates: tuple[str, ...]) -> type[_Schema]:
+    ids = _enum(candidates)
+    return create_model(
+        "ChooseDecision",
+        __base__=_Schema,
+        __doc__="Pick the option this person wants.",
+        candidate_id=(ids, Field(description="The chosen option.")),
+        rationale=(str, Field(description="One short sentence: why.")),
     )
-    memory_text: str = Field(
-        description="The preference as one self-contained sentence that names the situation it "
-        "applies to and what the user wants or refuses. Empty string when kind is 'none'."
-    )
-    revises_memory_id: str | None = Field(
-        description="With kind 'supersede': the id (M1, M2, ...) of the stored preference being "
-        "replaced. Otherwise null."
+
+
+@functools.lru_cache(maxsize=64)
+def _learn_schema(shown: int) -> type[_Schema]:
+    aliases = [f"M{i}" for i in range(1, shown + 1)]
+    kinds = ["add", "supersede", "none"] if aliases else ["add", "none"]
+    fields: dict[str, Any] = {
+        "kind": (
+            _enum(kinds),
+            Field(description="'add': a new preference to remember. "
+                  + ("'supersede': it changes stored preference revises_memory_id. " if aliases
+                     else "")
+                  + "'none': nothing to remember."),
+        ),
+        "memory_text": (
+            str,
+            Field(description="The preference as one sentence: the situation and what they "
+                  "want or refuse. Empty if kind is 'none'."),
+        ),
+    }
+    if aliases:
+        fields["revises_memory_id"] = (
+            _enum(aliases) | None,
+            Field(description="With 'supersede': the stored preference it replaces. Else null."),
+        )
+    return create_model(
+        "LearnDecision",
+        __base__=_Schema,
+        __doc__="What the person's message teaches about their lasting preferences.",
+        **fields,
     )
 
 
 # --------------------------------------------------------------------------- agent prompts
 
 AGENT_SYSTEM = """\
-You are the decision step of a personal assistant that serves one person over many requests \
-and learns what this person likes from their own words. For each request you see the task, the \
-situation, the numbered options, the preferences stored for this person, and any answers they \
-gave during this request.
-
-How to decide:
-- Follow this person's stated preferences, not what most people would want. Their wishes may be \
-unusual; take them literally.
-- A preference stated for a specific situation beats a general favourite when the situation \
-matches; an answer given during this request beats anything stored.
-- If a preference refuses a feature, an option with that feature is wrong for them.
-- Refer to options and stored preferences only by the ids shown.
-- Reply with the JSON object requested and nothing else."""
+You are the decision step of a personal assistant that learns one person's preferences from \
+their own words.
+- Follow this person's stated preferences literally, even unusual ones.
+- A preference for the matching situation beats a general one; an answer given now beats \
+anything stored.
+- If a preference refuses a feature, options with that feature are wrong.
+- Reply with the requested JSON only. Keep text fields short."""
 
 
 def render_request(request: Request) -> str:
@@ -107,10 +151,11 @@ def render_request(request: Request) -> str:
         lines.append(f"Situation: {request.context}")
     if request.subject:
         lines.append(f"Item to act on: {request.subject}")
-    lines.append("Options (id: description):")
+    lines.append("Options:")
     for cand in request.candidates:
         detail = f" (features: {', '.join(cand.attributes)})" if cand.attributes else ""
-        lines.append(f"- {cand.id}: {cand.text}{detail}")
+        text = "" if cand.text.strip().casefold() == cand.id.casefold() else f": {cand.text}"
+        lines.append(f"- {cand.id}{text}{detail}")
     return "\n".join(lines)
 
 
@@ -138,7 +183,7 @@ def render_clarifications(clarifications: Sequence[Turn]) -> str:
     answers = [t for t in clarifications if t.kind == "clarification"]
     if not answers:
         return ""
-    lines = ["During this request you asked, and the person answered:"]
+    lines = ["You asked during this request, and the person answered:"]
     for turn in answers:
         lines.append(f"- Q: {turn.question}\n  A: {turn.text}")
     return "\n".join(lines)
@@ -158,11 +203,10 @@ def assess_messages(
     request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
 ) -> list[BaseMessage]:
     instruction = (
-        "Can you tell which option this person wants? If what is known settles it, set "
-        "ambiguous to false and give the option's id. If several options remain plausible "
-        "for this person (for example nothing known bears on this situation), set ambiguous "
-        "to true and write one short, friendly question about their preference in this "
-        "situation; ask about what they like, do not ask them to pick an option id."
+        "Does what is known about this person settle which option they want here? If yes: "
+        "ambiguous false and the option's candidate_id. If not (e.g. nothing known is about "
+        "this situation): ambiguous true and one short question about what they like here "
+        "(do not list the options)."
     )
     return [
         SystemMessage(AGENT_SYSTEM),
@@ -174,8 +218,8 @@ def choose_messages(
     request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
 ) -> list[BaseMessage]:
     instruction = (
-        "Choose the option this person wants. If nothing known decides it, choose the option "
-        "that best fits the task and situation."
+        "Choose the option this person wants. If nothing known decides it, choose what best "
+        "fits the task and situation."
     )
     return [
         SystemMessage(AGENT_SYSTEM),
@@ -185,28 +229,24 @@ def choose_messages(
 
 def _render_turn(turn: Turn) -> str:
     if turn.kind == "clarification":
-        return (
-            "Before acting you asked the person:\n"
-            f"Q: {turn.question}\n"
-            f"Their answer: {turn.text}"
-        )
+        return f"You asked the person: {turn.question}\nThey answered: {turn.text}"
     took = turn.action.candidate_text if turn.action is not None else "(unknown)"
-    return (
-        f"You acted by choosing: {took}\n"
-        f"The person replied with this correction: {turn.text}"
-    )
+    return f"You chose: {took}\nThe person corrected you: {turn.text}"
 
 
 def learn_messages(
     request: Request, turn: Turn, memories: Sequence[RetrievedMemory]
 ) -> list[BaseMessage]:
+    revise = (
+        " If it changes one of the stored preferences, use 'supersede' with that preference's "
+        "id and write the updated preference in full."
+        if memory_aliases(memories)
+        else ""
+    )
     instruction = (
-        "Decide what this message teaches about the person's lasting preferences. Write the "
-        "preference as one sentence naming the situation it applies to and what they want or "
-        "refuse, keeping their own words where possible. If it changes or contradicts one of "
-        "the stored preferences, use kind 'supersede' with that preference's id and write the "
-        "updated preference in full: keep what still holds from the old one, change what the "
-        "person changed. If it is new, use 'add'; if it holds no preference, use 'none'."
+        "What does this message teach about the person's lasting preferences? Write it as one "
+        "sentence naming the situation and what they want or refuse, in their words. If it "
+        f"states a preference, use 'add'.{revise} If it states none, use 'none'."
     )
     body = "\n\n".join(
         [render_request(request), render_memories(memories), _render_turn(turn), instruction]
@@ -227,6 +267,15 @@ def retry_message(error: str) -> HumanMessage:
     return HumanMessage(
         f"Your previous reply could not be used: {error}\n"
         "Reply again with a corrected JSON object that follows the schema."
+    )
+
+
+def cut_off_message(error: str) -> HumanMessage:
+    """Sent instead of replaying a reply that ran into the length or time limit: shown its own
+    looping text again, a small model loops again."""
+    return HumanMessage(
+        f"Your previous reply could not be used: {error}. It was far too long (it probably "
+        "repeated itself). Reply again with a short JSON object: one sentence per text field."
     )
 
 

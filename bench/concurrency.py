@@ -1,0 +1,129 @@
+"""LLM-mode evaluation bounded by the model: wall time of ``--concurrency N`` against the ideal
+``calls x latency / N``, with a model server that takes a fixed time per call.
+
+The server is the OpenAI-protocol stub of the test suite (``tests/integration/
+openai_stub_server.py``) in its auto mode: every call waits ``--latency`` seconds, then answers
+from the request alone. Everything else is the real harness: the graph, the LLM reasoner over
+ChatOpenAI and HTTP, the in-memory Chroma store with the default embedder, the episode log.
+Each N plays ``min(40, max(--min-users, N))`` generated users per domain, both domains (so every
+thread has users to play), of one method, ``--episodes`` episodes per phase each; the ideal
+counts the calls the run really made.
+
+    python -m bench.concurrency --latency 0.5 --levels 1,8,32,64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from pahf.eval.concurrent import run_concurrently, shared_services
+from pahf.eval.episodes import Benchmark, Domain
+from pahf.eval.generator import generate
+from pahf.eval.runner import EvalSettings
+
+DEFAULT_STUB = Path("tests/integration/openai_stub_server.py")
+
+
+def start_stub(script: Path, latency: float) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("PORT "):
+        process.kill()
+        raise RuntimeError(f"the stub server did not start: {line!r}")
+    root = f"http://127.0.0.1:{int(line.split()[1])}"
+    request = urllib.request.Request(
+        f"{root}/_script",
+        data=json.dumps({"auto": {"delay": latency}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).read()
+    return process, f"{root}/v1"
+
+
+def measure(
+    level: int, users: int, episodes: int, latency: float, method: str, out: Path
+) -> dict[str, float]:
+    domains: tuple[Domain, ...] = ("embodied", "shopping")
+    benchmarks: dict[str, Benchmark] = {
+        d: generate(d, users=users, episodes_per_phase=episodes, seed=7) for d in domains
+    }
+    settings = EvalSettings(
+        domains=list(domains), methods=[method], iterations=1, reasoner="llm",
+        model="stub-model",
+    )
+    # The embedder and the reasoner are loaded once per process, before the clock starts:
+    # what is timed is the run, whose cost per call is the question.
+    services = shared_services(settings, benchmarks)
+    started, cpu = time.perf_counter(), time.process_time()
+    outcome = run_concurrently(
+        benchmarks, settings, out, concurrency=level, services=services
+    )
+    wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    calls = sum(r.llm_calls for r in outcome.records)
+    ideal = max(calls * latency / level, 1e-9)
+    return {
+        "N": level,
+        "users": users * len(domains),
+        "episodes": len(outcome.records),
+        "calls": calls,
+        "wall_s": round(wall, 2),
+        "ideal_s": round(ideal, 2),
+        "over_ideal": round(wall / ideal - 1, 3),
+        "cpu_ms_per_call": round(cpu / max(calls, 1) * 1000, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=0.5, help="seconds per model call")
+    parser.add_argument("--levels", default="1,8,32,64", help="concurrency levels N")
+    parser.add_argument("--min-users", type=int, default=8, help="users per domain, at least")
+    parser.add_argument("--episodes", type=int, default=2, help="episodes per phase and user")
+    parser.add_argument("--method", default="no-memory")
+    parser.add_argument("--stub", type=Path, default=DEFAULT_STUB)
+    args = parser.parse_args(argv)
+    if not args.stub.is_file():
+        parser.error(f"no stub server at {args.stub}: run from the repository root or pass --stub")
+    process, base_url = start_stub(args.stub, args.latency)
+    os.environ["OPENAI_BASE_URL"] = base_url
+    os.environ.pop("OPENAI_API_KEY", None)
+    os.environ.pop("PAHF_LLM_CACHE", None)
+    print(
+        "| N | users | episodes | calls | wall s | ideal s (calls x latency / N) | over ideal "
+        "| harness CPU ms per call |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for level in [int(v) for v in args.levels.split(",") if v.strip()]:
+                users = min(40, max(args.min_users, level))
+                row = measure(
+                    level, users, args.episodes, args.latency, args.method,
+                    Path(tmp) / f"n{level}",
+                )
+                print(
+                    f"| {row['N']} | {row['users']} | {row['episodes']} | {row['calls']} | "
+                    f"{row['wall_s']} | {row['ideal_s']} | {row['over_ideal']:+.1%} | "
+                    f"{row['cpu_ms_per_call']} |",
+                    flush=True,
+                )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
