@@ -197,18 +197,24 @@ def build_users(
         picks = rng.integers(0, len(texts), size=per_user)
         vectors = pool[picks] + rng.normal(0.0, 0.03, size=(per_user, pool.shape[1]))
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        # A superseded memory is revised by the next one (linked both ways, as a revision
+        # leaves them), so the last memory of a user is always active.
         superseded = rng.random(per_user) < SUPERSEDED_FRACTION
+        superseded[-1] = False
+        ids = [f"m-{index:06d}-{j:04d}" for j in range(per_user)]
         records = []
         for j, pick in enumerate(picks):
             stamp = f"2024-01-01T00:{j // 60:02d}:{j % 60:02d}.000000+00:00"
             records.append(
                 MemoryRecord(
-                    id=f"m-{index:06d}-{j:04d}",
+                    id=ids[j],
                     user_id=user,
                     text=texts[int(pick)].split(". ", 1)[1],
                     topic=texts[int(pick)].split(". ", 1)[0],
                     status="superseded" if superseded[j] else "active",
                     created_at=stamp,
+                    supersedes=ids[j - 1] if j and superseded[j - 1] else None,
+                    superseded_by=ids[j + 1] if superseded[j] else None,
                     history=[HistoryEntry(at=stamp, event="created", detail="import")],
                 )
             )

@@ -184,6 +184,6 @@ def test_deployed_graph_opens_the_server_named_in_the_run_context(
     ctx = RunContext(user_id=user, memory_location=chroma_server.url)
     out = _episode(graph, {**DRINK, "request_id": "d1"}, f"{user}-1", ctx,
                    ["ice water please", ""])  # fmt: skip
-    assert [op.kind for op in out["memory_ops"]] == ["add", "reinforce"]  # answer, then accept
+    assert [op.kind for op in out["memory_ops"]] == ["add"]  # the answer; accepting it in the same request adds no confirmation
     on_server = ChromaPreferenceMemory(chroma_server.url)  # default namespace and embedder
     assert [r.text for r in on_server.list(user)] == ["ice water please"]
