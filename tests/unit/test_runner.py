@@ -16,7 +16,7 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 
 from pahf.cli import main
 from pahf.decisions import Action, Assessment, Turn
-from pahf.eval import runner as runner_module
+from pahf.eval import play as play_module
 from pahf.eval.episodes import Benchmark, Episode
 from pahf.eval.methods import context_for_method
 from pahf.eval.metrics import summarize, without_timing
@@ -143,7 +143,7 @@ def test_a_memory_write_in_a_test_phase_stops_the_run(
         return stores[-1]
 
     services.open_memory = opened
-    real = runner_module.play_episode
+    real = play_module.play_episode
 
     def leaky(*args: Any, **kwargs: Any) -> EpisodeRecord:
         rec = real(*args, **kwargs)
@@ -155,7 +155,7 @@ def test_a_memory_write_in_a_test_phase_stops_the_run(
         stores[0].add(rec.user, NewMemory(text="I secretly like tea."))
         return rec
 
-    monkeypatch.setattr(runner_module, "play_episode", leaky)
+    monkeypatch.setattr(play_module, "play_episode", leaky)
     with pytest.raises(FrozenMemoryError, match=r"test-phase episode .* changed the memory"):
         run_evaluation(
             {"embodied": tiny_benchmark()}, settings(["pahf"], 1), tmp_path / "r", services=services
