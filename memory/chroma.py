@@ -49,7 +49,14 @@ from pahf.memory.base import (
     validate_records,
 )
 from pahf.memory.embeddings import MiniLMEmbeddingFunction, encoder_of
-from pahf.memory.schema import HistoryEntry, MemoryRecord, NewMemory, RetrievedMemory, utc_now
+from pahf.memory.schema import (
+    HistoryEntry,
+    MemoryRecord,
+    NewMemory,
+    RetrievedMemory,
+    new_record,
+    utc_now,
+)
 from pahf.memory.store_lock import StoreLock
 from pahf.request import validate_user_id
 
@@ -715,21 +722,6 @@ class ChromaPreferenceMemory:
             else:
                 col.update(ids=ids, metadatas=metas)
 
-    def _new_record(self, user_id: str, memory: NewMemory, memory_id: str | None) -> MemoryRecord:
-        now = utc_now()
-        return MemoryRecord(
-            id=memory_id or f"m-{uuid.uuid4().hex[:24]}",
-            user_id=user_id,
-            text=memory.text,
-            topic=memory.topic,
-            domain=memory.domain,
-            source=memory.source,
-            confidence=memory.confidence,
-            created_at=now,
-            request_id=memory.request_id,
-            history=[HistoryEntry(at=now, event="created", detail=memory.source)],
-        )
-
     # ------------------------------------------------------------------ interface
 
     @_guarded
@@ -747,7 +739,7 @@ class ChromaPreferenceMemory:
                             "nothing was stored"
                         )
                     return existing[0]  # the same memory again (a node re-run)
-            rec = self._new_record(user_id, memory, memory_id)
+            rec = new_record(user_id, memory, memory_id)
             self._write(col, [rec], embed=True)
             return rec
 
@@ -777,7 +769,7 @@ class ChromaPreferenceMemory:
                 )
             # ``existing`` here is this very revision, written before a crash stopped it from
             # marking the old record: finish it instead of writing the new record again.
-            new = existing[0] if existing else self._new_record(user_id, memory, memory_id)
+            new = existing[0] if existing else new_record(user_id, memory, memory_id)
             new.supersedes = old.id
             now = utc_now()
             old.status = "superseded"

@@ -7,6 +7,7 @@ reports :class:`AppliedMemoryOp`. Records are never overwritten: a revision supe
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -123,3 +124,20 @@ def memory_id_for(user_id: str, request_id: str, turn: str, index: int) -> str:
     """Deterministic memory id, so a node re-run after a crash rewrites, never duplicates."""
     digest = hashlib.sha256(f"{user_id}\x1f{request_id}\x1f{turn}\x1f{index}".encode()).hexdigest()
     return f"m-{digest[:24]}"
+
+
+def new_record(user_id: str, memory: NewMemory, memory_id: str | None = None) -> MemoryRecord:
+    """The stored form of a new memory: one rule for every store (active, created now)."""
+    now = utc_now()
+    return MemoryRecord(
+        id=memory_id or f"m-{uuid.uuid4().hex[:24]}",
+        user_id=user_id,
+        text=memory.text,
+        topic=memory.topic,
+        domain=memory.domain,
+        source=memory.source,
+        confidence=memory.confidence,
+        created_at=now,
+        request_id=memory.request_id,
+        history=[HistoryEntry(at=now, event="created", detail=memory.source)],
+    )

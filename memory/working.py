@@ -17,14 +17,20 @@ from __future__ import annotations
 
 import builtins
 import threading
-import uuid
 from collections.abc import Iterable
 
 import numpy as np
 
 from pahf.memory.base import Encoder, UnknownMemoryError, UnknownUserError, validate_records
 from pahf.memory.chroma import embedding_text
-from pahf.memory.schema import HistoryEntry, MemoryRecord, NewMemory, RetrievedMemory, utc_now
+from pahf.memory.schema import (
+    HistoryEntry,
+    MemoryRecord,
+    NewMemory,
+    RetrievedMemory,
+    new_record,
+    utc_now,
+)
 from pahf.request import validate_user_id
 
 
@@ -92,22 +98,6 @@ class WorkingPreferenceMemory:
         for record, vector in zip(records, vectors, strict=True):
             user.put(record.model_copy(deep=True), vector)
 
-    @staticmethod
-    def _new_record(user_id: str, memory: NewMemory, memory_id: str | None) -> MemoryRecord:
-        now = utc_now()
-        return MemoryRecord(
-            id=memory_id or f"m-{uuid.uuid4().hex[:24]}",
-            user_id=user_id,
-            text=memory.text,
-            topic=memory.topic,
-            domain=memory.domain,
-            source=memory.source,
-            confidence=memory.confidence,
-            created_at=now,
-            request_id=memory.request_id,
-            history=[HistoryEntry(at=now, event="created", detail=memory.source)],
-        )
-
     # ------------------------------------------------------------------ interface
 
     def add(self, user_id: str, memory: NewMemory, memory_id: str | None = None) -> MemoryRecord:
@@ -123,7 +113,7 @@ class WorkingPreferenceMemory:
                         "nothing was stored"
                     )
                 return existing.model_copy(deep=True)
-            record = self._new_record(user_id, memory, memory_id)
+            record = new_record(user_id, memory, memory_id)
             self._put(user, [record])
             return record
 
@@ -151,7 +141,7 @@ class WorkingPreferenceMemory:
             new = (
                 existing.model_copy(deep=True)
                 if existing is not None
-                else self._new_record(user_id, memory, memory_id)
+                else new_record(user_id, memory, memory_id)
             )
             new.supersedes = stored.id
             if existing is None:
