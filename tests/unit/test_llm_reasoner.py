@@ -463,9 +463,19 @@ def fake(*replies: Any) -> ToolCallingFake:
     return ToolCallingFake(replies=list(replies), log=[])
 
 
-def memory_record(memory_id: str, text: str, topic: str = "Dehydrated") -> RetrievedMemory:
+DRINK_TOPIC = "Dehydrated: Could you bring me something to drink?"
+
+
+def memory_record(
+    memory_id: str, text: str, topic: str = DRINK_TOPIC, request_id: str = "earlier"
+) -> RetrievedMemory:
     rec = MemoryRecord(
-        id=memory_id, user_id="u", text=text, topic=topic, created_at="2024-01-01T00:00:00+00:00"
+        id=memory_id,
+        user_id="u",
+        text=text,
+        topic=topic,
+        request_id=request_id,
+        created_at="2024-01-01T00:00:00+00:00",
     )
     return RetrievedMemory(record=rec, score=0.9)
 
@@ -540,6 +550,43 @@ def test_learn_maps_decisions_to_memory_ops() -> None:
     assert (op.kind, op.target_id) == ("supersede", "m-aaa")
     assert op.memory is not None and op.memory.text == "Juice now."
     assert LLMReasoner(fake(learn("none"))).learn(req, turn, mems) == []
+
+
+def test_learn_revises_only_earlier_preferences_of_the_same_situation() -> None:
+    """A correction may supersede what was learned in this situation in an earlier request;
+    a preference of another situation, or one learned earlier in this same request, is not on
+    offer (the 1.5B model superseded every stored preference with each new one)."""
+    req = drink_request("r9")
+    mems = [
+        memory_record("m-other", "When drowsy: herbal tea", topic="Drowsy: bring me a drink"),
+        memory_record("m-same", "When dehydrated: water"),
+        memory_record("m-now", "When dehydrated: no coffee", request_id="r9"),
+    ]
+    turn = Turn(kind="correction", text="I want juice now, not water", action=None)
+    model = fake(learn("supersede", "Juice when dehydrated.", "M2"))
+    [op] = LLMReasoner(model).learn(req, turn, mems)
+    assert (op.kind, op.target_id) == ("supersede", "m-same")
+    prompt = str(model.log[0][-1].content)
+    assert "- M2 (may be revised): When dehydrated: water" in prompt
+    assert "- M1: When drowsy: herbal tea" in prompt and "- M3: When dehydrated" in prompt
+    # The grammar's enum offers only M2: another situation's M1 is rejected (and re-asked).
+    model = fake(learn("supersede", "Juice.", "M1"), learn("supersede", "Juice.", "M1"))
+    with pytest.raises(LLMOutputError, match="revises_memory_id 'M1': Input should be 'M2'"):
+        LLMReasoner(model).learn(req, turn, mems)
+    # Nothing revisable: no supersede in the schema, and a supersede reply is stored as an add.
+    others = [mems[0], mems[2]]
+    model = fake(learn("supersede", "Juice when dehydrated.", "M1"))
+    [op] = LLMReasoner(model).learn(req, turn, others)
+    assert (op.kind, op.target_id) == ("add", None)
+    assert "may be revised" not in str(model.log[0][-1].content)
+
+
+def test_learn_drops_a_copied_topic_tag() -> None:
+    req = drink_request("r9")
+    turn = Turn(kind="correction", text="Juice, please", action=None)
+    reply = learn("add", "I like juice best [learned when: Dehydrated: Could you bring me")
+    [op] = LLMReasoner(fake(reply)).learn(req, turn, [memory_record("m-1", "water")])
+    assert op.memory is not None and op.memory.text == "I like juice best"
 
 
 @pytest.mark.parametrize(

@@ -61,8 +61,9 @@ from pahf.reasoners.prompts import (
     json_mode_instruction,
     learn_messages,
     learn_schema,
-    memory_aliases,
     retry_message,
+    revisable_aliases,
+    without_topic_tag,
 )
 from pahf.reasoners.settings import DEFAULT_MODEL, LLMConfigError, LLMSettings
 from pahf.request import Candidate, Request
@@ -772,19 +773,23 @@ class LLMReasoner:
         self, request: Request, turn: Turn, memories: Sequence[RetrievedMemory]
     ) -> list[MemoryOp]:
         """Feedback analysis in one call: is there a preference, its text, what it replaces."""
-        aliases = memory_aliases(memories)
+        aliases = revisable_aliases(request, memories)
 
         def prepare(d: dict[str, Any]) -> dict[str, Any]:
             # Only a supersede uses the id: small models fill it on every add (with the
             # option's name, or "none"), which is harmless to ignore.
             if aliases and d.get("kind") != "supersede":
                 d = {**d, "revises_memory_id": None}
+            # With nothing this message may revise, a supersede is stored as an add: the
+            # stored preference stays as it is, so nothing is lost.
+            if not aliases and str(d.get("kind", "")).strip().casefold() == "supersede":
+                d = {k: v for k, v in d.items() if k != "revises_memory_id"} | {"kind": "add"}
             return d
 
         def check(d: Any) -> list[MemoryOp]:
             if d.kind == "none":
                 return []
-            text = _without_alias(str(d.memory_text))
+            text = without_topic_tag(_without_alias(str(d.memory_text)))
             if not text:
                 raise ValueError(f"kind is {d.kind!r} but memory_text is empty")
             new = NewMemory(
@@ -807,7 +812,7 @@ class LLMReasoner:
         return self._decide(
             "learn",
             DECISION_NODES[f"learn:{turn.kind}"],
-            learn_schema(memories),
+            learn_schema(request, memories),
             learn_messages(request, turn, memories),
             check,
             prepare,
