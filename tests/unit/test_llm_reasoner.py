@@ -569,6 +569,7 @@ def test_learn_revises_only_earlier_preferences_of_the_same_situation() -> None:
     prompt = str(model.log[0][-1].content)
     assert "- M2 (may be revised): When dehydrated: water" in prompt
     assert "- M1: When drowsy: herbal tea" in prompt and "- M3: When dehydrated" in prompt
+    assert "learned when" not in prompt  # the tag a small model copied into its text
     # The grammar's enum offers only M2: another situation's M1 is rejected (and re-asked).
     model = fake(learn("supersede", "Juice.", "M1"), learn("supersede", "Juice.", "M1"))
     with pytest.raises(LLMOutputError, match="revises_memory_id 'M1': Input should be 'M2'"):
@@ -593,6 +594,7 @@ def test_learn_drops_a_copied_topic_tag() -> None:
     ("bad", "message"),
     [
         (learn("add", "   "), "kind is 'add' but memory_text is empty"),
+        (learn("add", "M1 [learned when: Dehydrated: Co"), "memory_text 'M1' is a memory id"),
         (learn("supersede", "x", None), "kind is 'supersede' but revises_memory_id is null"),
         (learn("supersede", "x", "M3"), "revises_memory_id 'M3': Input should be 'M1'"),
         ({**learn("add", "x"), "kind": "merge"}, "kind 'merge': Input should be"),

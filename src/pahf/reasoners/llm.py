@@ -390,6 +390,9 @@ def message_text(message: Any) -> str:
 _ALIAS_PREFIX = re.compile(r"^\s*\[?M\d+\]?\s*[:.)-]\s*", re.IGNORECASE)
 
 
+_ALIAS_ONLY = re.compile(r"[\[(]?M\d+[\])]?[.:]?", re.IGNORECASE)
+
+
 def _without_alias(text: str) -> str:
     """A memory's text without a leading memory alias ("M1: ..."), which small models copy from
     the list of stored preferences into the preference they write."""
@@ -792,6 +795,11 @@ class LLMReasoner:
             text = without_topic_tag(_without_alias(str(d.memory_text)))
             if not text:
                 raise ValueError(f"kind is {d.kind!r} but memory_text is empty")
+            if _ALIAS_ONLY.fullmatch(text):
+                # The 1.5B model wrote "M1" as the preference itself when revising one.
+                raise ValueError(
+                    f"memory_text {text!r} is a memory id: write the preference itself in words"
+                )
             new = NewMemory(
                 text=text,
                 topic=request.topic(),

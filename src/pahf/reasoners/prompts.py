@@ -107,18 +107,20 @@ def _choose_schema(candidates: tuple[str, ...]) -> type[_Schema]:
 def _learn_schema(revisable: tuple[str, ...]) -> type[_Schema]:
     aliases = list(revisable)
     kinds = ["add", "supersede", "none"] if aliases else ["add", "none"]
+    # The text comes first, written from the message before the kind is picked (with the kind
+    # first, the 1.5B model wrote memory ids, "M1", as the text of its supersedes).
     fields: dict[str, Any] = {
+        "memory_text": (
+            str,
+            Field(description="The preference as one sentence: the situation and what they "
+                  "want or refuse. Empty if kind is 'none'."),
+        ),
         "kind": (
             _enum(kinds),
             Field(description="'add': a new preference to remember. "
                   + ("'supersede': the message says stored preference revises_memory_id "
                      "changed. " if aliases else "")
                   + "'none': nothing to remember."),
-        ),
-        "memory_text": (
-            str,
-            Field(description="The preference as one sentence: the situation and what they "
-                  "want or refuse. Empty if kind is 'none'."),
         ),
     }
     if aliases:
@@ -142,7 +144,8 @@ their own words.
 - Follow this person's stated preferences literally, even unusual ones.
 - A preference for the matching situation beats a general one; an answer given now beats \
 anything stored.
-- If a preference refuses a feature, options with that feature are wrong.
+- If a preference refuses a feature, options with that feature are wrong. If every option \
+except one that declines (buys or does nothing) is wrong, take the one that declines.
 - Reply with the requested JSON only. Keep text fields short."""
 
 
@@ -200,7 +203,12 @@ def _topic_tag(topic: str) -> str:
     return f" [learned when: {topic}]" if topic else ""
 
 
-def render_memories(memories: Sequence[RetrievedMemory], revisable: Sequence[str] = ()) -> str:
+def render_memories(
+    memories: Sequence[RetrievedMemory], revisable: Sequence[str] = (), *, topics: bool = True
+) -> str:
+    """The stored preferences with their aliases; ``learn`` sees them without the situation
+    tags (a small model copied the tag into the preference it wrote) and with the ones it may
+    revise marked."""
     active = [m for m in memories if m.record.status == "active"]
     if not active:
         return "Stored preferences of this person: none yet."
@@ -208,7 +216,8 @@ def render_memories(memories: Sequence[RetrievedMemory], revisable: Sequence[str
     for i, mem in enumerate(active, start=1):
         alias = f"M{i}"
         mark = " (may be revised)" if alias in revisable else ""
-        lines.append(f"- {alias}{mark}: {mem.record.text}{_topic_tag(mem.record.topic)}")
+        tag = _topic_tag(mem.record.topic) if topics else ""
+        lines.append(f"- {alias}{mark}: {mem.record.text}{tag}")
     return "\n".join(lines)
 
 
@@ -243,7 +252,8 @@ def assess_messages(
     instruction = (
         "Does what is known about this person settle which option they want here? If yes: "
         "ambiguous false and the option's candidate_id. If not (e.g. nothing known is about "
-        "this situation): ambiguous true and one short question about what they like here "
+        "this situation): ambiguous true and one short question about the one thing that "
+        "would decide it, e.g. a feature the options differ in that nothing known covers "
         "(do not list the options)."
     )
     return [
@@ -291,7 +301,7 @@ def learn_messages(
     body = "\n\n".join(
         [
             render_request(request),
-            render_memories(memories, tuple(revisable)),
+            render_memories(memories, tuple(revisable), topics=False),
             _render_turn(turn),
             instruction,
         ]
