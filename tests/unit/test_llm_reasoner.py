@@ -595,6 +595,7 @@ def test_learn_drops_a_copied_topic_tag() -> None:
     [
         (learn("add", "   "), "kind is 'add' but memory_text is empty"),
         (learn("add", "M1 [learned when: Dehydrated: Co"), "memory_text 'M1' is a memory id"),
+        (learn("add", " None."), "memory_text 'None.' states no preference"),
         (learn("supersede", "x", None), "kind is 'supersede' but revises_memory_id is null"),
         (learn("supersede", "x", "M3"), "revises_memory_id 'M3': Input should be 'M1'"),
         ({**learn("add", "x"), "kind": "merge"}, "kind 'merge': Input should be"),
@@ -847,3 +848,20 @@ def test_json_mode_states_the_schema_in_the_prompt() -> None:
     assert body["response_format"] == {"type": "json_object"}
     assert '"candidate_id"' in body["messages"][-1]["content"]
     assert '"rationale"' in body["messages"][-1]["content"]
+
+
+def test_assess_asks_about_one_feature_only_when_options_have_features() -> None:
+    from pahf.reasoners.prompts import assess_messages
+
+    plain = str(assess_messages(drink_request(), [], [])[-1].content)
+    assert "what they like in this situation" in plain and "feature" not in plain.split("\n")[-1]
+    product = drink_request().model_copy(
+        update={
+            "candidates": [
+                Candidate(id="A", text="kettle", attributes=["steel", "1.7 l"]),
+                Candidate(id="B", text="kettle", attributes=["glass", "1.7 l"]),
+            ]
+        }
+    )
+    featured = str(assess_messages(product, [], [])[-1].content)
+    assert "the one feature that would decide it" in featured

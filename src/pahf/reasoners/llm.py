@@ -795,6 +795,12 @@ class LLMReasoner:
             text = without_topic_tag(_without_alias(str(d.memory_text)))
             if not text:
                 raise ValueError(f"kind is {d.kind!r} but memory_text is empty")
+            if text.strip(_ID_JUNK).casefold() in _NULL_WORDS:
+                # With the text first, the 1.5B model wrote "none" and then picked 'add'.
+                raise ValueError(
+                    f"kind is {d.kind!r} but memory_text {text!r} states no preference: "
+                    "write the preference, or use kind 'none'"
+                )
             if _ALIAS_ONLY.fullmatch(text):
                 # The 1.5B model wrote "M1" as the preference itself when revising one.
                 raise ValueError(

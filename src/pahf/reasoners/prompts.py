@@ -249,12 +249,19 @@ def _situation_block(
 def assess_messages(
     request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
 ) -> list[BaseMessage]:
+    # Options described by features (a product's) are settled feature by feature, so the
+    # question names one; otherwise it asks what they want in this situation (a question about
+    # a "type of drink" got "no particular preference" from the paper's simulated user).
+    if any(c.attributes for c in request.candidates):
+        ask = "about the one feature that would decide it, one the options differ in that "
+        ask += "nothing known covers"
+    else:
+        ask = "about what they like in this situation"
     instruction = (
         "Does what is known about this person settle which option they want here? If yes: "
         "ambiguous false and the option's candidate_id. If not (e.g. nothing known is about "
-        "this situation): ambiguous true and one short question about the one thing that "
-        "would decide it, e.g. a feature the options differ in that nothing known covers "
-        "(do not list the options)."
+        f"this situation): ambiguous true and one short question {ask} (do not list the "
+        "options)."
     )
     return [
         SystemMessage(AGENT_SYSTEM),
