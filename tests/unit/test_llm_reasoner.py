@@ -596,6 +596,7 @@ def test_learn_drops_a_copied_topic_tag() -> None:
         (learn("add", "   "), "kind is 'add' but memory_text is empty"),
         (learn("add", "M1 [learned when: Dehydrated: Co"), "memory_text 'M1' is a memory id"),
         (learn("add", " None."), "memory_text 'None.' states no preference"),
+        (learn("add", "add"), "memory_text 'add' is a kind"),
         (learn("supersede", "x", None), "kind is 'supersede' but revises_memory_id is null"),
         (learn("supersede", "x", "M3"), "revises_memory_id 'M3': Input should be 'M1'"),
         ({**learn("add", "x"), "kind": "merge"}, "kind 'merge': Input should be"),

@@ -801,6 +801,11 @@ class LLMReasoner:
                     f"kind is {d.kind!r} but memory_text {text!r} states no preference: "
                     "write the preference, or use kind 'none'"
                 )
+            if text.strip(_ID_JUNK).casefold() in ("add", "supersede"):
+                # ... and once wrote the kind itself as the text ("add").
+                raise ValueError(
+                    f"memory_text {text!r} is a kind: write the preference itself in words"
+                )
             if _ALIAS_ONLY.fullmatch(text):
                 # The 1.5B model wrote "M1" as the preference itself when revising one.
                 raise ValueError(
