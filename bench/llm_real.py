@@ -14,6 +14,8 @@ request); it is resumable (rerun with the same ``--out``). Play the same slice w
     python -m bench.llm_real --data ../shared/pahf-dev-data --users 2 --items 6 \\
         --reasoner offline --out runs/offline
     python -m bench.llm_real --report runs/llm-1.5b --offline runs/offline
+
+``--report`` takes several runs (``LABEL=DIR``), e.g. one per prompt version.
 """
 
 from __future__ import annotations
@@ -126,9 +128,15 @@ def settings_line(run_dir: Path) -> str:
     )
 
 
-def report(llm_dir: Path, offline_dir: Path | None) -> str:
-    runs = {"llm": load(llm_dir)}
-    lines = [settings_line(llm_dir)]
+def report(llm_dirs: Sequence[str], offline_dir: Path | None) -> str:
+    """``llm_dirs``: run directories, each ``DIR`` (labelled ``llm``) or ``LABEL=DIR``; runs
+    with the same label are shown as one (e.g. one run per domain)."""
+    runs: dict[str, list[EpisodeRecord]] = {}
+    lines = []
+    for spec in llm_dirs:
+        label, _, path = spec.rpartition("=")
+        runs.setdefault(label or "llm", []).extend(load(Path(path)))
+        lines.append(settings_line(Path(path)))
     if offline_dir is not None:
         runs["offline"] = load(offline_dir)
         lines.append(settings_line(offline_dir))
@@ -146,11 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--out", help="run directory to play into (resumable)")
-    parser.add_argument("--report", help="print the wide table of this LLM run directory")
+    parser.add_argument(
+        "--report", nargs="+", metavar="[LABEL=]DIR", help="print these runs side by side"
+    )
     parser.add_argument("--offline", help="with --report: the offline run on the same slice")
     args = parser.parse_args(argv)
     if args.report:
-        print(report(Path(args.report), Path(args.offline) if args.offline else None))
+        print(report(args.report, Path(args.offline) if args.offline else None))
         return 0
     if not args.data or not args.out:
         parser.error("--data and --out are required to play a slice (or use --report)")
