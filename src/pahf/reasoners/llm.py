@@ -36,6 +36,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -47,7 +48,7 @@ from langchain_core.exceptions import (
 )
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableSequence
 from pydantic import BaseModel, ValidationError
 
 from pahf.decisions import Action, Assessment, Turn
@@ -528,6 +529,56 @@ def _method_from_env(method: str | None) -> StructuredMethod | None:
     )
 
 
+# --------------------------------------------------------------------------- structured calls
+
+
+@dataclass(frozen=True)
+class _Structured:
+    """One schema's structured-output call as the model call and its parser, run in turn.
+
+    ``with_structured_output(include_raw=True)`` wraps the same two in ``RunnableParallel``
+    steps, each of which starts a thread pool and threads on every call: with many users in
+    flight that was a large share of the harness's CPU per call. Split, the call returns what
+    the wrapper did (``raw``, ``parsed``, ``parsing_error``: a parser failure is reported,
+    not raised) with the model call on the caller's thread. ``parse`` is None when the
+    provider's runnable is not the usual ``model | parser`` sequence; ``model`` is then the
+    ``include_raw`` wrapper itself.
+    """
+
+    model: Runnable[Any, Any]
+    parse: Runnable[Any, Any] | None
+
+    def invoke(self, messages: list[BaseMessage]) -> dict[str, Any]:
+        if self.parse is None:
+            out = self.model.invoke(messages)
+            return out if isinstance(out, dict) else {"raw": out, "parsed": None}
+        raw = self.model.invoke(messages)
+        try:
+            return {"raw": raw, "parsed": self.parse.invoke(raw), "parsing_error": None}
+        except Exception as exc:  # the wrapper's fallback catches the same
+            return {"raw": raw, "parsed": None, "parsing_error": exc}
+
+
+def _split_structured(
+    chat_model: BaseChatModel, schema: dict[str, Any], kwargs: dict[str, Any]
+) -> _Structured:
+    """``chat_model.with_structured_output(schema, **kwargs)`` as a :class:`_Structured`."""
+    plain = chat_model.with_structured_output(schema, **kwargs)
+    if isinstance(plain, RunnableSequence) and _calls_model(plain.first, chat_model):
+        rest = plain.steps[1:]
+        parse = rest[0] if len(rest) == 1 else RunnableSequence(*rest)
+        return _Structured(plain.first.with_config(tags=["nostream"]), parse)
+    wrapped = chat_model.with_structured_output(schema, include_raw=True, **kwargs)
+    return _Structured(wrapped.with_config(tags=["nostream"]), None)
+
+
+def _calls_model(step: Runnable[Any, Any], chat_model: BaseChatModel) -> bool:
+    """``step`` is ``chat_model`` itself or bound to arguments (``bind``, ``bind_tools``)."""
+    while isinstance(step, RunnableBinding):
+        step = step.bound
+    return step is chat_model
+
+
 # --------------------------------------------------------------------------- the reasoner
 
 
@@ -557,7 +608,7 @@ class LLMReasoner:
         self.backoff_seconds = backoff_seconds
         #: Structured-output runnables by schema: a pure function of the schema (not state
         #: between decisions), kept because building one costs more than the call's own work.
-        self._structured: dict[type[BaseModel], Runnable[Any, Any]] = {}
+        self._structured: dict[type[BaseModel], _Structured] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -600,17 +651,16 @@ class LLMReasoner:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _runnable(self, schema: type[BaseModel]) -> Runnable[Any, Any]:
+    def _runnable(self, schema: type[BaseModel]) -> _Structured:
         # The schema goes as JSON schema, not as the class: the provider then returns the
         # parsed object as it came, and a repairable reply ("Black Coffee ") gets repaired
-        # here instead of failing inside the provider's own validation. One runnable per
-        # schema (schemas are per id set): building one costs more than the decision's own
-        # work.
+        # here instead of failing inside the provider's own validation. One per schema
+        # (schemas are per id set): building one costs more than the decision's own work.
         with self._lock:
-            runnable = self._structured.get(schema)
-        if runnable is not None:
-            return runnable
-        kwargs: dict[str, Any] = {"include_raw": True}
+            structured = self._structured.get(schema)
+        if structured is not None:
+            return structured
+        kwargs: dict[str, Any] = {}
         if self.method is not None:
             kwargs["method"] = self.method
         if _is_chat_openai(self.chat_model) and self.method in (None, "json_schema"):
@@ -621,14 +671,12 @@ class LLMReasoner:
         # callers may reconfigure the instance they passed) and the call is tagged "nostream".
         if self.chat_model.disable_streaming is not True:
             self.chat_model.disable_streaming = True
-        runnable = self.chat_model.with_structured_output(
-            copy.deepcopy(_json_schema(schema)), **kwargs
-        ).with_config(tags=["nostream"])
+        structured = _split_structured(self.chat_model, copy.deepcopy(_json_schema(schema)), kwargs)
         with self._lock:
             if len(self._structured) >= 4096:
                 self._structured.clear()
-            self._structured[schema] = runnable
-        return runnable
+            self._structured[schema] = structured
+        return structured
 
     def _decide(
         self,
@@ -639,13 +687,13 @@ class LLMReasoner:
         check: Callable[[S], T],
         prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> T:
-        runnable = self._runnable(schema)
+        structured = self._runnable(schema)
         if self.method == "json_mode":
             messages = [*messages, json_mode_instruction(schema)]
 
         def attempt(conversation: list[BaseMessage]) -> AttemptResult[T]:
             try:
-                out = runnable.invoke(conversation)
+                out = structured.invoke(conversation)
             except _OUTPUT_ERRORS as exc:
                 # ChatOpenAI's json_schema mode parses inside the call and raises, rather
                 # than returning ``parsing_error``: the model answered, but unusably.
