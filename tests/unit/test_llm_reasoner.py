@@ -798,3 +798,27 @@ def test_json_mode_states_the_schema_in_the_prompt() -> None:
     assert body["response_format"] == {"type": "json_object"}
     assert '"candidate_id"' in body["messages"][-1]["content"]
     assert '"rationale"' in body["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize("ids", [("A",), ("A", "B"), ("x 1", "y-2", "Z"), tuple(f"c{i}" for i in range(7))])
+def test_schemas_per_id_set_are_what_pydantic_renders(ids: tuple[str, ...]) -> None:
+    """The per-id-set JSON schemas come from a template (building a pydantic class per request
+    was most of a decision's CPU): they must be exactly pydantic's rendering of the enum, and
+    the shared template must not pick up one request's ids."""
+    from typing import Literal
+
+    from pahf.reasoners import prompts
+
+    request = Request(
+        task="t", candidates=[Candidate(id=i, text=f"option {i}") for i in ids]
+    )
+    enum = Literal[ids]  # type: ignore[valid-type]
+    for schema, build in [
+        (prompts.assess_schema(request), prompts._assess_model),
+        (prompts.choose_schema(request), prompts._choose_model),
+    ]:
+        assert schema.json == build(enum).model_json_schema()
+        assert schema.name == build(enum).__name__
+    other = Request(task="t", candidates=[Candidate(id="Q", text="q"), Candidate(id="R", text="r")])
+    assert prompts.choose_schema(other).json["properties"]["candidate_id"]["enum"] == ["Q", "R"]
+    assert prompts.choose_schema(request).json == prompts._choose_model(enum).model_json_schema()

@@ -1,13 +1,13 @@
 """The LLM reasoner: PAHF's decisions made by any LangChain chat model, as structured output.
 
-Each decision is one ``with_structured_output`` call with a pydantic schema built for that call
-by :mod:`pahf.reasoners.prompts` (the ids on offer are enums), and the reply is checked against
-the request before it is used: the chosen option must be one of the request's candidates, a
-revised memory must be one of the memories the model was shown. What is safely repairable is
-repaired (case, whitespace, quotes around an id, a revision id on an ``add``, a ``supersede``
-with nothing to supersede); anything else is sent back once with the error, then the decision
-fails with :class:`LLMDecisionError`, naming the decision and the graph node and keeping the
-model's raw replies.
+Each decision is one ``with_structured_output`` call with the JSON schema
+:mod:`pahf.reasoners.prompts` gives that call (the ids on offer are enums), and the reply is
+checked against the request before it is used: the chosen option must be one of the request's
+candidates, a revised memory must be one of the memories the model was shown. What is safely
+repairable is repaired (case, whitespace, quotes around an id, a revision id on an ``add``, a
+``supersede`` with nothing to supersede); anything else is sent back once with the error, then
+the decision fails with :class:`LLMDecisionError`, naming the decision and the graph node and
+keeping the model's raw replies.
 
 Calls per episode are kept low:
 
@@ -30,7 +30,6 @@ everything that follows.
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import re
 import threading
@@ -54,11 +53,13 @@ from pydantic import BaseModel, ValidationError
 from pahf.decisions import Action, Assessment, Turn
 from pahf.memory.schema import MemoryOp, NewMemory, RetrievedMemory
 from pahf.reasoners.prompts import (
+    DecisionSchema,
     assess_messages,
     assess_schema,
     choose_messages,
     choose_schema,
     cut_off_message,
+    enum_errors,
     json_mode_instruction,
     learn_messages,
     learn_schema,
@@ -93,7 +94,6 @@ DECISION_NODES = {
 }
 
 T = TypeVar("T")
-S = TypeVar("S", bound=BaseModel)
 
 
 # --------------------------------------------------------------------------- errors
@@ -451,19 +451,14 @@ def _match(value: str, values: list[str], nullable: bool) -> str | None:
     return folded[0] if len(folded) == 1 else value
 
 
-@functools.lru_cache(maxsize=4096)
-def _json_schema(schema: type[BaseModel]) -> dict[str, Any]:
-    return schema.model_json_schema()
-
-
-def _normalized(data: Any, schema: type[BaseModel]) -> Any:
+def _normalized(data: Any, schema: DecisionSchema) -> Any:
     """A parsed reply with what is safely repairable repaired: enum values matched up to case,
     whitespace and quotes, "none"/"null" read as null where null is allowed, text fields
     stripped, keys the schema does not know dropped, and absent text fields empty. What is
     left wrong is left for validation to report."""
     if not isinstance(data, dict):
         return data
-    props: dict[str, Any] = _json_schema(schema).get("properties", {})
+    props: dict[str, Any] = schema.json.get("properties", {})
     out: dict[str, Any] = {}
     for name, spec in props.items():
         values, nullable = _choices(spec)
@@ -608,7 +603,7 @@ class LLMReasoner:
         self.backoff_seconds = backoff_seconds
         #: Structured-output runnables by schema: a pure function of the schema (not state
         #: between decisions), kept because building one costs more than the call's own work.
-        self._structured: dict[type[BaseModel], _Structured] = {}
+        self._structured: dict[DecisionSchema, _Structured] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -651,7 +646,7 @@ class LLMReasoner:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _runnable(self, schema: type[BaseModel]) -> _Structured:
+    def _runnable(self, schema: DecisionSchema) -> _Structured:
         # The schema goes as JSON schema, not as the class: the provider then returns the
         # parsed object as it came, and a repairable reply ("Black Coffee ") gets repaired
         # here instead of failing inside the provider's own validation. One per schema
@@ -671,7 +666,7 @@ class LLMReasoner:
         # callers may reconfigure the instance they passed) and the call is tagged "nostream".
         if self.chat_model.disable_streaming is not True:
             self.chat_model.disable_streaming = True
-        structured = _split_structured(self.chat_model, copy.deepcopy(_json_schema(schema)), kwargs)
+        structured = _split_structured(self.chat_model, copy.deepcopy(schema.json), kwargs)
         with self._lock:
             if len(self._structured) >= 4096:
                 self._structured.clear()
@@ -682,9 +677,9 @@ class LLMReasoner:
         self,
         decision: str,
         node: str,
-        schema: type[S],
+        schema: DecisionSchema,
         messages: list[BaseMessage],
-        check: Callable[[S], T],
+        check: Callable[[Any], T],
         prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> T:
         structured = self._runnable(schema)
@@ -703,7 +698,7 @@ class LLMReasoner:
                         replay=False,
                     ) from exc
                 return _failed_text(exc), None, (
-                    f"the reply is not valid {schema.__name__} JSON: {_short(str(exc))}"
+                    f"the reply is not valid {schema.name} JSON: {_short(str(exc))}"
                 )
             raw = out.get("raw") if isinstance(out, dict) else out
             raw_text = message_text(raw)
@@ -713,26 +708,31 @@ class LLMReasoner:
                 )
             if isinstance(out, dict) and out.get("parsing_error") is not None:
                 err = out["parsing_error"]
-                return raw_text, None, f"the reply is not valid {schema.__name__} JSON: " + _short(
+                return raw_text, None, f"the reply is not valid {schema.name} JSON: " + _short(
                     str(err)
                 )
             parsed = out.get("parsed") if isinstance(out, dict) else None
             if parsed is None:
                 if isinstance(raw, AIMessage) and raw.invalid_tool_calls:
                     return raw_text, None, (
-                        f"the {schema.__name__} arguments are not valid JSON: "
+                        f"the {schema.name} arguments are not valid JSON: "
                         + _short(str(raw.invalid_tool_calls[0].get("args") or ""), 200)
                     )
-                return raw_text, None, f"the reply held no {schema.__name__} object"
+                return raw_text, None, f"the reply held no {schema.name} object"
             data = parsed.model_dump() if isinstance(parsed, BaseModel) else parsed
             data = _normalized(data, schema)
             if prepare is not None and isinstance(data, dict):
                 data = prepare(data)
             try:
-                value = schema.model_validate(data)
+                value = schema.model.model_validate(data)
             except ValidationError as exc:
                 return raw_text, None, _short(
-                    f"the reply is not a valid {schema.__name__}: {_validation_errors(exc)}"
+                    f"the reply is not a valid {schema.name}: {_validation_errors(exc)}"
+                )
+            wrong_ids = enum_errors(data, schema)
+            if wrong_ids:
+                return raw_text, None, _short(
+                    f"the reply is not a valid {schema.name}: {'; '.join(wrong_ids)}"
                 )
             try:
                 return raw_text, check(value), None
