@@ -5,8 +5,10 @@ The server is the OpenAI-protocol stub of the test suite (``tests/integration/
 openai_stub_server.py``) in its auto mode: every call waits ``--latency`` seconds, then answers
 from the request alone. Everything else is the real harness: the graph, the LLM reasoner over
 ChatOpenAI and HTTP, the in-memory Chroma store with the default embedder, the episode log.
-Each N plays ``min(40, max(--min-users, N))`` generated users per domain, both domains (so every
-thread has users to play), of one method, ``--episodes`` episodes per phase each; the ideal
+Each N plays about ``max(--min-users, N)`` generated users per domain (at most the generator's
+40), both domains, of one method, ``--episodes`` episodes per phase each, with the total a
+multiple of N so every thread plays the same number of users (otherwise some threads play one
+user more after the others finished, and the ideal cannot be reached by construction). The ideal
 counts the calls the run really made. Each level runs ``--rounds`` times. The stub's own CPU per
 call is printed beside the harness's (it shares the machine, so it must stay small), and the
 load average before each row (the harness's wall time depends on the CPU it gets).
@@ -29,6 +31,7 @@ from pathlib import Path
 from pahf.eval.concurrent import run_concurrently, shared_services
 from pahf.eval.episodes import Benchmark, Domain
 from pahf.eval.generator import generate
+from pahf.eval.generator_vocab import USERS
 from pahf.eval.runner import EvalSettings
 
 DEFAULT_STUB = Path("tests/integration/openai_stub_server.py")
@@ -111,6 +114,15 @@ def measure(
     }
 
 
+def users_per_domain(level: int, min_users: int, domains: int = 2) -> int:
+    """Users per domain for ``level`` threads: at least ``min_users`` and ``level`` (at most
+    the generator's 40), trimmed so all domains' users split evenly over the threads."""
+    users = min(len(USERS), max(min_users, level))
+    while users > 1 and users * domains > level and (users * domains) % level:
+        users -= 1
+    return users
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.5, help="seconds per model call")
@@ -137,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for level in [int(v) for v in args.levels.split(",") if v.strip()]:
-                users = min(40, max(args.min_users, level))
+                users = users_per_domain(level, args.min_users)
                 for round_ in range(1, args.rounds + 1):
                     row = measure(
                         level, users, args.episodes, args.latency, args.method,
