@@ -5,11 +5,15 @@ The server is the OpenAI-protocol stub of the test suite (``tests/integration/
 openai_stub_server.py``) in its auto mode: every call waits ``--latency`` seconds, then answers
 from the request alone. Everything else is the real harness: the graph, the LLM reasoner over
 ChatOpenAI and HTTP, the in-memory Chroma store with the default embedder, the episode log.
-Each N plays ``min(40, max(--min-users, N))`` generated users per domain, both domains (so every
-thread has users to play), of one method, ``--episodes`` episodes per phase each; the ideal
-counts the calls the run really made.
+Each N plays about ``max(--min-users, N)`` generated users per domain (at most the generator's
+40), both domains, of one method, ``--episodes`` episodes per phase each, with the total a
+multiple of N so every thread plays the same number of users (otherwise some threads play one
+user more after the others finished, and the ideal cannot be reached by construction). The ideal
+counts the calls the run really made. Each level runs ``--rounds`` times. The stub's own CPU per
+call is printed beside the harness's (it shares the machine, so it must stay small), and the
+load average before each row (the harness's wall time depends on the CPU it gets).
 
-    python -m bench.concurrency --latency 0.5 --levels 1,8,32,64
+    python -m bench.concurrency --latency 0.5 --levels 1,8,32,64 --rounds 2
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 from pahf.eval.concurrent import run_concurrently, shared_services
 from pahf.eval.episodes import Benchmark, Domain
 from pahf.eval.generator import generate
+from pahf.eval.generator_vocab import USERS
 from pahf.eval.runner import EvalSettings
 
 DEFAULT_STUB = Path("tests/integration/openai_stub_server.py")
@@ -51,8 +56,23 @@ def start_stub(script: Path, latency: float) -> tuple[subprocess.Popen[str], str
     return process, f"{root}/v1"
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of another process (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def measure(
-    level: int, users: int, episodes: int, latency: float, method: str, out: Path
+    level: int,
+    users: int,
+    episodes: int,
+    latency: float,
+    method: str,
+    out: Path,
+    stub_pid: int | None = None,
 ) -> dict[str, float]:
     domains: tuple[Domain, ...] = ("embodied", "shopping")
     benchmarks: dict[str, Benchmark] = {
@@ -65,12 +85,15 @@ def measure(
     # The embedder and the reasoner are loaded once per process, before the clock starts:
     # what is timed is the run, whose cost per call is the question.
     services = shared_services(settings, benchmarks)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    stub_cpu = process_cpu_seconds(stub_pid) if stub_pid is not None else None
     started, cpu = time.perf_counter(), time.process_time()
     outcome = run_concurrently(
         benchmarks, settings, out, concurrency=level, services=services
     )
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu
+    stub_after = process_cpu_seconds(stub_pid) if stub_pid is not None else None
     calls = sum(r.llm_calls for r in outcome.records)
     ideal = max(calls * latency / level, 1e-9)
     return {
@@ -82,7 +105,22 @@ def measure(
         "ideal_s": round(ideal, 2),
         "over_ideal": round(wall / ideal - 1, 3),
         "cpu_ms_per_call": round(cpu / max(calls, 1) * 1000, 1),
+        "stub_ms_per_call": (
+            round((stub_after - stub_cpu) / max(calls, 1) * 1000, 2)
+            if stub_cpu is not None and stub_after is not None
+            else float("nan")
+        ),
+        "load": round(load, 1),
     }
+
+
+def users_per_domain(level: int, min_users: int, domains: int = 2) -> int:
+    """Users per domain for ``level`` threads: at least ``min_users`` and ``level`` (at most
+    the generator's 40), trimmed so all domains' users split evenly over the threads."""
+    users = min(len(USERS), max(min_users, level))
+    while users > 1 and users * domains > level and (users * domains) % level:
+        users -= 1
+    return users
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-users", type=int, default=8, help="users per domain, at least")
     parser.add_argument("--episodes", type=int, default=2, help="episodes per phase and user")
     parser.add_argument("--method", default="no-memory")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each level")
     parser.add_argument("--stub", type=Path, default=DEFAULT_STUB)
     args = parser.parse_args(argv)
     if not args.stub.is_file():
@@ -100,25 +139,29 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["OPENAI_BASE_URL"] = base_url
     os.environ.pop("OPENAI_API_KEY", None)
     os.environ.pop("PAHF_LLM_CACHE", None)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     print(
-        "| N | users | episodes | calls | wall s | ideal s (calls x latency / N) | over ideal "
-        "| harness CPU ms per call |"
+        "| N | round | load | users | episodes | calls | wall s | ideal s (calls x latency / N) "
+        "| over ideal | harness CPU ms per call | stub CPU ms per call |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for level in [int(v) for v in args.levels.split(",") if v.strip()]:
-                users = min(40, max(args.min_users, level))
-                row = measure(
-                    level, users, args.episodes, args.latency, args.method,
-                    Path(tmp) / f"n{level}",
-                )
-                print(
-                    f"| {row['N']} | {row['users']} | {row['episodes']} | {row['calls']} | "
-                    f"{row['wall_s']} | {row['ideal_s']} | {row['over_ideal']:+.1%} | "
-                    f"{row['cpu_ms_per_call']} |",
-                    flush=True,
-                )
+                users = users_per_domain(level, args.min_users)
+                for round_ in range(1, args.rounds + 1):
+                    row = measure(
+                        level, users, args.episodes, args.latency, args.method,
+                        Path(tmp) / f"n{level}-{round_}", process.pid,
+                    )
+                    print(
+                        f"| {row['N']} | {round_} | {row['load']} | {row['users']} | "
+                        f"{row['episodes']} | {row['calls']} | {row['wall_s']} | "
+                        f"{row['ideal_s']} | {row['over_ideal']:+.1%} | "
+                        f"{row['cpu_ms_per_call']} | {row['stub_ms_per_call']} |",
+                        flush=True,
+                    )
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -170,6 +170,23 @@ def reported(stub: Stub) -> tuple[int, int]:
 # --------------------------------------------------------------------------- full episodes
 
 
+def test_a_reply_without_delay_comes_back_at_once(stub: Stub) -> None:
+    """The stub adds no latency of its own: the concurrency benchmark injects a fixed delay
+    and counts anything beyond it as the harness's. (Written as two sends, a reply waited
+    ~40 ms for the client's delayed ACK before the handler disabled Nagle's algorithm.)"""
+    stub.http.post(f"{stub.root}/_script", json={"auto": {"delay": 0}}).raise_for_status()
+    body = {
+        "model": "stub-model",
+        "messages": [{"role": "user", "content": "hello"}],
+    }
+    times = []
+    for _ in range(15):
+        started = time.perf_counter()
+        stub.http.post(f"{stub.base_url}/chat/completions", json=body).raise_for_status()
+        times.append(time.perf_counter() - started)
+    assert sorted(times)[len(times) // 2] < 0.02, times
+
+
 def test_full_episodes_through_the_compiled_graph(stub: Stub) -> None:
     memory = ChromaPreferenceMemory.in_memory(HashingEmbeddingFunction())
     graph = build_graph(LLMReasoner(stub.chat()), memory, memory_checkpointer())

@@ -866,3 +866,51 @@ def test_assess_asks_about_one_feature_only_when_options_have_features() -> None
     )
     featured = str(assess_messages(product, [], [])[-1].content)
     assert "the one feature that would decide it" in featured
+
+
+@pytest.mark.parametrize("ids", [("A",), ("A", "B"), ("x 1", "y-2", "Z"), tuple(f"c{i}" for i in range(7))])
+def test_schemas_per_id_set_are_what_pydantic_renders(ids: tuple[str, ...]) -> None:
+    """The per-id-set JSON schemas come from a template (building a pydantic class per request
+    was most of a decision's CPU): they must be exactly pydantic's rendering of the enum, and
+    the shared template must not pick up one request's ids."""
+    from typing import Literal
+
+    from pahf.reasoners import prompts
+
+    request = Request(
+        task="t", candidates=[Candidate(id=i, text=f"option {i}") for i in ids]
+    )
+    enum = Literal[ids]  # type: ignore[valid-type]
+    for schema, build in [
+        (prompts.assess_schema(request), prompts._assess_model),
+        (prompts.choose_schema(request), prompts._choose_model),
+    ]:
+        assert schema.json == build(enum).model_json_schema()
+        assert schema.name == build(enum).__name__
+    other = Request(task="t", candidates=[Candidate(id="Q", text="q"), Candidate(id="R", text="r")])
+    assert prompts.choose_schema(other).json["properties"]["candidate_id"]["enum"] == ["Q", "R"]
+    assert prompts.choose_schema(request).json == prompts._choose_model(enum).model_json_schema()
+
+
+class WrappedOnlyFake(ToolCallingFake):
+    """A provider whose structured output is not LangChain's usual ``model | parser``
+    sequence: the reasoner must then call the ``include_raw`` wrapper it returns as a whole."""
+
+    wrapper_calls: int = 0
+
+    def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kw: Any) -> Any:
+        inner = super().with_structured_output(schema, include_raw=include_raw, **kw)
+
+        def call(messages: Any) -> Any:
+            self.wrapper_calls += 1
+            return inner.invoke(messages)
+
+        return RunnableLambda(call)
+
+
+def test_a_structured_output_of_another_shape_is_called_whole() -> None:
+    model = WrappedOnlyFake(replies=[choose("Z"), choose("C")], log=[])
+    retry = LLMReasoner(model).choose(drink_request(), [], [])
+    assert retry.candidate_id == "C"
+    assert model.wrapper_calls == 2  # the invalid id was sent back through the same wrapper
+    assert "Input should be 'A', 'B' or 'C'" in str(model.log[-1][-1].content)

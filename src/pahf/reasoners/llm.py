@@ -1,13 +1,13 @@
 """The LLM reasoner: PAHF's decisions made by any LangChain chat model, as structured output.
 
-Each decision is one ``with_structured_output`` call with a pydantic schema built for that call
-by :mod:`pahf.reasoners.prompts` (the ids on offer are enums), and the reply is checked against
-the request before it is used: the chosen option must be one of the request's candidates, a
-revised memory must be one of the memories the model was shown. What is safely repairable is
-repaired (case, whitespace, quotes around an id, a revision id on an ``add``, a ``supersede``
-with nothing to supersede); anything else is sent back once with the error, then the decision
-fails with :class:`LLMDecisionError`, naming the decision and the graph node and keeping the
-model's raw replies.
+Each decision is one ``with_structured_output`` call with the JSON schema
+:mod:`pahf.reasoners.prompts` gives that call (the ids on offer are enums), and the reply is
+checked against the request before it is used: the chosen option must be one of the request's
+candidates, a revised memory must be one of the memories the model was shown. What is safely
+repairable is repaired (case, whitespace, quotes around an id, a revision id on an ``add``, a
+``supersede`` with nothing to supersede); anything else is sent back once with the error, then
+the decision fails with :class:`LLMDecisionError`, naming the decision and the graph node and
+keeping the model's raw replies.
 
 Calls per episode are kept low:
 
@@ -30,12 +30,12 @@ everything that follows.
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -47,17 +47,19 @@ from langchain_core.exceptions import (
 )
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableSequence
 from pydantic import BaseModel, ValidationError
 
 from pahf.decisions import Action, Assessment, Turn
 from pahf.memory.schema import MemoryOp, NewMemory, RetrievedMemory
 from pahf.reasoners.prompts import (
+    DecisionSchema,
     assess_messages,
     assess_schema,
     choose_messages,
     choose_schema,
     cut_off_message,
+    enum_errors,
     json_mode_instruction,
     learn_messages,
     learn_schema,
@@ -93,7 +95,6 @@ DECISION_NODES = {
 }
 
 T = TypeVar("T")
-S = TypeVar("S", bound=BaseModel)
 
 
 # --------------------------------------------------------------------------- errors
@@ -454,19 +455,14 @@ def _match(value: str, values: list[str], nullable: bool) -> str | None:
     return folded[0] if len(folded) == 1 else value
 
 
-@functools.lru_cache(maxsize=4096)
-def _json_schema(schema: type[BaseModel]) -> dict[str, Any]:
-    return schema.model_json_schema()
-
-
-def _normalized(data: Any, schema: type[BaseModel]) -> Any:
+def _normalized(data: Any, schema: DecisionSchema) -> Any:
     """A parsed reply with what is safely repairable repaired: enum values matched up to case,
     whitespace and quotes, "none"/"null" read as null where null is allowed, text fields
     stripped, keys the schema does not know dropped, and absent text fields empty. What is
     left wrong is left for validation to report."""
     if not isinstance(data, dict):
         return data
-    props: dict[str, Any] = _json_schema(schema).get("properties", {})
+    props: dict[str, Any] = schema.json.get("properties", {})
     out: dict[str, Any] = {}
     for name, spec in props.items():
         values, nullable = _choices(spec)
@@ -532,6 +528,56 @@ def _method_from_env(method: str | None) -> StructuredMethod | None:
     )
 
 
+# --------------------------------------------------------------------------- structured calls
+
+
+@dataclass(frozen=True)
+class _Structured:
+    """One schema's structured-output call as the model call and its parser, run in turn.
+
+    ``with_structured_output(include_raw=True)`` wraps the same two in ``RunnableParallel``
+    steps, each of which starts a thread pool and threads on every call: with many users in
+    flight that was a large share of the harness's CPU per call. Split, the call returns what
+    the wrapper did (``raw``, ``parsed``, ``parsing_error``: a parser failure is reported,
+    not raised) with the model call on the caller's thread. ``parse`` is None when the
+    provider's runnable is not the usual ``model | parser`` sequence; ``model`` is then the
+    ``include_raw`` wrapper itself.
+    """
+
+    model: Runnable[Any, Any]
+    parse: Runnable[Any, Any] | None
+
+    def invoke(self, messages: list[BaseMessage]) -> dict[str, Any]:
+        if self.parse is None:
+            out = self.model.invoke(messages)
+            return out if isinstance(out, dict) else {"raw": out, "parsed": None}
+        raw = self.model.invoke(messages)
+        try:
+            return {"raw": raw, "parsed": self.parse.invoke(raw), "parsing_error": None}
+        except Exception as exc:  # the wrapper's fallback catches the same
+            return {"raw": raw, "parsed": None, "parsing_error": exc}
+
+
+def _split_structured(
+    chat_model: BaseChatModel, schema: dict[str, Any], kwargs: dict[str, Any]
+) -> _Structured:
+    """``chat_model.with_structured_output(schema, **kwargs)`` as a :class:`_Structured`."""
+    plain = chat_model.with_structured_output(schema, **kwargs)
+    if isinstance(plain, RunnableSequence) and _calls_model(plain.first, chat_model):
+        rest = plain.steps[1:]
+        parse = rest[0] if len(rest) == 1 else RunnableSequence(*rest)
+        return _Structured(plain.first.with_config(tags=["nostream"]), parse)
+    wrapped = chat_model.with_structured_output(schema, include_raw=True, **kwargs)
+    return _Structured(wrapped.with_config(tags=["nostream"]), None)
+
+
+def _calls_model(step: Runnable[Any, Any], chat_model: BaseChatModel) -> bool:
+    """``step`` is ``chat_model`` itself or bound to arguments (``bind``, ``bind_tools``)."""
+    while isinstance(step, RunnableBinding):
+        step = step.bound
+    return step is chat_model
+
+
 # --------------------------------------------------------------------------- the reasoner
 
 
@@ -561,7 +607,7 @@ class LLMReasoner:
         self.backoff_seconds = backoff_seconds
         #: Structured-output runnables by schema: a pure function of the schema (not state
         #: between decisions), kept because building one costs more than the call's own work.
-        self._structured: dict[type[BaseModel], Runnable[Any, Any]] = {}
+        self._structured: dict[DecisionSchema, _Structured] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -604,17 +650,16 @@ class LLMReasoner:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _runnable(self, schema: type[BaseModel]) -> Runnable[Any, Any]:
+    def _runnable(self, schema: DecisionSchema) -> _Structured:
         # The schema goes as JSON schema, not as the class: the provider then returns the
         # parsed object as it came, and a repairable reply ("Black Coffee ") gets repaired
-        # here instead of failing inside the provider's own validation. One runnable per
-        # schema (schemas are per id set): building one costs more than the decision's own
-        # work.
+        # here instead of failing inside the provider's own validation. One per schema
+        # (schemas are per id set): building one costs more than the decision's own work.
         with self._lock:
-            runnable = self._structured.get(schema)
-        if runnable is not None:
-            return runnable
-        kwargs: dict[str, Any] = {"include_raw": True}
+            structured = self._structured.get(schema)
+        if structured is not None:
+            return structured
+        kwargs: dict[str, Any] = {}
         if self.method is not None:
             kwargs["method"] = self.method
         if _is_chat_openai(self.chat_model) and self.method in (None, "json_schema"):
@@ -625,31 +670,29 @@ class LLMReasoner:
         # callers may reconfigure the instance they passed) and the call is tagged "nostream".
         if self.chat_model.disable_streaming is not True:
             self.chat_model.disable_streaming = True
-        runnable = self.chat_model.with_structured_output(
-            copy.deepcopy(_json_schema(schema)), **kwargs
-        ).with_config(tags=["nostream"])
+        structured = _split_structured(self.chat_model, copy.deepcopy(schema.json), kwargs)
         with self._lock:
             if len(self._structured) >= 4096:
                 self._structured.clear()
-            self._structured[schema] = runnable
-        return runnable
+            self._structured[schema] = structured
+        return structured
 
     def _decide(
         self,
         decision: str,
         node: str,
-        schema: type[S],
+        schema: DecisionSchema,
         messages: list[BaseMessage],
-        check: Callable[[S], T],
+        check: Callable[[Any], T],
         prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> T:
-        runnable = self._runnable(schema)
+        structured = self._runnable(schema)
         if self.method == "json_mode":
             messages = [*messages, json_mode_instruction(schema)]
 
         def attempt(conversation: list[BaseMessage]) -> AttemptResult[T]:
             try:
-                out = runnable.invoke(conversation)
+                out = structured.invoke(conversation)
             except _OUTPUT_ERRORS as exc:
                 # ChatOpenAI's json_schema mode parses inside the call and raises, rather
                 # than returning ``parsing_error``: the model answered, but unusably.
@@ -659,7 +702,7 @@ class LLMReasoner:
                         replay=False,
                     ) from exc
                 return _failed_text(exc), None, (
-                    f"the reply is not valid {schema.__name__} JSON: {_short(str(exc))}"
+                    f"the reply is not valid {schema.name} JSON: {_short(str(exc))}"
                 )
             raw = out.get("raw") if isinstance(out, dict) else out
             raw_text = message_text(raw)
@@ -669,26 +712,31 @@ class LLMReasoner:
                 )
             if isinstance(out, dict) and out.get("parsing_error") is not None:
                 err = out["parsing_error"]
-                return raw_text, None, f"the reply is not valid {schema.__name__} JSON: " + _short(
+                return raw_text, None, f"the reply is not valid {schema.name} JSON: " + _short(
                     str(err)
                 )
             parsed = out.get("parsed") if isinstance(out, dict) else None
             if parsed is None:
                 if isinstance(raw, AIMessage) and raw.invalid_tool_calls:
                     return raw_text, None, (
-                        f"the {schema.__name__} arguments are not valid JSON: "
+                        f"the {schema.name} arguments are not valid JSON: "
                         + _short(str(raw.invalid_tool_calls[0].get("args") or ""), 200)
                     )
-                return raw_text, None, f"the reply held no {schema.__name__} object"
+                return raw_text, None, f"the reply held no {schema.name} object"
             data = parsed.model_dump() if isinstance(parsed, BaseModel) else parsed
             data = _normalized(data, schema)
             if prepare is not None and isinstance(data, dict):
                 data = prepare(data)
             try:
-                value = schema.model_validate(data)
+                value = schema.model.model_validate(data)
             except ValidationError as exc:
                 return raw_text, None, _short(
-                    f"the reply is not a valid {schema.__name__}: {_validation_errors(exc)}"
+                    f"the reply is not a valid {schema.name}: {_validation_errors(exc)}"
+                )
+            wrong_ids = enum_errors(data, schema)
+            if wrong_ids:
+                return raw_text, None, _short(
+                    f"the reply is not a valid {schema.name}: {'; '.join(wrong_ids)}"
                 )
             try:
                 return raw_text, check(value), None

@@ -13,10 +13,12 @@ statements revise older ones.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
@@ -48,29 +50,39 @@ def candidate_ids(request: Request) -> tuple[str, ...]:
     return tuple(c.id for c in request.candidates)
 
 
-# The schemas are pure functions of the ids on offer, and building a pydantic model costs more
-# than the rest of a decision's own work: each is built once per id set.
+@dataclass(frozen=True, eq=False)
+class DecisionSchema:
+    """One call's decision schema: ``json`` is what the model is sent (the ids on offer as
+    enums), ``model`` the class that validates a reply's shape. For assess and choose the class
+    is the same for every id set (ids as plain strings) and the reply's ids are checked against
+    ``json``'s enums instead (:func:`enum_errors`): building a pydantic class per id set cost
+    more than the rest of the call's own work, and ids change with every request."""
+
+    name: str
+    model: type[_Schema]
+    json: dict[str, Any]  # shared between calls: never modified
+
+
+# Schemas are pure functions of the ids on offer: each is built once per id set.
 _SCHEMAS = 4096
 
 
-def assess_schema(request: Request) -> type[_Schema]:
+def assess_schema(request: Request) -> DecisionSchema:
     """Is the user's wish known? If so, which option (so a clear request costs one call)."""
     return _assess_schema(candidate_ids(request))
 
 
-def choose_schema(request: Request) -> type[_Schema]:
+def choose_schema(request: Request) -> DecisionSchema:
     return _choose_schema(candidate_ids(request))
 
 
-def learn_schema(request: Request, memories: Sequence[RetrievedMemory]) -> type[_Schema]:
+def learn_schema(request: Request, memories: Sequence[RetrievedMemory]) -> DecisionSchema:
     """``supersede`` and a memory id only exist when there is a stored preference this message
     may revise (see :func:`revisable_aliases`)."""
     return _learn_schema(tuple(revisable_aliases(request, memories)))
 
 
-@functools.lru_cache(maxsize=_SCHEMAS)
-def _assess_schema(candidates: tuple[str, ...]) -> type[_Schema]:
-    ids = _enum(candidates)
+def _assess_model(ids: Any) -> type[_Schema]:
     return create_model(
         "AssessDecision",
         __base__=_Schema,
@@ -91,9 +103,7 @@ def _assess_schema(candidates: tuple[str, ...]) -> type[_Schema]:
     )
 
 
-@functools.lru_cache(maxsize=_SCHEMAS)
-def _choose_schema(candidates: tuple[str, ...]) -> type[_Schema]:
-    ids = _enum(candidates)
+def _choose_model(ids: Any) -> type[_Schema]:
     return create_model(
         "ChooseDecision",
         __base__=_Schema,
@@ -103,8 +113,40 @@ def _choose_schema(candidates: tuple[str, ...]) -> type[_Schema]:
     )
 
 
+#: Two placeholder ids: pydantic writes one id as ``const``, several as ``enum``.
+_PLACEHOLDER_IDS = ("<id-1>", "<id-2>")
+
+
+@functools.cache
+def _id_schema(build: Callable[[Any], type[_Schema]]) -> tuple[type[_Schema], dict[str, Any]]:
+    """(validating class with ids as plain strings, JSON template with placeholder enums)."""
+    return build(str), build(_enum(_PLACEHOLDER_IDS)).model_json_schema()
+
+
+def _with_ids(build: Callable[[Any], type[_Schema]], ids: tuple[str, ...]) -> DecisionSchema:
+    model, template = _id_schema(build)
+    if len(ids) < 2:  # pydantic's own rendering (a const): rare, not worth a template
+        return DecisionSchema(model.__name__, model, build(_enum(ids)).model_json_schema())
+    data = copy.deepcopy(template)
+    for spec in data["properties"].values():
+        for option in spec.get("anyOf", [spec]):
+            if option.get("enum") == list(_PLACEHOLDER_IDS):
+                option["enum"] = list(ids)
+    return DecisionSchema(model.__name__, model, data)
+
+
 @functools.lru_cache(maxsize=_SCHEMAS)
-def _learn_schema(revisable: tuple[str, ...]) -> type[_Schema]:
+def _assess_schema(candidates: tuple[str, ...]) -> DecisionSchema:
+    return _with_ids(_assess_model, candidates)
+
+
+@functools.lru_cache(maxsize=_SCHEMAS)
+def _choose_schema(candidates: tuple[str, ...]) -> DecisionSchema:
+    return _with_ids(_choose_model, candidates)
+
+
+@functools.lru_cache(maxsize=_SCHEMAS)
+def _learn_schema(revisable: tuple[str, ...]) -> DecisionSchema:
     aliases = list(revisable)
     kinds = ["add", "supersede", "none"] if aliases else ["add", "none"]
     # The text comes first, written from the message before the kind is picked (with the kind
@@ -128,12 +170,30 @@ def _learn_schema(revisable: tuple[str, ...]) -> type[_Schema]:
             _enum(aliases) | None,
             Field(description="With 'supersede': the stored preference that changed. Else null."),
         )
-    return create_model(
+    model = create_model(
         "LearnDecision",
         __base__=_Schema,
         __doc__="What the person's message teaches about their lasting preferences.",
         **fields,
     )
+    return DecisionSchema(model.__name__, model, model.model_json_schema())
+
+
+def enum_errors(data: dict[str, Any], schema: DecisionSchema) -> list[str]:
+    """The fields of a reply whose value is not one of the schema's enum values (null where
+    the field may be null), in pydantic's wording."""
+    errors = []
+    for name, spec in schema.json.get("properties", {}).items():
+        options = spec.get("anyOf", [spec])
+        allowed = [v for o in options for v in o.get("enum", [o["const"]] if "const" in o else [])]
+        nullable = any(o.get("type") == "null" for o in options)
+        value = data.get(name)
+        if not allowed or (value is None and nullable) or value in allowed:
+            continue
+        listed = ", ".join(repr(v) for v in allowed[:-1])
+        expected = f"{listed} or {allowed[-1]!r}" if listed else repr(allowed[-1])
+        errors.append(f"{name} {value!r}: Input should be {expected}")
+    return errors
 
 
 # --------------------------------------------------------------------------- agent prompts
@@ -316,11 +376,11 @@ def learn_messages(
     return [SystemMessage(AGENT_SYSTEM), HumanMessage(body)]
 
 
-def json_mode_instruction(schema: type[BaseModel]) -> SystemMessage:
+def json_mode_instruction(schema: DecisionSchema) -> SystemMessage:
     """For JSON mode, where the API does not carry the schema: state it in the prompt."""
     return SystemMessage(
         "Reply with one JSON object that conforms to this JSON schema, with every property "
-        f"present:\n{json.dumps(schema.model_json_schema(), indent=1)}"
+        f"present:\n{json.dumps(schema.json, indent=1)}"
     )
 
 
