@@ -149,20 +149,21 @@ def _choose_schema(candidates: tuple[str, ...]) -> DecisionSchema:
 def _learn_schema(revisable: tuple[str, ...]) -> DecisionSchema:
     aliases = list(revisable)
     kinds = ["add", "supersede", "none"] if aliases else ["add", "none"]
-    # The text comes first, written from the message before the kind is picked (with the kind
-    # first, the 1.5B model wrote memory ids, "M1", as the text of its supersedes).
+    # The kind comes first: with the text first, the 0.5B model wrote the preference and then
+    # picked 'none' for it (the real-model test); the 1.5B model's id-as-text supersedes that
+    # ordering was meant to stop are re-asked instead (see LLMReasoner.learn).
     fields: dict[str, Any] = {
-        "memory_text": (
-            str,
-            Field(description="The preference as one sentence: the situation and what they "
-                  "want or refuse. Empty if kind is 'none'."),
-        ),
         "kind": (
             _enum(kinds),
             Field(description="'add': a new preference to remember. "
                   + ("'supersede': the message says stored preference revises_memory_id "
                      "changed. " if aliases else "")
                   + "'none': nothing to remember."),
+        ),
+        "memory_text": (
+            str,
+            Field(description="The preference as one sentence: the situation and what they "
+                  "want or refuse. Empty if kind is 'none'."),
         ),
     }
     if aliases:
@@ -204,8 +205,7 @@ their own words.
 - Follow this person's stated preferences literally, even unusual ones.
 - A preference for the matching situation beats a general one; an answer given now beats \
 anything stored.
-- If a preference refuses a feature, options with that feature are wrong. If every option \
-except one that declines (buys or does nothing) is wrong, take the one that declines.
+- If a preference refuses a feature, options with that feature are wrong.
 - Reply with the requested JSON only. Keep text fields short."""
 
 
