@@ -37,6 +37,8 @@ from pahf.request import Candidate, Request
 
 #: A statement counts as being about a feature from this agreement on (see :func:`agreement`).
 IDENTITY = 0.85
+#: The cosine similarity from which a statement in the user's own words names a feature.
+PARAPHRASE = 0.5
 #: How sure the agent must be of its choice to act without asking.
 SURE = 0.9
 #: Most features named in one question (a question that lists everything helps nobody).
@@ -45,30 +47,36 @@ QUESTION_FEATURES = 6
 _WORD = re.compile(r"[a-z0-9]+(?:[-.][a-z0-9]+)*")
 
 
-def _words(text: str) -> list[str]:
+def words(text: str) -> list[str]:
+    """The words of ``text``, lower-cased, hyphenated words whole."""
     return _WORD.findall(text.lower())
 
 
 def word_overlap(a: str, b: str) -> float:
     """Dice overlap of the two texts' words (hyphenated words count whole: "in-ear" is not
     "on-ear")."""
-    wa, wb = set(_words(a)), set(_words(b))
+    wa, wb = set(words(a)), set(words(b))
     if not wa or not wb:
         return 0.0
     return 2.0 * len(wa & wb) / (len(wa) + len(wb))
 
 
 def agreement(feature: str, statement: str, similarity: float) -> float:
-    """How surely ``statement`` names ``feature``: 1 for the same words, else the lower of
-    meaning (cosine ``similarity``) and wording (word overlap)."""
-    if _words(feature) == _words(statement):
+    """How surely ``statement`` names ``feature`` (0-1; from :data:`IDENTITY` on it does): 1 for
+    the same words, else the lower of meaning (cosine ``similarity``) and word overlap. A
+    product's feature values are names, and names that differ in one word are different
+    values ("in-ear design" / "on-ear design", "OLED panel" / "QD-OLED panel"), however close
+    the embedding model puts them; the price is that a feature named in other words is not
+    recognised (see bench/README.md, "tried and dropped")."""
+    if words(feature) == words(statement):
         return 1.0
     return min(similarity, word_overlap(feature, statement))
 
 
 def has_features(request: Request) -> bool:
-    """Is this a choice between options described by features?"""
-    return any(c.attributes for c in request.candidates)
+    """Is this a choice between options described by features (two or more each; an option
+    with one attribute is known by it as by a name)?"""
+    return any(len(c.attributes) >= 2 for c in request.candidates)
 
 
 def abstentions(request: Request) -> list[Candidate]:
@@ -133,19 +141,42 @@ class Judgement:
 
 
 def _status(
-    feature: str, statements: Sequence[Statement], similarities: np.ndarray
+    feature_row: int, statements: Sequence[Statement], named: np.ndarray
 ) -> Statement | None:
-    """The statement that decides about ``feature``: among those about it, the most relevant
-    ones, and of those the latest."""
+    """The statement that decides about a feature: of those that name it, the ones that name
+    it best, then the most relevant, then the latest."""
     about = [
-        s
-        for s, sim in zip(statements, similarities, strict=True)
-        if agreement(feature, s.phrase.text, float(sim)) >= IDENTITY
+        (float(a), s) for s, a in zip(statements, named[feature_row], strict=True) if a >= IDENTITY
     ]
     if not about:
         return None
-    top = max(s.relevance for s in about)
-    return max((s for s in about if s.relevance >= 0.5 * top), key=lambda s: s.order)
+    best = max(a for a, _s in about)
+    closest = [s for a, s in about if a >= best - 0.02]
+    top = max(s.relevance for s in closest)
+    return max((s for s in closest if s.relevance >= 0.5 * top), key=lambda s: s.order)
+
+
+def naming(
+    features: Sequence[str], statements: Sequence[Statement], similarities: np.ndarray
+) -> np.ndarray:
+    """``[i, j]``: how surely statement j names feature i.
+
+    When the user names at least one of this request's features in the request's own words,
+    they speak the catalogue's vocabulary, and only the same words name a feature (see
+    :func:`agreement`). When they never do, they describe things in words of their own, and
+    meaning decides: a statement counts for the features of this request it is closest to
+    ("tough ballistic nylon fabric" is about "ballistic nylon", not "ripstop nylon") from a
+    cosine similarity of :data:`PARAPHRASE` on.
+    """
+    out = np.zeros((len(features), len(statements)), dtype=np.float32)
+    for i, feature in enumerate(features):
+        for j, statement in enumerate(statements):
+            out[i, j] = agreement(feature, statement.phrase.text, float(similarities[i, j]))
+    if not out.size or out.max() >= 1.0:
+        return out
+    soft = np.minimum(0.99, np.asarray(similarities, dtype=np.float32) * IDENTITY / PARAPHRASE)
+    soft[soft < soft.max(axis=0, keepdims=True) - 0.02] = 0.0
+    return soft
 
 
 def judge(
@@ -165,15 +196,16 @@ def judge(
     """
     views: list[OptionView] = []
     decided: list[Statement] = []
+    named_features = [f for c in request.candidates for f in c.attributes]
+    named = naming(named_features, statements, similarities)
     row = 0
     for candidate in request.candidates:
         if not candidate.attributes:
             continue
         view = OptionView(candidate)
         for feature in candidate.attributes:
-            sims = similarities[row] if statements else np.zeros(0)
+            said = _status(row, statements, named)
             row += 1
-            said = _status(feature, statements, sims)
             if said is not None and said.memory_id in unsettled:
                 said = None
             if said is None:

@@ -404,7 +404,8 @@ class OfflineReasoner:
         judgement = self.judge(request, memories, clarifications)
         chosen = request.candidate(judgement.chosen)
         views = {v.candidate.id: v for v in judgement.options}
-        scores = {cid: round(v.value, 4) for cid, v in views.items()}
+        # Refused options score below every other (negative), as in the general path.
+        scores = {cid: -1.0 if v.refused else round(v.value, 4) for cid, v in views.items()}
         if judgement.abstain is not None:
             scores[judgement.abstain.id] = round(judgement.abstain_probability, 4)
         if chosen.id in views:
@@ -425,19 +426,43 @@ class OfflineReasoner:
             memory_ids=[m for m in backing if not m.startswith("answer-")],
         )
 
-    def _contradicts(self, old_text: str, new_text: str) -> bool:
-        """Does the new statement flip the polarity of something the old one said?"""
+    def _pairs(self, old_text: str, new_text: str) -> list[tuple[Phrase, Phrase]]:
+        """(new phrase, old phrase) pairs that speak about the same thing: the same words, or
+        one naming the other with more words ("sweet" / "sweet drinks"), or close in meaning
+        while sharing most words. Meaning alone is not enough: "sweet drinks" and "salty
+        drinks" are close for the embedding model and opposite for the person."""
         old, new = parse_preferences(old_text), parse_preferences(new_text)
         if not old or not new:
-            return False
+            return []
         sims = self._sim([p.text for p in new], [p.text for p in old])
+        pairs = []
         for i, p_new in enumerate(new):
             for j, p_old in enumerate(old):
-                if sims[i, j] >= self.config.same_phrase and (p_new.weight > 0) != (
-                    p_old.weight > 0
+                sim = float(sims[i, j])
+                a, b = set(features.words(p_new.text)), set(features.words(p_old.text))
+                if (
+                    features.agreement(p_new.text, p_old.text, sim) >= features.IDENTITY
+                    or (a and b and (a <= b or b <= a) and sim >= 0.5)
+                    or (
+                        sim >= self.config.same_phrase
+                        and features.word_overlap(p_new.text, p_old.text) > 0.5
+                    )
                 ):
-                    return True
-        return False
+                    pairs.append((p_new, p_old))
+        return pairs
+
+    def _contradicts(self, old_text: str, new_text: str) -> bool:
+        """Does the new statement flip the polarity of something the old one said?"""
+        pairs = self._pairs(old_text, new_text)
+        return any((p_new.weight > 0) != (p_old.weight > 0) for p_new, p_old in pairs)
+
+    def _restates(self, old_text: str, new_text: str) -> bool:
+        """Does the new statement say again what the old one said (nothing flipped, and each of
+        its phrases found in the old one with the same polarity)?"""
+        pairs = self._pairs(old_text, new_text)
+        if any((a.weight > 0) != (b.weight > 0) for a, b in pairs):
+            return False
+        return {a for a, _b in pairs} == set(parse_preferences(new_text))
 
     def _leads_to(self, request: Request, record: MemoryRecord, candidate_id: str) -> bool:
         """Would this memory alone make ``candidate_id`` the choice (and have an opinion)?"""
@@ -533,7 +558,7 @@ class OfflineReasoner:
             key=lambda item: (-item[0], item[1].created_at, item[1].id),
         )
         for _text_sim, record in restated:
-            if not self._contradicts(record.text, text):
+            if self._restates(record.text, text):
                 return [
                     MemoryOp(kind="reinforce", target_id=record.id, reason="user restated it")
                 ]
