@@ -174,7 +174,9 @@ def naming(
             out[i, j] = agreement(feature, statement.phrase.text, float(similarities[i, j]))
     if not out.size or out.max() >= 1.0:
         return out
-    soft = np.minimum(0.99, np.asarray(similarities, dtype=np.float32) * IDENTITY / PARAPHRASE)
+    soft: np.ndarray = np.minimum(
+        0.99, np.asarray(similarities, dtype=np.float32) * IDENTITY / PARAPHRASE
+    )
     soft[soft < soft.max(axis=0, keepdims=True) - 0.02] = 0.0
     return soft
 
