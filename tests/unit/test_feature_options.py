@@ -91,6 +91,9 @@ def test_a_refusal_vetoes_and_nothing_acceptable_means_buying_nothing(
     action = reasoner.choose(request, liked, [])
     assert action.candidate_id == "A"
     assert action.scores["B"] < 0
+    # A favourite does not redeem a refused feature.
+    vetoed = [_memory("I like brass arm best.", "m-5"), _memory("I don't want touch dimmer.", "m-6")]
+    assert reasoner.choose(request, vetoed, []).candidate_id != "A"
 
 
 def test_it_asks_about_the_unknown_features_only(reasoner: OfflineReasoner) -> None:
