@@ -20,6 +20,9 @@ How it decides:
   situation; a correction supersedes the same-situation memory that, on its own, leads to the
   corrected action (preference drift), a restated preference reinforces its memory instead of
   duplicating it, and an established memory is only challenged by a single contradiction.
+
+Options described by features (shopping) are judged feature by feature instead, and learned one
+preference per memory: see :mod:`pahf.reasoners.features` and :meth:`OfflineReasoner.judge`.
 """
 
 from __future__ import annotations
