@@ -25,6 +25,7 @@ the abstention: right when every option is refused.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Sequence
@@ -197,7 +198,6 @@ def judge(
     leave their features unknown (what is in doubt is asked about again).
     """
     views: list[OptionView] = []
-    decided: list[Statement] = []
     named_features = [f for c in request.candidates for f in c.attributes]
     named = naming(named_features, statements, similarities)
     row = 0
@@ -213,7 +213,6 @@ def judge(
             if said is None:
                 view.unknown.append(feature)
                 continue
-            decided.append(said)
             view.support.add(said.memory_id)
             if said.phrase.weight <= NEGATIVE / 2:
                 view.refused.append(feature)
@@ -230,7 +229,12 @@ def judge(
         view.acceptable = 0.0 if view.refused else rate ** len(view.unknown)
     abstain = next(iter(abstentions(request)), None)
     nobody = math.prod(1.0 - v.acceptable for v in views)
-    best = max(views, key=lambda v: v.value) if views else None
+    # Ties broken by a stable hash of the request and option, so no position is favoured.
+    best = (
+        max(views, key=lambda v: (round(v.value, 9), _tiebreak(request, v.candidate.id)))
+        if views
+        else None
+    )
     if best is None or (abstain is not None and nobody > best.acceptable):
         chosen = abstain.id if abstain is not None else request.candidates[0].id
         sure = nobody
@@ -248,6 +252,10 @@ def judge(
         sure = best.acceptable * math.prod(1.0 - v.acceptable for v in beaten)
         chosen = best.candidate.id
     return Judgement(views, abstain, nobody, rate, chosen, sure)
+
+
+def _tiebreak(request: Request, candidate_id: str) -> str:
+    return hashlib.sha256(f"{request.situation()}|{candidate_id}".encode()).hexdigest()
 
 
 def render(phrase: Phrase) -> str:
