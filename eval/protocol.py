@@ -6,6 +6,7 @@ Part of the evaluation harness (:mod:`pahf.eval.runner` runs it).
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,12 +39,19 @@ def benchmark_info(bench: Benchmark) -> BenchmarkInfo:
     digest = hashlib.sha256(dump.encode("utf-8")).hexdigest()
     episodes = [e for eps in bench.episodes.values() for e in eps]
     chance = sum(1.0 / len(e.request.candidates) for e in episodes) / max(1, len(episodes))
+    constant: dict[int, tuple[str, float]] = {}
+    for phase, eps in sorted(bench.episodes.items()):
+        right = Counter(cid for e in eps for cid in set(e.truth.correct_ids))
+        if eps and right:
+            answer, count = min(right.items(), key=lambda item: (-item[1], item[0]))
+            constant[phase] = (answer, round(count / len(eps), 4))
     return BenchmarkInfo(
         source=bench.source,
         sha256=digest,
         users=bench.users(),
         episodes={phase: len(eps) for phase, eps in sorted(bench.episodes.items())},
         chance_rate=round(chance, 4),
+        constant=constant,
         left_out=list(bench.left_out),
     )
 

@@ -128,6 +128,20 @@ def comparison_section(
         + ":",
         "",
     ]
+    constant = info.constant if info is not None else {}
+    if constant and max(share for _answer, share in constant.values()) >= 0.5:
+        # One answer right in most items: an agent that always gives it scores that much
+        # without learning anything, which chance alone does not show.
+        out[0:0] = [
+            "Always answering "
+            + ", ".join(
+                f"P{phase} `{answer}`: {100 * share:.1f}%"
+                for phase, (answer, share) in sorted(constant.items())
+            )
+            + " (the answer right most often in each phase: what giving it every time scores "
+            "without learning anything).",
+            "",
+        ]
     body = []
     for method in _ordered([r.method for r in rows if r.domain == domain]):
         row = _row(rows, domain, method, 4)
@@ -178,6 +192,10 @@ def summary_document(rows: Sequence[PhaseSummary], settings: EvalSettings) -> di
             domain: {
                 "source": info.source,
                 "chance_rate": info.chance_rate,
+                "constant_answer": {
+                    str(phase): {"answer": answer, "success_rate": share}
+                    for phase, (answer, share) in sorted(info.constant.items())
+                },
                 "left_out_count": len(info.left_out),
                 "left_out": [r.model_dump(mode="json") for r in info.left_out],
             }

@@ -29,7 +29,9 @@ class BenchmarkInfo(BaseModel):
     """Which data a run used: resuming on different data would mix results.
 
     ``chance_rate``: the mean of 1/candidates over the episodes (what picking at random
-    scores); ``left_out``: rows of the data left out because they contradict their own scene.
+    scores); ``constant``: per phase, the answer most often right and its share (what always
+    giving that one answer scores, e.g. shopping's "buy nothing"); ``left_out``: rows of the
+    data left out because they contradict their own scene.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -39,6 +41,7 @@ class BenchmarkInfo(BaseModel):
     users: list[str]
     episodes: dict[int, int]
     chance_rate: float | None = None
+    constant: dict[int, tuple[str, float]] = Field(default_factory=dict)
     left_out: list[LeftOutRow] = Field(default_factory=list)
 
 

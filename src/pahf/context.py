@@ -26,7 +26,7 @@ class RunContext(BaseModel):
     pre_action: bool = True
     post_action: bool = True
     question_budget: int = Field(default=1, ge=0, le=10)
-    top_k: int = Field(default=8, ge=1, le=100)
+    top_k: int = Field(default=32, ge=1, le=100)
     reasoner: Literal["offline", "llm"] | None = Field(
         default=None, description="offline or llm; unset: offline, or the deployment's choice"
     )

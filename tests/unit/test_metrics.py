@@ -220,3 +220,27 @@ def test_report_names_the_setting_the_paper_figures_chance_and_left_out_rows() -
     generous = parity.model_copy(update={"simulator": "rule-generous", "show_context": True})
     text = render_markdown(rows, generous)
     assert "**Not paper parity**" in text and "upper bound" in text and "--show-context" in text
+
+
+def test_report_names_the_score_of_always_giving_the_commonest_answer() -> None:
+    from pahf.eval.generator import generate
+    from pahf.eval.runner import BenchmarkInfo, benchmark_info
+
+    bench = generate("shopping")
+    info = benchmark_info(bench)
+    for phase, eps in bench.episodes.items():
+        answer, share = info.constant[phase]
+        assert share == round(sum(answer in e.truth.correct_ids for e in eps) / len(eps), 4)
+    rows = summarize(
+        [make_record(domain="shopping", phase=4, seq=0, correct=True, method="pahf")]
+    )
+    mostly_none = BenchmarkInfo(
+        source="data/shopping", sha256="x", users=["Zed"], episodes={4: 1},
+        constant={3: ("none", 0.713), 4: ("none", 0.696)},
+    )
+    settings = EvalSettings(domains=["shopping"], methods=["pahf"],
+                            benchmarks={"shopping": mostly_none})
+    assert "P4 `none`: 69.6%" in render_markdown(rows, settings)
+    rare = mostly_none.model_copy(update={"constant": {4: ("A", 0.3)}})
+    settings = settings.model_copy(update={"benchmarks": {"shopping": rare}})
+    assert "Always answering" not in render_markdown(rows, settings)

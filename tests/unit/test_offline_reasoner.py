@@ -102,3 +102,20 @@ def test_restating_reinforces_even_in_other_words_of_the_situation(
     request = _drink_request(task="I'm parched after my run, grab me a drink please.")
     ops = reasoner.learn(request, Turn(kind="clarification", text=ICE), [stored])
     assert [(op.kind, op.target_id) for op in ops] == [("reinforce", "m-1")]
+
+
+def test_the_same_words_in_another_order_are_a_change_not_a_restatement(
+    reasoner: OfflineReasoner,
+) -> None:
+    # Nearly the same sentence for the embedding model, the opposite preference for the person.
+    request = Request(
+        request_id="r3", user_id="u", task="Good morning! Could you bring me a drink?",
+        context="Morning",
+        candidates=[Candidate(id=t, text=t) for t in ("sweet drink", "salty broth", "walnuts")],
+    )
+    stored = _memory("In the morning, I prefer salty drinks, not sweet.", request.situation())
+    answer = Turn(kind="clarification", text="In the morning, I prefer sweet drinks, not salty.")
+    ops = reasoner.learn(request, answer, [stored])
+    assert [(op.kind, op.target_id) for op in ops] == [("supersede", "m-1")]
+    again = Turn(kind="clarification", text="In the morning, I prefer salty drinks, not sweet.")
+    assert [op.kind for op in reasoner.learn(request, again, [stored])] == ["reinforce"]

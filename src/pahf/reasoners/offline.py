@@ -20,12 +20,16 @@ How it decides:
   situation; a correction supersedes the same-situation memory that, on its own, leads to the
   corrected action (preference drift), a restated preference reinforces its memory instead of
   duplicating it, and an established memory is only challenged by a single contradiction.
+
+Options described by features (shopping) are judged feature by feature instead, and learned one
+preference per memory: see :mod:`pahf.reasoners.features` and :meth:`OfflineReasoner.judge`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,7 +38,15 @@ import numpy as np
 from pahf.decisions import Action, Assessment, Turn
 from pahf.memory.base import Encoder
 from pahf.memory.schema import MemoryOp, MemoryRecord, NewMemory, RetrievedMemory
-from pahf.reasoners.phrases import Phrase, parse_preferences, preference_sentences
+from pahf.reasoners import features
+from pahf.reasoners.features import Judgement, Statement
+from pahf.reasoners.phrases import (
+    MILD,
+    Phrase,
+    approves_action,
+    parse_preferences,
+    preference_sentences,
+)
 from pahf.request import Candidate, Request
 
 
@@ -175,6 +187,59 @@ class OfflineReasoner:
         cfg = self.config
         return np.clip((s - cfg.match_floor) / (cfg.match_full - cfg.match_floor), 0.0, 1.0)
 
+    def _statements(
+        self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
+    ) -> list[Statement]:
+        """Every phrase the user said that bears on this request, with its memory's weight and
+        when it was said (answers in this run last)."""
+        out = [
+            Statement(phrase, rec.id, w, (0, rec.created_at, rec.id))
+            for rec, _r, w in self._relevant(request, memories)
+            for phrase in parse_preferences(rec.text)
+        ]
+        for index, turn in enumerate(clarifications):
+            if turn.kind == "clarification":
+                out.extend(
+                    Statement(phrase, f"answer-{index}", 1.5, (1, f"{index:06d}", ""))
+                    for phrase in parse_preferences(turn.text)
+                )
+        return out
+
+    def judge(
+        self,
+        request: Request,
+        memories: Sequence[RetrievedMemory],
+        clarifications: Sequence[Turn],
+        asking: bool = False,
+    ) -> Judgement:
+        """Options described by features, judged feature by feature (see
+        :mod:`pahf.reasoners.features`). ``asking``: judged for whether to ask, at even odds
+        for unknown features and with memories in doubt left out."""
+        statements = self._statements(request, memories, clarifications)
+        named = [f for c in request.candidates for f in c.attributes]
+        sims = self._sim(named, [s.phrase.text for s in statements])
+        if not asking:
+            return features.judge(request, statements, sims)
+        return features.judge(
+            request, statements, sims, prior=0.5, unsettled=self._in_doubt(request, memories)
+        )
+
+    def _in_doubt(self, request: Request, memories: Sequence[RetrievedMemory]) -> frozenset[str]:
+        """Memories about this situation not confirmed since the user last contradicted one of
+        them: once a taste has been seen to change, what else is known about it from before
+        may have changed too, and is worth a question."""
+        usable = [rec for rec, _r, _w in self._relevant(request, memories)]
+        revised = [rec.created_at for rec in usable if rec.supersedes is not None]
+        if not revised:
+            return frozenset()
+        since = max(revised)
+
+        def confirmed(rec: MemoryRecord) -> str:
+            times = [h.at for h in rec.history if h.event in ("created", "reinforced")]
+            return max([rec.created_at, *times])
+
+        return frozenset(rec.id for rec in usable if confirmed(rec) < since)
+
     def score(
         self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
     ) -> tuple[dict[str, float], dict[str, set[str]]]:
@@ -242,6 +307,8 @@ class OfflineReasoner:
     def assess(
         self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
     ) -> Assessment:
+        if features.has_features(request):
+            return self._assess_features(request, memories, clarifications)
         scores, _ = self.score(request, memories, clarifications)
         ranked = self._ranked(request, scores)
         best = scores[ranked[0]]
@@ -277,6 +344,32 @@ class OfflineReasoner:
             confidence=max(0.0, margin / (2 * self.config.margin)),
         )
 
+    def _assess_features(
+        self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
+    ) -> Assessment:
+        judgement = self.judge(request, memories, clarifications, asking=True)
+        unknown = judgement.question_features()
+        if judgement.sure >= features.SURE or not unknown:
+            return Assessment(
+                ambiguous=False,
+                reason=f"what I know of the features decides (sure {judgement.sure:.2f})",
+                confidence=judgement.sure,
+            )
+        return Assessment(
+            ambiguous=True,
+            reason=f"the choice hangs on features I know nothing about (sure {judgement.sure:.2f})",
+            question=self.feature_question(request, unknown),
+            confidence=judgement.sure,
+        )
+
+    @staticmethod
+    def feature_question(request: Request, unknown: Sequence[str]) -> str:
+        named = unknown[0] if len(unknown) == 1 else ", ".join(unknown[:-1]) + " or " + unknown[-1]
+        return (
+            f"Before I act on \"{request.task}\": how do you feel about {named}? "
+            "Is there any of these you would not want?"
+        )
+
     @staticmethod
     def question(request: Request, top_ids: Sequence[str]) -> str:
         options = "; ".join(request.candidate(cid).describe() for cid in top_ids)
@@ -289,6 +382,8 @@ class OfflineReasoner:
     def choose(
         self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
     ) -> Action:
+        if features.has_features(request):
+            return self._choose_features(request, memories, clarifications)
         scores, support = self.score(request, memories, clarifications)
         ranked = self._ranked(request, scores)
         chosen = request.candidate(ranked[0])
@@ -306,19 +401,71 @@ class OfflineReasoner:
             memory_ids=[m for m in backing if not m.startswith("answer-")],
         )
 
-    def _contradicts(self, old_text: str, new_text: str) -> bool:
-        """Does the new statement flip the polarity of something the old one said?"""
+    def _choose_features(
+        self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
+    ) -> Action:
+        judgement = self.judge(request, memories, clarifications)
+        chosen = request.candidate(judgement.chosen)
+        views = {v.candidate.id: v for v in judgement.options}
+        # Refused options score below every other (negative), as in the general path.
+        scores = {cid: -1.0 if v.refused else round(v.value, 4) for cid, v in views.items()}
+        if judgement.abstain is not None:
+            scores[judgement.abstain.id] = round(judgement.abstain_probability, 4)
+        if chosen.id in views:
+            view = views[chosen.id]
+            backing = sorted(view.support)
+            rationale = (
+                f"acceptable with {view.favourites} favourite(s), "
+                f"{len(view.unknown)} feature(s) unknown (sure {judgement.sure:.2f})"
+            )
+        else:
+            backing = sorted({m for v in judgement.options for m in v.support})
+            rationale = f"every option has a feature the user refuses (sure {judgement.sure:.2f})"
+        return Action(
+            candidate_id=chosen.id,
+            candidate_text=chosen.describe(),
+            rationale=rationale,
+            scores=scores,
+            memory_ids=[m for m in backing if not m.startswith("answer-")],
+        )
+
+    def _pairs(self, old_text: str, new_text: str) -> list[tuple[Phrase, Phrase]]:
+        """(new phrase, old phrase) pairs that speak about the same thing: the same words, or
+        one naming the other with more words ("sweet" / "sweet drinks"), or close in meaning
+        while sharing most words. Meaning alone is not enough: "sweet drinks" and "salty
+        drinks" are close for the embedding model and opposite for the person."""
         old, new = parse_preferences(old_text), parse_preferences(new_text)
         if not old or not new:
-            return False
+            return []
         sims = self._sim([p.text for p in new], [p.text for p in old])
+        pairs = []
         for i, p_new in enumerate(new):
             for j, p_old in enumerate(old):
-                if sims[i, j] >= self.config.same_phrase and (p_new.weight > 0) != (
-                    p_old.weight > 0
+                sim = float(sims[i, j])
+                a, b = set(features.words(p_new.text)), set(features.words(p_old.text))
+                if (
+                    features.agreement(p_new.text, p_old.text, sim) >= features.IDENTITY
+                    or (a and b and (a <= b or b <= a) and sim >= 0.5)
+                    or (
+                        sim >= self.config.same_phrase
+                        and features.word_overlap(p_new.text, p_old.text) > 0.5
+                    )
                 ):
-                    return True
-        return False
+                    pairs.append((p_new, p_old))
+        return pairs
+
+    def _contradicts(self, old_text: str, new_text: str) -> bool:
+        """Does the new statement flip the polarity of something the old one said?"""
+        pairs = self._pairs(old_text, new_text)
+        return any((p_new.weight > 0) != (p_old.weight > 0) for p_new, p_old in pairs)
+
+    def _restates(self, old_text: str, new_text: str) -> bool:
+        """Does the new statement say again what the old one said (nothing flipped, and each of
+        its phrases found in the old one with the same polarity)?"""
+        pairs = self._pairs(old_text, new_text)
+        if any((a.weight > 0) != (b.weight > 0) for a, b in pairs):
+            return False
+        return {a for a, _b in pairs} == set(parse_preferences(new_text))
 
     def _leads_to(self, request: Request, record: MemoryRecord, candidate_id: str) -> bool:
         """Would this memory alone make ``candidate_id`` the choice (and have an opinion)?"""
@@ -369,6 +516,8 @@ class OfflineReasoner:
         text = preference_sentences(turn.text.strip())
         if not text:
             return []  # nothing preference-like to keep ("thanks", "ok")
+        if features.has_features(request):
+            return self._learn_features(request, turn, memories, text)
         new = NewMemory(
             text=text,
             topic=request.topic(),
@@ -412,7 +561,7 @@ class OfflineReasoner:
             key=lambda item: (-item[0], item[1].created_at, item[1].id),
         )
         for _text_sim, record in restated:
-            if not self._contradicts(record.text, text):
+            if self._restates(record.text, text):
                 return [
                     MemoryOp(kind="reinforce", target_id=record.id, reason="user restated it")
                 ]
@@ -426,3 +575,114 @@ class OfflineReasoner:
                     decisive=turn.kind == "clarification",
                 )
         return [MemoryOp(kind="add", memory=new, reason="new preference")]
+
+    # ------------------------------------------------------------------ one feature at a time
+
+    def _learn_features(
+        self, request: Request, turn: Turn, memories: Sequence[RetrievedMemory], text: str
+    ) -> list[MemoryOp]:
+        """One memory per preference: each phrase revises the memory that spoke about the same
+        feature in this situation (keeping that memory's other phrases), reinforces one that said
+        the same, or is added on its own."""
+        cfg = self.config
+        said = list(parse_preferences(text))
+        action = turn.action if turn.kind == "correction" else None
+        if action is not None and approves_action(text) and action.candidate_id in {
+            c.id for c in request.candidates
+        }:
+            # "That one is okay, but ...": its features the user has not spoken about are fine.
+            view = next(
+                (
+                    v
+                    for v in self.judge(request, memories, []).options
+                    if v.candidate.id == action.candidate_id
+                ),
+                None,
+            )
+            stated = {p.text for p in said}
+            if view is not None:
+                said.extend(Phrase(f, MILD) for f in view.unknown if f not in stated)
+        if not said:
+            return []
+        active = [m.record for m in memories if m.record.status == "active"]
+        same: list[tuple[MemoryRecord, tuple[Phrase, ...]]] = []
+        if active:
+            topic_sims = self._relevance(request.topic(), [self._topic(r) for r in active])
+            same = [
+                (r, parse_preferences(r.text))
+                for r, t in zip(active, topic_sims, strict=True)
+                if t >= cfg.same_topic
+            ]
+        old = [(r, i, p) for r, phrases in same for i, p in enumerate(phrases)]
+        sims = self._sim([p.text for p in said], [p.text for _r, _i, p in old])
+        changes: dict[str, dict[int, Phrase]] = {}
+        records: dict[str, tuple[MemoryRecord, tuple[Phrase, ...]]] = {}
+        fresh: list[Phrase] = []
+        for row, phrase in enumerate(said):
+            hits = [
+                (r, i)
+                for col, (r, i, p) in enumerate(old)
+                if features.agreement(phrase.text, p.text, float(sims[row, col]))
+                >= features.IDENTITY
+            ]
+            if not hits:
+                fresh.append(phrase)
+            for r, i in hits:
+                records[r.id] = (r, parse_preferences(r.text))
+                changes.setdefault(r.id, {})[i] = phrase
+        explains = set()
+        if action is not None and action.candidate_id in {c.id for c in request.candidates}:
+            explains = set(request.candidate(action.candidate_id).attributes)
+        changed_taste = turn.kind == "correction" and _CHANGE.search(text) is not None
+        ops: list[MemoryOp] = []
+        for record_id in sorted(changes, key=lambda k: (records[k][0].created_at, k)):
+            record, phrases = records[record_id]
+            replaced = changes[record_id]
+            if all(
+                (phrases[i].weight > 0) == (p.weight > 0) for i, p in replaced.items()
+            ):
+                stronger = [p for i, p in replaced.items() if p.weight > phrases[i].weight]
+                if stronger:
+                    # "X would work" then "I like X best": more than was known, not a change
+                    # of mind; the later statement wins without revising the earlier one.
+                    fresh.extend(q for q in stronger if q not in fresh)
+                else:
+                    ops.append(
+                        MemoryOp(kind="reinforce", target_id=record_id, reason="user restated it")
+                    )
+                continue
+            revised = [replaced.get(i, p) for i, p in enumerate(phrases)]
+            new = NewMemory(
+                text=" ".join(features.render(p) for p in revised),
+                topic=request.topic(),
+                domain=request.domain,
+                source="clarification" if turn.kind == "clarification" else "feedback",
+                request_id=request.request_id,
+            )
+            decisive = (
+                turn.kind == "clarification"
+                or changed_taste
+                or any(p.weight < 0 and p.text in explains for p in replaced.values())
+            )
+            ops.extend(
+                self._revise(record, new, "the user now says otherwise about it", decisive)
+            )
+        for phrase in fresh:
+            ops.append(
+                MemoryOp(
+                    kind="add",
+                    memory=NewMemory(
+                        text=features.render(phrase),
+                        topic=request.topic(),
+                        domain=request.domain,
+                        source="clarification" if turn.kind == "clarification" else "feedback",
+                        request_id=request.request_id,
+                    ),
+                    reason="new preference",
+                )
+            )
+        return ops
+
+
+#: Words with which a person says their taste changed, not that the agent misheard.
+_CHANGE = re.compile(r"\b(?:changed|used to|no longer|any ?more|these days)\b", re.I)

@@ -81,6 +81,7 @@ _FILLER_WORDS = (
     r"hmm", r"i'd", r"i'm", r"its", r"not", r"now", r"one", r"the", r"too", r"top choice",
     r"was", r"yes", r"you", r"am", r"an", r"as", r"be", r"do", r"go", r"if", r"is", r"it",
     r"me", r"my", r"no(?!-)", r"oh", r"ok", r"them", r"they", r"or", r"so", r"to", r"a", r"i",
+    r"which", r"more", r"another", r"even", r"better", r"meets?",
 )
 # Not inside hyphenated words: "behind-the-neck", "one-cup" keep their parts.
 _FILLER = re.compile(r"(?<![\w-])(" + "|".join(_FILLER_WORDS) + r")(?![\w-])", re.I)
@@ -121,8 +122,23 @@ def _polarity(segment: str) -> float | None:
 _LEADING = re.compile(r"^(?:(?:in|on|at|into|onto|inside|by|near|with|of)\s+)+", re.I)
 
 
+# "It would work for me", "that won't work": the verb only carries the polarity.
+_WORKS = re.compile(
+    r"\b(?:(?:would|will|won'?t|doesn'?t|does not|didn'?t|wouldn'?t)\s+)?work(?:s|ed)?"
+    r"(?=\s+for\s+me\b)|\b(?:would|will|won'?t|doesn'?t|does not|didn'?t|wouldn'?t)\s+"
+    r"work\b",
+    re.I,
+)
+# A past preference ("I used to like X") says nothing about now by itself; what follows
+# ("but now I don't want it") does, about the same thing.
+_PAST = re.compile(r"\bused to\b", re.I)
+_PRONOUN = re.compile(r"\b(?:it|them|that|those|this|these)\b", re.I)
+
+
 def _content(segment: str) -> str:
-    cleaned = _FILLER.sub(" ", segment)
+    cleaned = _WORKS.sub(" ", segment)
+    cleaned = _PAST.sub(" ", cleaned)
+    cleaned = _FILLER.sub(" ", cleaned)
     cleaned = re.sub(r"[\"'()\[\]]", " ", cleaned)
     cleaned = " ".join(cleaned.split()).strip(" ,.-")
     return _LEADING.sub("", cleaned)
@@ -157,8 +173,18 @@ def _main_clause(segment: str) -> str | None:
 def _clause_phrases(clause: str, first: bool) -> list[Phrase]:
     phrases: list[Phrase] = []
     previous: float | None = None
+    referent = ""  # what a past preference was about, for a later "it"
     segments = [s.strip() for s in _SPLIT.split(clause) if s and s.strip()]
     for position, segment in enumerate(segments):
+        if _PAST.search(segment):
+            referent = _content(segment)
+            continue
+        if referent and not _content(segment) and _PRONOUN.search(segment):
+            weight = _polarity(segment)
+            if weight is not None:
+                phrases.append(Phrase(referent, weight))
+                previous = weight
+            continue
         if _CONDITION_START.match(segment):
             main = _main_clause(segment)
             if main is not None:
@@ -181,6 +207,23 @@ def _clause_phrases(clause: str, first: bool) -> list[Phrase]:
             if weight is not None:
                 previous = weight
     return phrases
+
+
+_DEICTIC = re.compile(r"^\s*(?:that|this|it)\b(?:\s+one)?", re.I)
+
+
+def approves_action(text: str) -> bool:
+    """Does the person say the action itself was acceptable ("That one is okay, but ...")?"""
+    for sentence in split_sentences(text):
+        for segment in _SPLIT.split(sentence):
+            if (
+                segment
+                and _DEICTIC.match(segment)
+                and not _content(segment)
+                and (_polarity(segment) or 0.0) > 0
+            ):
+                return True
+    return False
 
 
 def split_sentences(text: str) -> list[str]:

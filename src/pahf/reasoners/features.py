@@ -1,0 +1,267 @@
+"""Judging options described by their features: what the user said about each feature, not
+about the option as a whole.
+
+A shopping option is a set of features ("on-ear design", "wired connection", ...); the user
+accepts it only if no feature is one they refuse, and prefers the acceptable one with the most
+favourites. So each feature is looked up on its own in what the user said, and an option is
+scored from its features:
+
+* **identity, not resemblance**: "in-ear design" and "on-ear design" are 0.93 apart for the
+  sentence embedding model and are different things to the shopper. A statement is about a
+  feature only when the two agree in words as well as in meaning (the lower of the cosine
+  similarity and the word overlap), and only a statement clearly about this very feature counts;
+* **the latest word wins**: of several statements about one feature, the most recent (among the
+  most relevant) decides, so a changed taste replaces the old one even before the old memory is
+  revised;
+* **unknown is not neutral**: a feature nobody has spoken about is acceptable with the
+  probability this user accepts the features they have spoken about in this situation, so a
+  user who refuses most of what is offered makes "buy nothing" the likelier right answer;
+* **ask about what is unknown**: the question names the unknown features of the options still
+  in play, so the answer settles what the decision hangs on.
+
+An option without features beside options with features (shopping's "Do not buy anything") is
+the abstention: right when every option is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pahf.reasoners.phrases import MILD, NEGATIVE, STRONG, Phrase
+from pahf.request import Candidate, Request
+
+#: A statement counts as being about a feature from this agreement on (see :func:`agreement`).
+IDENTITY = 0.85
+#: The cosine similarity from which a statement in the user's own words names a feature.
+PARAPHRASE = 0.5
+#: How sure the agent must be of its choice to act without asking.
+SURE = 0.9
+#: Most features named in one question (a question that lists everything helps nobody).
+QUESTION_FEATURES = 6
+
+_WORD = re.compile(r"[a-z0-9]+(?:[-.][a-z0-9]+)*")
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text``, lower-cased, hyphenated words whole."""
+    return _WORD.findall(text.lower())
+
+
+def word_overlap(a: str, b: str) -> float:
+    """Dice overlap of the two texts' words (hyphenated words count whole: "in-ear" is not
+    "on-ear")."""
+    wa, wb = set(words(a)), set(words(b))
+    if not wa or not wb:
+        return 0.0
+    return 2.0 * len(wa & wb) / (len(wa) + len(wb))
+
+
+def agreement(feature: str, statement: str, similarity: float) -> float:
+    """How surely ``statement`` names ``feature`` (0-1; from :data:`IDENTITY` on it does): 1 for
+    the same words, else the lower of meaning (cosine ``similarity``) and word overlap. A
+    product's feature values are names, and names that differ in one word are different
+    values ("in-ear design" / "on-ear design", "OLED panel" / "QD-OLED panel"), however close
+    the embedding model puts them; the price is that a feature named in other words is not
+    recognised (see bench/README.md, "tried and dropped")."""
+    if words(feature) == words(statement):
+        return 1.0
+    return min(similarity, word_overlap(feature, statement))
+
+
+def has_features(request: Request) -> bool:
+    """Is this a choice between options described by features (two or more each; an option
+    with one attribute is known by it as by a name)?"""
+    return any(len(c.attributes) >= 2 for c in request.candidates)
+
+
+def abstentions(request: Request) -> list[Candidate]:
+    """Options without features beside options with them ("Do not buy anything")."""
+    if not has_features(request):
+        return []
+    return [c for c in request.candidates if not c.attributes]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One thing the user said, with its source and how much it bears on this request."""
+
+    phrase: Phrase
+    memory_id: str
+    relevance: float  # weight of its memory for this request (answers in this run: highest)
+    order: tuple[int, str, str]  # (this run?, created_at, id): later is larger
+
+
+@dataclass
+class OptionView:
+    """What is known about one option's features."""
+
+    candidate: Candidate
+    liked: dict[str, float] = field(default_factory=dict)  # feature -> STRONG or MILD
+    refused: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    support: set[str] = field(default_factory=set)  # memory ids the judgement rests on
+    acceptable: float = 0.0  # probability that no feature is refused
+
+    @property
+    def favourites(self) -> int:
+        return sum(1 for w in self.liked.values() if w >= STRONG)
+
+    @property
+    def value(self) -> float:
+        """Expected worth: acceptable, and better the more favourites it has."""
+        return self.acceptable * (1.0 + 0.5 * self.favourites)
+
+
+@dataclass
+class Judgement:
+    """The options judged feature by feature, and the choice they lead to."""
+
+    options: list[OptionView]
+    abstain: Candidate | None
+    abstain_probability: float
+    acceptance_rate: float
+    chosen: str
+    sure: float  # probability the choice is right, as far as the statements tell
+
+    def question_features(self) -> list[str]:
+        """Unknown features of the options still in play, most promising option first."""
+        out: list[str] = []
+        for view in sorted(self.options, key=lambda v: -v.value):
+            if view.acceptable <= 0.0:
+                continue
+            for feature in view.unknown:
+                if feature not in out:
+                    out.append(feature)
+        return out[:QUESTION_FEATURES]
+
+
+def _status(
+    feature_row: int, statements: Sequence[Statement], named: np.ndarray
+) -> Statement | None:
+    """The statement that decides about a feature: of those that name it, the ones that name
+    it best, then the most relevant, then the latest."""
+    about = [
+        (float(a), s) for s, a in zip(statements, named[feature_row], strict=True) if a >= IDENTITY
+    ]
+    if not about:
+        return None
+    best = max(a for a, _s in about)
+    closest = [s for a, s in about if a >= best - 0.02]
+    top = max(s.relevance for s in closest)
+    return max((s for s in closest if s.relevance >= 0.5 * top), key=lambda s: s.order)
+
+
+def naming(
+    features: Sequence[str], statements: Sequence[Statement], similarities: np.ndarray
+) -> np.ndarray:
+    """``[i, j]``: how surely statement j names feature i.
+
+    When the user names at least one of this request's features in the request's own words,
+    they speak the catalogue's vocabulary, and only the same words name a feature (see
+    :func:`agreement`). When they never do, they describe things in words of their own, and
+    meaning decides: a statement counts for the features of this request it is closest to
+    ("tough ballistic nylon fabric" is about "ballistic nylon", not "ripstop nylon") from a
+    cosine similarity of :data:`PARAPHRASE` on.
+    """
+    out = np.zeros((len(features), len(statements)), dtype=np.float32)
+    for i, feature in enumerate(features):
+        for j, statement in enumerate(statements):
+            out[i, j] = agreement(feature, statement.phrase.text, float(similarities[i, j]))
+    if not out.size or out.max() >= 1.0:
+        return out
+    soft: np.ndarray = np.minimum(
+        0.99, np.asarray(similarities, dtype=np.float32) * IDENTITY / PARAPHRASE
+    )
+    soft[soft < soft.max(axis=0, keepdims=True) - 0.02] = 0.0
+    return soft
+
+
+def judge(
+    request: Request,
+    statements: Sequence[Statement],
+    similarities: np.ndarray,
+    prior: float | None = None,
+    unsettled: frozenset[str] = frozenset(),
+) -> Judgement:
+    """Judge every option of ``request`` from ``statements``.
+
+    ``similarities[i, j]`` is the cosine similarity of the i-th feature (options in request
+    order, features in option order) and the j-th statement's phrase. ``prior`` replaces the
+    user's acceptance rate for unknown features (even odds when deciding whether to ask, so a
+    run of refusals does not talk the agent out of asking); statements of ``unsettled`` memories
+    leave their features unknown (what is in doubt is asked about again).
+    """
+    views: list[OptionView] = []
+    named_features = [f for c in request.candidates for f in c.attributes]
+    named = naming(named_features, statements, similarities)
+    row = 0
+    for candidate in request.candidates:
+        if not candidate.attributes:
+            continue
+        view = OptionView(candidate)
+        for feature in candidate.attributes:
+            said = _status(row, statements, named)
+            row += 1
+            if said is not None and said.memory_id in unsettled:
+                said = None
+            if said is None:
+                view.unknown.append(feature)
+                continue
+            view.support.add(said.memory_id)
+            if said.phrase.weight <= NEGATIVE / 2:
+                view.refused.append(feature)
+            else:
+                view.liked[feature] = STRONG if said.phrase.weight >= STRONG else MILD
+        views.append(view)
+    # How readily this user accepts what is offered here: their statements about the features
+    # of this request's kind (Laplace-smoothed, so no statement at all means even odds).
+    relevant = [s for s in statements if s.relevance > 0]
+    positive = sum(1 for s in relevant if s.phrase.weight > 0)
+    negative = sum(1 for s in relevant if s.phrase.weight < 0)
+    rate = (positive + 1.0) / (positive + negative + 2.0) if prior is None else prior
+    for view in views:
+        view.acceptable = 0.0 if view.refused else rate ** len(view.unknown)
+    abstain = next(iter(abstentions(request)), None)
+    nobody = math.prod(1.0 - v.acceptable for v in views)
+    # Ties broken by a stable hash of the request and option, so no position is favoured.
+    best = (
+        max(views, key=lambda v: (round(v.value, 9), _tiebreak(request, v.candidate.id)))
+        if views
+        else None
+    )
+    if best is None or (abstain is not None and nobody > best.acceptable):
+        chosen = abstain.id if abstain is not None else request.candidates[0].id
+        sure = nobody
+    else:
+        # Right if it is acceptable and no rival whose unknown features may make it acceptable
+        # could have more favourites (a known tie is right either way).
+        beaten = [
+            v
+            for v in views
+            if v is not best
+            and v.acceptable > 0
+            and v.unknown
+            and v.favourites + len(v.unknown) > best.favourites
+        ]
+        sure = best.acceptable * math.prod(1.0 - v.acceptable for v in beaten)
+        chosen = best.candidate.id
+    return Judgement(views, abstain, nobody, rate, chosen, sure)
+
+
+def _tiebreak(request: Request, candidate_id: str) -> str:
+    return hashlib.sha256(f"{request.situation()}|{candidate_id}".encode()).hexdigest()
+
+
+def render(phrase: Phrase) -> str:
+    """One preference as a sentence that parses back to the same phrase and strength."""
+    if phrase.weight < 0:
+        return f"I don't want {phrase.text}."
+    if phrase.weight >= STRONG:
+        return f"I like {phrase.text} best."
+    return f"{phrase.text} would be fine."

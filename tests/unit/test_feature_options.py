@@ -1,0 +1,153 @@
+"""Options described by features (shopping): one preference per memory, refusals veto, unknown
+features are asked about, a changed taste revises only the memory about that feature."""
+
+from __future__ import annotations
+
+import pytest
+
+from pahf.decisions import Action, Turn
+from pahf.memory.embeddings import MiniLMEncoder
+from pahf.memory.schema import HistoryEntry, MemoryRecord, RetrievedMemory
+from pahf.reasoners import features
+from pahf.reasoners.features import agreement, render
+from pahf.reasoners.offline import OfflineReasoner
+from pahf.reasoners.phrases import MILD, NEGATIVE, STRONG, Phrase, parse_preferences
+from pahf.request import Candidate, Request
+
+
+@pytest.fixture(scope="module")
+def reasoner() -> OfflineReasoner:
+    return OfflineReasoner(MiniLMEncoder.shared())
+
+
+def _lamp(request_id: str = "r1") -> Request:
+    return Request(
+        request_id=request_id, user_id="u", task="Buy me a desk lamp I would like",
+        context="desk lamp", domain="shopping",
+        candidates=[
+            Candidate(id="A", text="lamp A", attributes=["brass arm", "touch dimmer"]),
+            Candidate(id="B", text="lamp B", attributes=["steel arm", "pull chain"]),
+            Candidate(id="C", text="lamp C", attributes=["clamp base", "touch dimmer"]),
+            Candidate(id="none", text="Do not buy anything"),
+        ],
+    )
+
+
+def _memory(text: str, mid: str, at: str = "2026-01-01T00:00:00+00:00",
+            supersedes: str | None = None, history: list[HistoryEntry] | None = None,
+            confidence: float = 1.0) -> RetrievedMemory:
+    record = MemoryRecord(
+        id=mid, user_id="u", text=text, topic="desk lamp: Buy me a desk lamp I would like",
+        created_at=at, supersedes=supersedes, history=history or [], confidence=confidence,
+    )
+    return RetrievedMemory(record=record, score=0.9)
+
+
+def test_similar_names_of_different_features_are_not_the_same_feature() -> None:
+    # The embedding model puts these two close together; their words tell them apart.
+    assert agreement("in-ear design", "on-ear design", 0.93) < features.IDENTITY
+    assert agreement("OLED panel", "QD-OLED panel", 0.83) < features.IDENTITY
+    assert agreement("Wired Connection", "wired connection", 0.2) == 1.0
+
+
+@pytest.mark.parametrize("phrase", [Phrase("brass arm", STRONG), Phrase("touch dimmer", MILD),
+                                    Phrase("pull chain", NEGATIVE)])
+def test_a_rendered_preference_reads_back_as_itself(phrase: Phrase) -> None:
+    assert parse_preferences(render(phrase)) == (phrase,)
+
+
+def test_a_changed_taste_refuses_what_was_liked() -> None:
+    said = "My taste has changed: I used to like brass arm, but now I don't want it."
+    assert parse_preferences(said) == (Phrase("brass arm", NEGATIVE),)
+    assert parse_preferences("I used to love coffee.") == ()
+    assert parse_preferences("I did want one: the one with clamp base would work for me.") == (
+        Phrase("clamp base", MILD),
+    )
+
+
+def test_an_answer_is_stored_one_preference_per_memory(reasoner: OfflineReasoner) -> None:
+    turn = Turn(kind="clarification", text="I won't accept steel arm or pull chain, "
+                                           "and I like brass arm best.")
+    ops = reasoner.learn(_lamp(), turn, [])
+    assert [op.kind for op in ops] == ["add", "add", "add"]
+    texts = [op.memory.text for op in ops if op.memory is not None]
+    assert [parse_preferences(t) for t in texts] == [
+        (Phrase("steel arm", NEGATIVE),), (Phrase("pull chain", NEGATIVE),),
+        (Phrase("brass arm", STRONG),),
+    ]
+
+
+def test_a_refusal_vetoes_and_nothing_acceptable_means_buying_nothing(
+    reasoner: OfflineReasoner,
+) -> None:
+    request = _lamp()
+    refuse_all = [
+        _memory("I don't want touch dimmer.", "m-1"),
+        _memory("I don't want pull chain.", "m-2"),
+    ]
+    assert reasoner.choose(request, refuse_all, []).candidate_id == "none"
+    liked = [*refuse_all[1:], _memory("I like touch dimmer best.", "m-1"),
+             _memory("brass arm would be fine.", "m-3")]
+    action = reasoner.choose(request, liked, [])
+    assert action.candidate_id == "A"
+    assert action.scores["B"] < 0
+    # A favourite does not redeem a refused feature.
+    vetoed = [_memory("I like brass arm best.", "m-5"), _memory("I don't want touch dimmer.", "m-6")]
+    assert reasoner.choose(request, vetoed, []).candidate_id != "A"
+
+
+def test_it_asks_about_the_unknown_features_only(reasoner: OfflineReasoner) -> None:
+    request = _lamp()
+    known = [_memory("I don't want pull chain.", "m-2"), _memory("I like touch dimmer best.", "m-1")]
+    assessment = reasoner.assess(request, known, [])
+    assert assessment.ambiguous
+    assert "brass arm" in assessment.question and "clamp base" in assessment.question
+    assert "pull chain" not in assessment.question and "touch dimmer" not in assessment.question
+    everything = [*known, _memory("brass arm would be fine.", "m-3"),
+                  _memory("I don't want clamp base.", "m-4")]
+    assert not reasoner.assess(request, everything, []).ambiguous
+
+
+def test_after_a_change_of_taste_older_memories_are_asked_about_again(
+    reasoner: OfflineReasoner,
+) -> None:
+    request = _lamp()
+    old = [_memory("I don't want pull chain.", "m-2"), _memory("I like touch dimmer best.", "m-1"),
+           _memory("brass arm would be fine.", "m-3"), _memory("I don't want clamp base.", "m-4")]
+    assert not reasoner.assess(request, old, []).ambiguous
+    revised = _memory("I don't want steel arm.", "m-5", at="2026-02-01T00:00:00+00:00",
+                      supersedes="m-0")
+    assessment = reasoner.assess(request, [*old, revised], [])
+    assert assessment.ambiguous and "brass arm" in assessment.question
+    # Confirmed since the change: settled again.
+    later = [HistoryEntry(at="2026-03-01T00:00:00+00:00", event="reinforced")]
+    confirmed = [_memory(m.record.text, m.record.id, history=later) for m in old]
+    assert not reasoner.assess(request, [*confirmed, revised], []).ambiguous
+
+
+def test_a_changed_taste_revises_only_the_memory_about_that_feature(
+    reasoner: OfflineReasoner,
+) -> None:
+    request = _lamp()
+    memories = [_memory("I like brass arm best.", "m-1", confidence=3.0),
+                _memory("touch dimmer would be fine.", "m-2")]
+    action = Action(candidate_id="A", candidate_text="A: brass arm, touch dimmer")
+    turn = Turn(kind="correction", action=action,
+                text="My taste has changed: I used to like brass arm, but now I don't want it.")
+    ops = reasoner.learn(request, turn, memories)
+    # Established, but the user says their taste changed: revised, not merely challenged.
+    assert [(op.kind, op.target_id) for op in ops] == [("supersede", "m-1")]
+    assert ops[0].memory is not None
+    assert parse_preferences(ops[0].memory.text) == (Phrase("brass arm", NEGATIVE),)
+
+
+def test_an_acceptable_action_teaches_its_unknown_features(reasoner: OfflineReasoner) -> None:
+    request = _lamp()
+    action = Action(candidate_id="C", candidate_text="C: clamp base, touch dimmer")
+    turn = Turn(kind="correction", action=action,
+                text="That one is okay, but I'd prefer one with brass arm, which I like more.")
+    ops = reasoner.learn(request, turn, [_memory("I like touch dimmer best.", "m-1")])
+    learned = [parse_preferences(op.memory.text) for op in ops if op.memory is not None]
+    assert (Phrase("brass arm", STRONG),) in learned
+    assert (Phrase("clamp base", MILD),) in learned
+    assert all(p.text != "touch dimmer" for ps in learned for p in ps)
