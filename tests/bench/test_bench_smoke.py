@@ -197,3 +197,27 @@ def test_the_benchmarks_use_only_public_names_of_pahf() -> None:
                     if n.startswith("_")
                 ]
     assert private == []
+
+
+@pytest.mark.slow
+def test_llm_real_plays_a_slice_and_reports_it_beside_another_run(
+    mini_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The slice keeps the first items of every phase, runs under the paper's settings, and
+    the report puts two runs of it side by side, one row per domain, method and run."""
+    from bench import llm_real
+
+    out = tmp_path / "offline"
+    args = ["--data", str(mini_data), "--users", "1", "--items", "1", "--reasoner", "offline"]
+    assert llm_real.main([*args, "--method", "pahf", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "paper parity" in printed and "NOT paper parity" not in printed
+    records = llm_real.load(out)
+    assert sorted({r.phase for r in records}) == [1, 2, 3, 4]
+    assert all(r.index == min(x.index for x in records if x.domain == r.domain and
+                              x.phase == r.phase) for r in records)
+    assert llm_real.main(["--report", str(out), "--offline", str(out)]) == 0
+    report = capsys.readouterr().out
+    rows = [line for line in report.splitlines() if line.startswith("| embodied | pahf")]
+    assert [row.split(" | ")[2] for row in rows] == ["llm", "offline"]
+    assert all(row.count("|") == 13 for row in rows)

@@ -463,9 +463,19 @@ def fake(*replies: Any) -> ToolCallingFake:
     return ToolCallingFake(replies=list(replies), log=[])
 
 
-def memory_record(memory_id: str, text: str, topic: str = "Dehydrated") -> RetrievedMemory:
+DRINK_TOPIC = "Dehydrated: Could you bring me something to drink?"
+
+
+def memory_record(
+    memory_id: str, text: str, topic: str = DRINK_TOPIC, request_id: str = "earlier"
+) -> RetrievedMemory:
     rec = MemoryRecord(
-        id=memory_id, user_id="u", text=text, topic=topic, created_at="2024-01-01T00:00:00+00:00"
+        id=memory_id,
+        user_id="u",
+        text=text,
+        topic=topic,
+        request_id=request_id,
+        created_at="2024-01-01T00:00:00+00:00",
     )
     return RetrievedMemory(record=rec, score=0.9)
 
@@ -542,10 +552,51 @@ def test_learn_maps_decisions_to_memory_ops() -> None:
     assert LLMReasoner(fake(learn("none"))).learn(req, turn, mems) == []
 
 
+def test_learn_revises_only_earlier_preferences_of_the_same_situation() -> None:
+    """A correction may supersede what was learned in this situation in an earlier request;
+    a preference of another situation, or one learned earlier in this same request, is not on
+    offer (the 1.5B model superseded every stored preference with each new one)."""
+    req = drink_request("r9")
+    mems = [
+        memory_record("m-other", "When drowsy: herbal tea", topic="Drowsy: bring me a drink"),
+        memory_record("m-same", "When dehydrated: water"),
+        memory_record("m-now", "When dehydrated: no coffee", request_id="r9"),
+    ]
+    turn = Turn(kind="correction", text="I want juice now, not water", action=None)
+    model = fake(learn("supersede", "Juice when dehydrated.", "M2"))
+    [op] = LLMReasoner(model).learn(req, turn, mems)
+    assert (op.kind, op.target_id) == ("supersede", "m-same")
+    prompt = str(model.log[0][-1].content)
+    assert "- M2 (may be revised): When dehydrated: water" in prompt
+    assert "- M1: When drowsy: herbal tea" in prompt and "- M3: When dehydrated" in prompt
+    assert "learned when" not in prompt  # the tag a small model copied into its text
+    # The grammar's enum offers only M2: another situation's M1 is rejected (and re-asked).
+    model = fake(learn("supersede", "Juice.", "M1"), learn("supersede", "Juice.", "M1"))
+    with pytest.raises(LLMOutputError, match="revises_memory_id 'M1': Input should be 'M2'"):
+        LLMReasoner(model).learn(req, turn, mems)
+    # Nothing revisable: no supersede in the schema, and a supersede reply is stored as an add.
+    others = [mems[0], mems[2]]
+    model = fake(learn("supersede", "Juice when dehydrated.", "M1"))
+    [op] = LLMReasoner(model).learn(req, turn, others)
+    assert (op.kind, op.target_id) == ("add", None)
+    assert "may be revised" not in str(model.log[0][-1].content)
+
+
+def test_learn_drops_a_copied_topic_tag() -> None:
+    req = drink_request("r9")
+    turn = Turn(kind="correction", text="Juice, please", action=None)
+    reply = learn("add", "I like juice best [learned when: Dehydrated: Could you bring me")
+    [op] = LLMReasoner(fake(reply)).learn(req, turn, [memory_record("m-1", "water")])
+    assert op.memory is not None and op.memory.text == "I like juice best"
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
         (learn("add", "   "), "kind is 'add' but memory_text is empty"),
+        (learn("add", "M1 [learned when: Dehydrated: Co"), "memory_text 'M1' is a memory id"),
+        (learn("add", " None."), "memory_text 'None.' states no preference"),
+        (learn("add", "add"), "memory_text 'add' is a kind"),
         (learn("supersede", "x", None), "kind is 'supersede' but revises_memory_id is null"),
         (learn("supersede", "x", "M3"), "revises_memory_id 'M3': Input should be 'M1'"),
         ({**learn("add", "x"), "kind": "merge"}, "kind 'merge': Input should be"),
@@ -798,6 +849,23 @@ def test_json_mode_states_the_schema_in_the_prompt() -> None:
     assert body["response_format"] == {"type": "json_object"}
     assert '"candidate_id"' in body["messages"][-1]["content"]
     assert '"rationale"' in body["messages"][-1]["content"]
+
+
+def test_assess_asks_about_one_feature_only_when_options_have_features() -> None:
+    from pahf.reasoners.prompts import assess_messages
+
+    plain = str(assess_messages(drink_request(), [], [])[-1].content)
+    assert "what they like in this situation" in plain and "feature" not in plain.split("\n")[-1]
+    product = drink_request().model_copy(
+        update={
+            "candidates": [
+                Candidate(id="A", text="kettle", attributes=["steel", "1.7 l"]),
+                Candidate(id="B", text="kettle", attributes=["glass", "1.7 l"]),
+            ]
+        }
+    )
+    featured = str(assess_messages(product, [], [])[-1].content)
+    assert "the one feature that would decide it" in featured
 
 
 @pytest.mark.parametrize("ids", [("A",), ("A", "B"), ("x 1", "y-2", "Z"), tuple(f"c{i}" for i in range(7))])

@@ -63,8 +63,9 @@ from pahf.reasoners.prompts import (
     json_mode_instruction,
     learn_messages,
     learn_schema,
-    memory_aliases,
     retry_message,
+    revisable_aliases,
+    without_topic_tag,
 )
 from pahf.reasoners.settings import DEFAULT_MODEL, LLMConfigError, LLMSettings
 from pahf.request import Candidate, Request
@@ -388,6 +389,9 @@ def message_text(message: Any) -> str:
 
 
 _ALIAS_PREFIX = re.compile(r"^\s*\[?M\d+\]?\s*[:.)-]\s*", re.IGNORECASE)
+
+
+_ALIAS_ONLY = re.compile(r"[\[(]?M\d+[\])]?[.:]?", re.IGNORECASE)
 
 
 def _without_alias(text: str) -> str:
@@ -820,21 +824,41 @@ class LLMReasoner:
         self, request: Request, turn: Turn, memories: Sequence[RetrievedMemory]
     ) -> list[MemoryOp]:
         """Feedback analysis in one call: is there a preference, its text, what it replaces."""
-        aliases = memory_aliases(memories)
+        aliases = revisable_aliases(request, memories)
 
         def prepare(d: dict[str, Any]) -> dict[str, Any]:
             # Only a supersede uses the id: small models fill it on every add (with the
             # option's name, or "none"), which is harmless to ignore.
             if aliases and d.get("kind") != "supersede":
                 d = {**d, "revises_memory_id": None}
+            # With nothing this message may revise, a supersede is stored as an add: the
+            # stored preference stays as it is, so nothing is lost.
+            if not aliases and str(d.get("kind", "")).strip().casefold() == "supersede":
+                d = {k: v for k, v in d.items() if k != "revises_memory_id"} | {"kind": "add"}
             return d
 
         def check(d: Any) -> list[MemoryOp]:
             if d.kind == "none":
                 return []
-            text = _without_alias(str(d.memory_text))
+            text = without_topic_tag(_without_alias(str(d.memory_text)))
             if not text:
                 raise ValueError(f"kind is {d.kind!r} but memory_text is empty")
+            if text.strip(_ID_JUNK).casefold() in _NULL_WORDS:
+                # With the text first, the 1.5B model wrote "none" and then picked 'add'.
+                raise ValueError(
+                    f"kind is {d.kind!r} but memory_text {text!r} states no preference: "
+                    "write the preference, or use kind 'none'"
+                )
+            if text.strip(_ID_JUNK).casefold() in ("add", "supersede"):
+                # ... and once wrote the kind itself as the text ("add").
+                raise ValueError(
+                    f"memory_text {text!r} is a kind: write the preference itself in words"
+                )
+            if _ALIAS_ONLY.fullmatch(text):
+                # The 1.5B model wrote "M1" as the preference itself when revising one.
+                raise ValueError(
+                    f"memory_text {text!r} is a memory id: write the preference itself in words"
+                )
             new = NewMemory(
                 text=text,
                 topic=request.topic(),
@@ -855,7 +879,7 @@ class LLMReasoner:
         return self._decide(
             "learn",
             DECISION_NODES[f"learn:{turn.kind}"],
-            learn_schema(memories),
+            learn_schema(request, memories),
             learn_messages(request, turn, memories),
             check,
             prepare,

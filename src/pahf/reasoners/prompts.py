@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from pahf.decisions import Action, Turn
-from pahf.memory.schema import RetrievedMemory
+from pahf.memory.schema import MemoryRecord, RetrievedMemory
 from pahf.request import Request
 
 # --------------------------------------------------------------------------- decision schemas
@@ -75,9 +76,10 @@ def choose_schema(request: Request) -> DecisionSchema:
     return _choose_schema(candidate_ids(request))
 
 
-def learn_schema(memories: Sequence[RetrievedMemory]) -> DecisionSchema:
-    """``supersede`` and a memory id only exist when there is a stored preference to revise."""
-    return _learn_schema(len(memory_aliases(memories)))
+def learn_schema(request: Request, memories: Sequence[RetrievedMemory]) -> DecisionSchema:
+    """``supersede`` and a memory id only exist when there is a stored preference this message
+    may revise (see :func:`revisable_aliases`)."""
+    return _learn_schema(tuple(revisable_aliases(request, memories)))
 
 
 def _assess_model(ids: Any) -> type[_Schema]:
@@ -143,16 +145,19 @@ def _choose_schema(candidates: tuple[str, ...]) -> DecisionSchema:
     return _with_ids(_choose_model, candidates)
 
 
-@functools.lru_cache(maxsize=64)
-def _learn_schema(shown: int) -> DecisionSchema:
-    aliases = [f"M{i}" for i in range(1, shown + 1)]
+@functools.lru_cache(maxsize=_SCHEMAS)
+def _learn_schema(revisable: tuple[str, ...]) -> DecisionSchema:
+    aliases = list(revisable)
     kinds = ["add", "supersede", "none"] if aliases else ["add", "none"]
+    # The kind comes first: with the text first, the 0.5B model wrote the preference and then
+    # picked 'none' for it (the real-model test); the 1.5B model's id-as-text supersedes that
+    # ordering was meant to stop are re-asked instead (see LLMReasoner.learn).
     fields: dict[str, Any] = {
         "kind": (
             _enum(kinds),
             Field(description="'add': a new preference to remember. "
-                  + ("'supersede': it changes stored preference revises_memory_id. " if aliases
-                     else "")
+                  + ("'supersede': the message says stored preference revises_memory_id "
+                     "changed. " if aliases else "")
                   + "'none': nothing to remember."),
         ),
         "memory_text": (
@@ -164,7 +169,7 @@ def _learn_schema(shown: int) -> DecisionSchema:
     if aliases:
         fields["revises_memory_id"] = (
             _enum(aliases) | None,
-            Field(description="With 'supersede': the stored preference it replaces. Else null."),
+            Field(description="With 'supersede': the stored preference that changed. Else null."),
         )
     model = create_model(
         "LearnDecision",
@@ -228,15 +233,57 @@ def memory_aliases(memories: Sequence[RetrievedMemory]) -> dict[str, str]:
     return {f"M{i}": m.record.id for i, m in enumerate(active, start=1)}
 
 
-def render_memories(memories: Sequence[RetrievedMemory]) -> str:
+def same_situation(request: Request, record: MemoryRecord) -> bool:
+    """Whether a preference was learned in this request's situation: the same context (e.g. the
+    product) when the request has one, else the same task."""
+    if request.context:
+        return record.topic == request.topic() or record.topic.startswith(f"{request.context}: ")
+    return record.topic == request.topic()
+
+
+def revisable_aliases(request: Request, memories: Sequence[RetrievedMemory]) -> dict[str, str]:
+    """The aliases of the stored preferences a message about ``request`` may supersede: those
+    learned in the same situation during an earlier request.
+
+    A preference of another situation is not changed by this one (the 1.5B model superseded
+    "when drowsy: herbal tea" with "when anxious: fruit smoothie"), and what the person said
+    earlier in this same request (the answer to the question) is completed by a later
+    correction, not replaced.
+    """
+    records = {m.record.id: m.record for m in memories}
+    return {
+        alias: record_id
+        for alias, record_id in memory_aliases(memories).items()
+        if same_situation(request, records[record_id])
+        and records[record_id].request_id != request.request_id
+    }
+
+
+def _topic_tag(topic: str) -> str:
+    return f" [learned when: {topic}]" if topic else ""
+
+
+def render_memories(
+    memories: Sequence[RetrievedMemory], revisable: Sequence[str] = (), *, topics: bool = True
+) -> str:
+    """The stored preferences with their aliases; ``learn`` sees them without the situation
+    tags (a small model copied the tag into the preference it wrote) and with the ones it may
+    revise marked."""
     active = [m for m in memories if m.record.status == "active"]
     if not active:
         return "Stored preferences of this person: none yet."
     lines = ["Stored preferences of this person (most relevant first):"]
     for i, mem in enumerate(active, start=1):
-        where = f" [learned when: {mem.record.topic}]" if mem.record.topic else ""
-        lines.append(f"- M{i}: {mem.record.text}{where}")
+        alias = f"M{i}"
+        mark = " (may be revised)" if alias in revisable else ""
+        tag = _topic_tag(mem.record.topic) if topics else ""
+        lines.append(f"- {alias}{mark}: {mem.record.text}{tag}")
     return "\n".join(lines)
+
+
+def without_topic_tag(text: str) -> str:
+    """Drop a ``[learned when: ...]`` tag a model copied from the memory list into its text."""
+    return re.sub(r"\s*\[learned when:[^\]]*\]?\s*$", "", text).strip()
 
 
 def render_clarifications(clarifications: Sequence[Turn]) -> str:
@@ -262,11 +309,19 @@ def _situation_block(
 def assess_messages(
     request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
 ) -> list[BaseMessage]:
+    # Options described by features (a product's) are settled feature by feature, so the
+    # question names one; otherwise it asks what they want in this situation (a question about
+    # a "type of drink" got "no particular preference" from the paper's simulated user).
+    if any(c.attributes for c in request.candidates):
+        ask = "about the one feature that would decide it, one the options differ in that "
+        ask += "nothing known covers"
+    else:
+        ask = "about what they like in this situation"
     instruction = (
         "Does what is known about this person settle which option they want here? If yes: "
         "ambiguous false and the option's candidate_id. If not (e.g. nothing known is about "
-        "this situation): ambiguous true and one short question about what they like here "
-        "(do not list the options)."
+        f"this situation): ambiguous true and one short question {ask} (do not list the "
+        "options)."
     )
     return [
         SystemMessage(AGENT_SYSTEM),
@@ -297,10 +352,12 @@ def _render_turn(turn: Turn) -> str:
 def learn_messages(
     request: Request, turn: Turn, memories: Sequence[RetrievedMemory]
 ) -> list[BaseMessage]:
+    revisable = revisable_aliases(request, memories)
     revise = (
-        " If it changes one of the stored preferences, use 'supersede' with that preference's "
-        "id and write the updated preference in full."
-        if memory_aliases(memories)
+        " Use 'supersede' only if the message says that a preference marked 'may be revised' "
+        "no longer holds (they changed their mind): give its id and write the new preference "
+        "in full. A further like or dislike is 'add'."
+        if revisable
         else ""
     )
     instruction = (
@@ -309,7 +366,12 @@ def learn_messages(
         f"states a preference, use 'add'.{revise} If it states none, use 'none'."
     )
     body = "\n\n".join(
-        [render_request(request), render_memories(memories), _render_turn(turn), instruction]
+        [
+            render_request(request),
+            render_memories(memories, tuple(revisable), topics=False),
+            _render_turn(turn),
+            instruction,
+        ]
     )
     return [SystemMessage(AGENT_SYSTEM), HumanMessage(body)]
 
