@@ -34,6 +34,20 @@ from pahf.memory.schema import (
 from pahf.request import validate_user_id
 
 
+def _detached(record: MemoryRecord) -> MemoryRecord:
+    """A copy of ``record`` sharing nothing mutable with it, without ``deepcopy``.
+
+    A record's fields are strings, numbers and None except ``history``, a list of entries whose
+    fields are strings: copying that list and its entries is a full copy. ``model_copy(deep=
+    True)`` walks every value through ``copy.deepcopy`` instead, and copying records out of the
+    store (searches, the snapshot after every memory-changing episode) was the largest single
+    cost of an evaluation run.
+    """
+    copy = record.model_copy()
+    copy.__dict__["history"] = [h.model_copy() for h in record.history]
+    return copy
+
+
 class _UserMemory:
     """One user's records in insertion order and their unit vectors, row for row."""
 
@@ -96,7 +110,7 @@ class WorkingPreferenceMemory:
         if user.vectors.shape[1] != vectors.shape[1]:
             user.vectors = np.zeros((0, vectors.shape[1]), dtype=np.float32)
         for record, vector in zip(records, vectors, strict=True):
-            user.put(record.model_copy(deep=True), vector)
+            user.put(_detached(record), vector)
 
     # ------------------------------------------------------------------ interface
 
@@ -112,7 +126,7 @@ class WorkingPreferenceMemory:
                         f"{existing.text!r}, not {memory.text!r}: the id was reused; "
                         "nothing was stored"
                     )
-                return existing.model_copy(deep=True)
+                return _detached(existing)
             record = new_record(user_id, memory, memory_id)
             self._put(user, [record])
             return record
@@ -127,7 +141,7 @@ class WorkingPreferenceMemory:
                 raise UnknownMemoryError(user_id, old_id)
             existing = user.records.get(memory_id) if memory_id is not None else None
             if existing is not None and stored.superseded_by == memory_id:
-                return existing.model_copy(deep=True)  # already applied (a node re-run)
+                return _detached(existing)  # already applied (a node re-run)
             if existing is not None and existing.supersedes != stored.id:
                 raise ValueError(
                     f"memory id {memory_id!r} of user {user_id!r} is already used by another "
@@ -139,7 +153,7 @@ class WorkingPreferenceMemory:
                     f"{stored.superseded_by!r}; revise the newest version instead"
                 )
             new = (
-                existing.model_copy(deep=True)
+                _detached(existing)
                 if existing is not None
                 else new_record(user_id, memory, memory_id)
             )
@@ -149,7 +163,7 @@ class WorkingPreferenceMemory:
             stored.status = "superseded"
             stored.superseded_by = new.id
             stored.history.append(HistoryEntry(at=utc_now(), event="superseded", detail=new.id))
-            return new.model_copy(deep=True)
+            return _detached(new)
 
     def _adjust(
         self, user_id: str, memory_id: str, event: str, delta: float, detail: str
@@ -160,12 +174,12 @@ class WorkingPreferenceMemory:
             if record is None:
                 raise UnknownMemoryError(user_id, memory_id)
             if detail and any(h.event == event and h.detail == detail for h in record.history):
-                return record.model_copy(deep=True)  # the same signal twice counts once
+                return _detached(record)  # the same signal twice counts once
             record.confidence = max(0.0, record.confidence + delta)
             record.history.append(
                 HistoryEntry.model_validate({"at": utc_now(), "event": event, "detail": detail})
             )
-            return record.model_copy(deep=True)
+            return _detached(record)
 
     def reinforce(
         self, user_id: str, memory_id: str, amount: float = 1.0, key: str = ""
@@ -193,7 +207,7 @@ class WorkingPreferenceMemory:
                 if include_superseded or record.status == "active":
                     out.append(
                         RetrievedMemory(
-                            record=record.model_copy(deep=True),
+                            record=_detached(record),
                             score=round(float(sims[row]), 6),
                         )
                     )
@@ -206,7 +220,7 @@ class WorkingPreferenceMemory:
             record = self._require(user_id).records.get(memory_id)
             if record is None:
                 raise UnknownMemoryError(user_id, memory_id)
-            return record.model_copy(deep=True)
+            return _detached(record)
 
     def update(
         self, user_id: str, memory_id: str, memory: NewMemory, new_id: str | None = None
@@ -242,7 +256,7 @@ class WorkingPreferenceMemory:
             if user is None:
                 return []
             records = [
-                r.model_copy(deep=True)
+                _detached(r)
                 for r in user.records.values()
                 if include_superseded or r.status == "active"
             ]

@@ -55,9 +55,11 @@ def _script(m: PreferenceMemory) -> list[Any]:
         lambda: m.get("bob", "m-a"),
         lambda: m.supersede("bob", "m-a", _note("bob overwrites alice")),
         lambda: m.supersede("alice", "m-a", _note("revise an old version"), memory_id="m-e"),
-        lambda: m.supersede("alice", "m-b", _note("id taken"), memory_id="m-c-x")
-        if m.add("alice", _note("x"), memory_id="m-c-x")
-        else None,
+        lambda: (
+            m.supersede("alice", "m-b", _note("id taken"), memory_id="m-c-x")
+            if m.add("alice", _note("x"), memory_id="m-c-x")
+            else None
+        ),
         lambda: m.reinforce("alice", "m-missing"),
         lambda: m.export("nobody"),
         lambda: m.import_records("alice", m.export("bob")),
@@ -96,3 +98,56 @@ def test_returned_records_do_not_alias_stored_ones() -> None:
     m.get("u", "m-1").confidence = 99.0
     stored = m.get("u", "m-1")
     assert stored.text == "tea" and stored.confidence == 1.0 and len(stored.history) == 1
+
+
+def test_no_way_out_of_the_store_aliases_a_stored_record() -> None:
+    """Every read hands out copies, down to the history entries (the store copies records
+    field by field, not with ``deepcopy``)."""
+    m = WorkingPreferenceMemory(encoder_of(HashingEmbeddingFunction()))
+    m.add("u", _note("tea"), memory_id="m-1")
+    m.reinforce("u", "m-1", key="k")
+    reads = [
+        m.get_all("u")[0],
+        m.search("u", "tea")[0].record,
+        m.get("u", "m-1"),
+        m.export("u")[0],
+        m.history("u", "m-1")[0],
+        m.reinforce("u", "m-1", key="k"),
+    ]
+    for read in reads:
+        read.history[0].detail = "changed by the caller"
+        read.history.append(read.history[0])
+        read.status = "superseded"
+    stored = m.get("u", "m-1")
+    assert [h.detail for h in stored.history] == ["manual", "k"]
+    assert stored.status == "active"
+
+
+def test_the_copy_knows_every_field_of_a_record() -> None:
+    """``_detached`` copies ``history`` by hand and shares every other field: a new mutable
+    field on MemoryRecord (a list, a dict, a model) must be copied there too."""
+    immutable = (str, float, int, type(None))
+    record = MemoryRecord.model_validate(
+        {"id": "m", "user_id": "u", "text": "t", "created_at": "now", "history": []}
+    )
+    shared = {
+        name
+        for name in MemoryRecord.model_fields
+        if name != "history" and not isinstance(getattr(record, name), immutable)
+    }
+    assert not shared
+    assert set(MemoryRecord.model_fields) == {
+        "id",
+        "user_id",
+        "text",
+        "topic",
+        "domain",
+        "source",
+        "status",
+        "confidence",
+        "created_at",
+        "request_id",
+        "supersedes",
+        "superseded_by",
+        "history",
+    }, "MemoryRecord changed: check that memory/working.py's _detached copies the new fields"
