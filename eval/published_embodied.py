@@ -167,7 +167,9 @@ def load_embodied(root: Path) -> Benchmark:
                     root / PERSONA_FILES[phase],
                     f"no persona for user {sc.user!r} (needed by {path.name} item {i})",
                 )
-            lines = line_cache.setdefault(sc.user, persona_lines(prompts[phase][sc.user]))
+            lines = line_cache.get(sc.user)
+            if lines is None:  # parsed once per user and phase, not once per row
+                lines = line_cache[sc.user] = persona_lines(prompts[phase][sc.user])
             episode_id = f"embodied-p{phase}-{sc.user}-{sc.index}"
             if sc.problem is not None:
                 left_out.append(
