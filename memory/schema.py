@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from pahf.request import StrictModel
 
@@ -31,6 +31,11 @@ MemorySource = Literal["clarification", "feedback", "manual", "import"]
 
 
 class HistoryEntry(StrictModel):
+    """One event in a memory's life. Immutable: stores append entries and never change one, so
+    a copy of a record may share them (copying records is on every search's path)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     at: str
     event: Literal["created", "superseded", "reinforced", "imported", "challenged"]
     detail: str = ""

@@ -37,14 +37,13 @@ from pahf.request import validate_user_id
 def _detached(record: MemoryRecord) -> MemoryRecord:
     """A copy of ``record`` sharing nothing mutable with it, without ``deepcopy``.
 
-    A record's fields are strings, numbers and None except ``history``, a list of entries whose
-    fields are strings: copying that list and its entries is a full copy. ``model_copy(deep=
-    True)`` walks every value through ``copy.deepcopy`` instead, and copying records out of the
-    store (searches, the snapshot after every memory-changing episode) was the largest single
-    cost of an evaluation run.
+    A record's fields are strings, numbers and None except ``history``, a list of immutable
+    entries: a new list is a full copy. ``model_copy(deep=True)`` walks every value through
+    ``copy.deepcopy`` instead, and copying records out of the store (searches, the snapshot
+    after every memory-changing episode) was the largest single cost of an evaluation run.
     """
     copy = record.model_copy()
-    copy.__dict__["history"] = [h.model_copy() for h in record.history]
+    copy.__dict__["history"] = list(record.history)
     return copy
 
 

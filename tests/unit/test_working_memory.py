@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from pahf.memory.base import PreferenceMemory, UnknownMemoryError, UnknownUserError, apply_ops
 from pahf.memory.chroma import ChromaPreferenceMemory
@@ -101,8 +102,8 @@ def test_returned_records_do_not_alias_stored_ones() -> None:
 
 
 def test_no_way_out_of_the_store_aliases_a_stored_record() -> None:
-    """Every read hands out copies, down to the history entries (the store copies records
-    field by field, not with ``deepcopy``)."""
+    """Every read hands out a copy, its history list included (the store copies records field
+    by field, not with ``deepcopy``)."""
     m = WorkingPreferenceMemory(encoder_of(HashingEmbeddingFunction()))
     m.add("u", _note("tea"), memory_id="m-1")
     m.reinforce("u", "m-1", key="k")
@@ -115,7 +116,8 @@ def test_no_way_out_of_the_store_aliases_a_stored_record() -> None:
         m.reinforce("u", "m-1", key="k"),
     ]
     for read in reads:
-        read.history[0].detail = "changed by the caller"
+        with pytest.raises(ValidationError):  # entries are immutable, so copies share them
+            read.history[0].detail = "changed by the caller"
         read.history.append(read.history[0])
         read.status = "superseded"
     stored = m.get("u", "m-1")
