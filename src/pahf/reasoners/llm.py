@@ -30,6 +30,7 @@ everything that follows.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import threading
@@ -321,8 +322,12 @@ def run_decision(
             conversation = [*messages, cut_off_message(error)]
 
 
+@functools.cache
 def _output_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions a model call raises when the reply arrived but is unusable (not transport)."""
+    """Exceptions a model call raises when the reply arrived but is unusable (not transport).
+
+    Built on first use: importing the OpenAI SDK costs about a second, which every process
+    that merely imports this module (each evaluation worker, the offline CLI) would pay."""
     errors: list[type[BaseException]] = [ValidationError, OutputParserException, ModelRefusalError]
     try:
         import openai
@@ -331,9 +336,6 @@ def _output_errors() -> tuple[type[BaseException], ...]:
     except (ImportError, AttributeError):  # pragma: no cover - depends on the openai version
         pass
     return tuple(errors)
-
-
-_OUTPUT_ERRORS = _output_errors()
 
 
 def _is_length_error(exc: BaseException) -> bool:
@@ -693,7 +695,7 @@ class LLMReasoner:
         def attempt(conversation: list[BaseMessage]) -> AttemptResult[T]:
             try:
                 out = structured.invoke(conversation)
-            except _OUTPUT_ERRORS as exc:
+            except _output_errors() as exc:
                 # ChatOpenAI's json_schema mode parses inside the call and raises, rather
                 # than returning ``parsing_error``: the model answered, but unusably.
                 if _is_length_error(exc):
