@@ -91,7 +91,7 @@ from pahf.eval.settings import (
     FrozenMemoryError,
     Simulator,
 )
-from pahf.eval.snapshots import restore_user, save_snapshot
+from pahf.eval.snapshots import reset_snapshot, restore_user, save_snapshot
 from pahf.eval.workers import (
     Progress,
     RunHooks,
@@ -214,6 +214,7 @@ class _Run:
                 # also cleans up after a log deleted by hand next to a kept store).
                 with contextlib.suppress(UnknownUserError):
                     memory.forget(user)
+                reset_snapshot(snapshots, user)
             else:
                 current, recovered = restore_user(snapshots, memory, user, self.log, self.done)
                 if recovered is not None:
@@ -254,17 +255,18 @@ class _Run:
                         "records)"
                     )
             changed = uses_memory and bool(record.memory_ops)
+            before = current
             if changed:
                 current = memory.get_all(user)
             elif uses_memory and record.error is not None:
                 # A failed episode reports no ops but may have written before it failed (an
                 # answer stored, then the action failed): the snapshot must hold what is stored.
-                before, current = current, memory.get_all(user)
+                current = memory.get_all(user)
                 changed = current != before
             active, total = memory_sizes(current)
             record = record.model_copy(update={"memory_active": active, "memory_total": total})
             if changed:
-                save_snapshot(snapshots, user, record, current)  # before the log line
+                save_snapshot(snapshots, user, record, current, before)  # before the log line
             self.log.append(record)
             self._finished_one()
 

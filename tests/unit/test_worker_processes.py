@@ -74,9 +74,9 @@ def test_without_a_file_lock_the_run_plays_in_one_process_and_says_so(
 def test_a_failing_worker_process_fails_the_run_with_its_error(tmp_path: Path) -> None:
     out = tmp_path / "run"
     run_evaluation(_benchmarks(), _settings(), out, workers=2, max_episodes=60)  # type: ignore[arg-type]
-    snapshots = sorted((out / "snapshots").rglob("*.json"))
+    snapshots = sorted((out / "snapshots").rglob("*.jsonl"))
     assert snapshots
-    snapshots[0].write_text("{not json")  # that user's memory can no longer be rebuilt
+    snapshots[0].write_text("{not json\n")  # that user's memory can no longer be rebuilt
     with pytest.raises(SnapshotError, match=r"memory snapshot .* is unreadable"):
         run_evaluation(_benchmarks(), _settings(), out, workers=2)  # type: ignore[arg-type]
 
