@@ -223,6 +223,7 @@ class _Run:
         if all(key in self.done for key in keys):
             return  # the last episode had finished; the snapshot logged it
         graphs = self.graphs[(domain, method)]
+        sizes: tuple[int, int] | None = None
         for step, key in zip(steps, keys, strict=True):
             if key in self.done:
                 continue
@@ -263,7 +264,9 @@ class _Run:
                 # answer stored, then the action failed): the snapshot must hold what is stored.
                 current = memory.get_all(user)
                 changed = current != before
-            active, total = memory_sizes(current)
+            if current is not before or sizes is None:  # counted once per memory state
+                sizes = memory_sizes(current)
+            active, total = sizes
             record = record.model_copy(update={"memory_active": active, "memory_total": total})
             if changed:
                 save_snapshot(snapshots, user, record, current, before)  # before the log line
@@ -357,7 +360,7 @@ def _user_tasks(
             ids = _ids(benchmarks[domain], set(group))
             tasks.append(
                 _UsersTask(
-                    {d: benchmarks[d] for d in domains},
+                    {d: _only_users(benchmarks[d], set(group)) for d in domains},
                     settings,
                     out_dir,
                     domain,
@@ -369,6 +372,24 @@ def _user_tasks(
             )
     tasks.sort(key=lambda t: -t.cost())  # longest first: the last to start are short
     return tasks
+
+
+def _only_users(bench: Benchmark, users: set[str]) -> Benchmark:
+    """``bench`` with the episodes and personas of ``users`` only: what a task needs, since
+    every task is pickled to its worker process (the whole data took ~0.6 s to unpickle, per
+    task). Every domain keeps those users, so pools keyed by user, like the noisy feedback's
+    statements, are the same as over the whole data."""
+    return bench.model_copy(
+        update={
+            "episodes": {
+                phase: [e for e in eps if e.user in users] for phase, eps in bench.episodes.items()
+            },
+            "personas": {
+                phase: {u: p for u, p in prompts.items() if u in users}
+                for phase, prompts in bench.personas.items()
+            },
+        }
+    )
 
 
 def _ids(bench: Benchmark, users: set[str]) -> set[str]:

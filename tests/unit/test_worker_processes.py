@@ -252,3 +252,35 @@ def test_a_killed_worker_process_fails_the_run_with_a_clear_error(tmp_path: Path
     assert cause == "BrokenProcessPool"
     assert message.startswith("a worker process ended without finishing its users")
     assert "killed" in message and "resume" in message
+
+
+@pytest.mark.slow
+def test_noisy_feedback_is_the_same_on_worker_processes(tmp_path: Path) -> None:
+    """Each worker gets only its users' part of the data; the noisy feedback's pool of a
+    user's statements spans both domains (the tiny benchmarks share user names), so a task
+    must keep its users in every domain for the noise to stay the same."""
+    shop = tiny_benchmark("shopping")
+    shop = shop.model_copy(  # statements of their own, so the pools of both domains differ
+        update={
+            "episodes": {
+                phase: [
+                    e.model_copy(
+                        update={
+                            "truth": e.truth.model_copy(
+                                update={"statement": f"{e.truth.statement} At the shop."}
+                            )
+                        }
+                    )
+                    for e in eps
+                ]
+                for phase, eps in shop.episodes.items()
+            }
+        }
+    )
+    data = {"embodied": tiny_benchmark(), "shopping": shop}
+    noisy = _settings().model_copy(update={"feedback_noise": 0.5})
+    one = run_evaluation(data, noisy, tmp_path / "one", workers=1)  # type: ignore[arg-type]
+    two = run_evaluation(data, noisy, tmp_path / "two", workers=2)  # type: ignore[arg-type]
+    assert two.worker_processes == 2
+    assert any(r.feedback and "That's not what I wanted." in r.feedback for r in one.records)
+    assert _comparable(two.records) == _comparable(one.records)
