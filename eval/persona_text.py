@@ -14,6 +14,7 @@ executed: only module-level string assignments and one dict of name -> prompt ar
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +145,13 @@ _WHY = re.compile(
 
 def _words(text: str) -> set[str]:
     """Content words, crudely stemmed, for matching a persona line to a scenario."""
+    return set(_cached_words(text))
+
+
+@functools.lru_cache(maxsize=65536)
+def _cached_words(text: str) -> frozenset[str]:
+    """:func:`_words` of each text computed once: the loaders and simulated users match the
+    same persona lines, tasks and options against each other thousands of times."""
     out = set()
     for word in re.findall(r"[a-z0-9]+", text.lower().replace("'", "")):
         if word in _STOP or len(word) < 2:
@@ -153,7 +161,7 @@ def _words(text: str) -> set[str]:
                 word = word[: -len(suffix)]
                 break
         out.add(word.rstrip("e"))
-    return out
+    return frozenset(out)
 
 
 #: Content words of a text (public name of the matcher's word rule, for the simulated users).
