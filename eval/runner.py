@@ -69,6 +69,7 @@ from pahf.eval.protocol import (
 )
 from pahf.eval.results import EpisodeLog, RunKey, appends_can_be_locked, run_key
 from pahf.eval.rundir import (
+    Archiver,
     RunConfigMismatch,
     archive_memories,
     final_records,
@@ -330,11 +331,13 @@ class _UsersTask:
         )
         store = next(iter(run.stores.values()), None)
         vectors = store.encoder.encode(texts) if store is not None and texts else None
-        return _TaskResult(run.played, run.recovered, texts, vectors)
+        return _TaskResult(self.domain, self.users, run.played, run.recovered, texts, vectors)
 
 
 @dataclass(frozen=True)
 class _TaskResult:
+    domain: str
+    users: tuple[str, ...]
     played: int
     recovered: list[RunKey]
     texts: list[str]
@@ -506,11 +509,23 @@ def _run_locked(
         else []
     )
     processes = min(workers, len(tasks))
-    known: list[tuple[Sequence[str], np.ndarray]] = []  # vectors the workers computed
+    archiver = (
+        Archiver(out_dir, services.open_archive, stores)
+        if services.open_archive is not None
+        else None
+    )
     if processes > 1:
-        results, played = run_in_processes(tasks, processes, progress, max_episodes)
+
+        def archive_task(result: _TaskResult) -> None:
+            # The parent waits on the workers: it archives each finished task's users now.
+            if archiver is not None:
+                known = [(result.texts, result.vectors)] if result.vectors is not None else []
+                archiver.archive(result.domain, result.users, known)
+
+        results, played = run_in_processes(
+            tasks, processes, progress, max_episodes, on_result=archive_task
+        )
         recovered = [key for result in results for key in result.recovered]
-        known = [(r.texts, r.vectors) for r in results if r.vectors is not None]
     else:
         processes = 0
         hooks = ThreadHooks(progress, max_episodes)
@@ -519,8 +534,9 @@ def _run_locked(
             run.open(domain, method)
         run_in_threads([functools.partial(_play_user, run, job) for job in jobs], workers, hooks)
         played, recovered = run.played, run.recovered
-    if services.open_archive is not None:
-        archive_memories(out_dir, services.open_archive, benchmarks, stores, known)
+        if archiver is not None:
+            for domain in domains:
+                archiver.archive(domain, benchmarks[domain].users())
     records = {k: r for k, r in log.load().items() if k in scheduled}
     return EvalOutcome(
         settings=settings,

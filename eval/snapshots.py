@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import MutableSet, Sequence
+from collections.abc import Iterable, MutableSet, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -79,7 +79,7 @@ def snapshot_path(root: Path, user: str) -> Path:
     return _stem(root, user).with_suffix(".json")
 
 
-def _by_creation(records: Sequence[MemoryRecord]) -> list[MemoryRecord]:
+def _by_creation(records: Iterable[MemoryRecord]) -> list[MemoryRecord]:
     """A user's records in the order ``PreferenceMemory.get_all`` gives them."""
     return sorted(records, key=lambda r: (r.created_at, r.id))
 

@@ -201,8 +201,12 @@ def run_in_processes(
     workers: int,
     progress: Progress | None,
     max_episodes: int | None,
+    on_result: Callable[[R], None] | None = None,
 ) -> tuple[list[R], int]:
     """Run picklable ``tasks`` on ``workers`` fresh processes; returns results and episodes played.
+
+    ``on_result`` is called here, in the parent, with each task's result as soon as that task
+    finishes (while the others still run); an error it raises stops the run like a task's.
 
     Processes are spawned (not forked): the parent may already hold threads (a progress bar,
     Chroma's runtime) that a fork would copy in an unusable state. Scripts that call this
@@ -243,6 +247,11 @@ def run_in_processes(
                 drain()
                 for future in done:
                     exc = future.exception()
+                    if exc is None and on_result is not None and not errors:
+                        try:
+                            on_result(future.result())
+                        except Exception as err:
+                            exc = err
                     if exc is not None:  # stop the others, then re-raise the first
                         stop.set()
                         errors.append(exc)

@@ -17,6 +17,8 @@ from pahf.eval.results import EpisodeLog, EpisodeRecord, sorted_records
 from pahf.eval.runner import EvalSettings, SimulatedUserError, run_evaluation
 from pahf.eval.snapshots import SnapshotError
 from pahf.memory.base import UnknownMemoryError, UnknownUserError
+from pahf.memory.chroma import ChromaPreferenceMemory
+from pahf.memory.embeddings import HashingEmbeddingFunction
 from pahf.reasoners.llm import LLMCallError, LLMOutputError
 from tests.unit.eval_fixtures import tiny_benchmark
 
@@ -46,10 +48,28 @@ def test_worker_processes_give_the_results_of_one_thread(tmp_path: Path) -> None
     assert two.played == len(two.records) == len(one.records)
     assert _comparable(two.records) == _comparable(one.records)
     assert without_timing(summarize(two.records)) == without_timing(summarize(one.records))
-    # every store was written by exactly one process and is there to inspect
+    # every store was written by exactly one process and is there to inspect, holding the
+    # same final memories as the one-process run's (the parent archives each worker task's
+    # users when that task finishes)
+    archived = 0
     for domain in ("embodied", "shopping"):
         for method in ("pre-only", "pahf"):
             assert (tmp_path / "two" / "memory" / f"{domain}-{method}" / "chroma.sqlite3").exists()
+            stores = [
+                ChromaPreferenceMemory(
+                    tmp_path / run / "memory" / f"{domain}-{method}",
+                    embedding_function=HashingEmbeddingFunction(),
+                )
+                for run in ("one", "two")
+            ]
+            for user in ("alex", "bea"):
+                mine, theirs = (
+                    [(r.id, r.text, r.status, r.confidence) for r in store.get_all(user)]
+                    for store in stores
+                )
+                assert theirs == mine
+                archived += len(theirs)
+    assert archived
 
 
 @pytest.mark.slow
