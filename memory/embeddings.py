@@ -48,6 +48,10 @@ class VectorCache:
 
     def __init__(self, capacity: int = 50_000) -> None:
         self._data: OrderedDict[str, np.ndarray] = OrderedDict()
+        #: Similarity matrices by the two lists of texts they compare (see ``similarity``).
+        self._pairs: OrderedDict[tuple[tuple[str, ...], tuple[str, ...]], np.ndarray] = (
+            OrderedDict()
+        )
         self._capacity = capacity
         self._lock = threading.Lock()
 
@@ -69,9 +73,23 @@ class VectorCache:
             while len(self._data) > self._capacity:
                 self._data.popitem(last=False)
 
+    def get_pair(self, key: tuple[tuple[str, ...], tuple[str, ...]]) -> np.ndarray | None:
+        with self._lock:
+            found = self._pairs.get(key)
+            if found is not None:
+                self._pairs.move_to_end(key)
+            return found
+
+    def put_pair(self, key: tuple[tuple[str, ...], tuple[str, ...]], sims: np.ndarray) -> None:
+        with self._lock:
+            self._pairs[key] = sims
+            while len(self._pairs) > self._capacity:
+                self._pairs.popitem(last=False)
+
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+            self._pairs.clear()
 
     def __len__(self) -> int:
         with self._lock:
@@ -253,6 +271,28 @@ class CachedEncoder:
                 lookup.update(zip(todo, fresh, strict=True))
             cached = [v if v is not None else lookup[t] for t, v in zip(texts, cached, strict=True)]
         return np.array(cached, dtype=np.float32)
+
+    def similarity(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+        """Cosine similarity of every text of ``a`` with every text of ``b``: ``(len(a),
+        len(b))`` float32, read-only (one cached matrix is shared by every caller).
+
+        Why: a reasoner compares the same texts again and again (a request's options with the
+        same memories when it decides whether to ask and again when it acts, and in every
+        later iteration); a repeated pair of lists then costs a dictionary lookup instead of
+        gathering vectors and a matrix product.
+        """
+        key = (tuple(a), tuple(b))
+        found = self._cache.get_pair(key)
+        if found is not None:
+            return found
+        if not a or not b:
+            sims = np.zeros((len(a), len(b)), dtype=np.float32)
+        else:
+            vectors = self.encode([*a, *b])
+            sims = np.ascontiguousarray(vectors[: len(a)] @ vectors[len(a) :].T)
+        sims.setflags(write=False)
+        self._cache.put_pair(key, sims)
+        return sims
 
 
 def _sha256(data: bytes) -> str:

@@ -187,3 +187,23 @@ def test_the_disk_cache_location_follows_the_environment(
     monkeypatch.delenv(CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_cache_dir() == tmp_path / "pahf" / "embeddings"
+
+
+def test_similarity_is_the_cosine_matrix_and_a_repeat_costs_no_encoding() -> None:
+    encoder = HashingEncoder(64)
+    a, b = ["green tea", "black coffee"], ["tea", "coffee", "water"]
+    sims = encoder.similarity(a, b)
+    vectors = encoder.encode([*a, *b])
+    assert sims.shape == (2, 3) and sims.dtype == np.float32
+    assert np.allclose(sims, vectors[:2] @ vectors[2:].T)
+    with pytest.raises(ValueError):  # shared between callers: nobody may change it
+        sims[0, 0] = 1.0
+    calls: list[list[str]] = []
+    real = encoder.encode
+    encoder.encode = lambda texts: calls.append(list(texts)) or real(texts)  # type: ignore[method-assign]
+    assert encoder.similarity(a, b) is sims and not calls
+    assert encoder.similarity(b, a).shape == (3, 2) and calls  # another pair is computed
+    assert encoder.similarity([], b).shape == (0, 3)
+    encoder.clear_cache()
+    calls.clear()
+    assert np.array_equal(encoder.similarity(a, b), sims) and calls
