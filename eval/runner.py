@@ -379,9 +379,9 @@ def _user_tasks(
 
 def _only_users(bench: Benchmark, users: set[str]) -> Benchmark:
     """``bench`` with the episodes and personas of ``users`` only: what a task needs, since
-    every task is pickled to its worker process (the whole data took ~0.6 s to unpickle, per
-    task). Every domain keeps those users, so pools keyed by user, like the noisy feedback's
-    statements, are the same as over the whole data."""
+    every task is pickled to its worker process, and unpickling the whole data for every task
+    was a visible share of a run. Every domain keeps those users, so pools keyed by user, like
+    the noisy feedback's statements, are the same as over the whole data."""
     return bench.model_copy(
         update={
             "episodes": {

@@ -253,8 +253,8 @@ class CachedEncoder:
         cached = self._cache.get_many(texts)
         if all(v is not None for v in cached):
             # The common case: every text was seen before in this process. np.array of 1-d
-            # rows is several times faster than np.stack on the few rows (1-20) a reasoner
-            # asks for at a time, and this runs about ten times per episode.
+            # rows is much faster than np.stack on the few rows a reasoner asks for at a time,
+            # and this runs several times per episode (bench/README.md, section 5).
             return np.array(cached, dtype=np.float32)
         missing = sorted({t for t, v in zip(texts, cached, strict=True) if v is None})
         if missing:

@@ -1,7 +1,7 @@
 """The offline evaluation path does not import what only LLM mode needs.
 
-Every evaluation worker process imports the harness anew; the OpenAI SDK alone costs it about
-a second of CPU (bench/README.md, section 5).
+Every evaluation worker process imports the harness anew, and the OpenAI SDK is a slow import
+(bench/README.md, section 5).
 """
 
 from __future__ import annotations

@@ -326,8 +326,8 @@ def run_decision(
 def _output_errors() -> tuple[type[BaseException], ...]:
     """Exceptions a model call raises when the reply arrived but is unusable (not transport).
 
-    Built on first use: importing the OpenAI SDK costs about a second, which every process
-    that merely imports this module (each evaluation worker, the offline CLI) would pay."""
+    Built on first use: importing the OpenAI SDK is slow, and every process that merely
+    imports this module (each evaluation worker, the offline CLI) would pay for it."""
     errors: list[type[BaseException]] = [ValidationError, OutputParserException, ModelRefusalError]
     try:
         import openai
