@@ -107,6 +107,12 @@ class OfflineReasoner:
     # ------------------------------------------------------------------ helpers
 
     def _sim(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+        """Cosine similarities (read-only), from the encoder's cache of matrices when it has
+        one: the same texts are compared when deciding to ask, when acting, and in every later
+        iteration."""
+        cached = getattr(self.encoder, "similarity", None)
+        if cached is not None:
+            return np.asarray(cached(a, b))
         if not a or not b:
             return np.zeros((len(a), len(b)), dtype=np.float32)
         vectors = self.encoder.encode([*a, *b])
