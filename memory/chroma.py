@@ -19,6 +19,7 @@ import re
 import shutil
 import sqlite3
 import threading
+import time
 import uuid
 import warnings
 import weakref
@@ -279,6 +280,31 @@ def _guarded(method: F) -> F:
             raise translated from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+#: Waits (seconds) before re-asking a Chroma server whose vector index was not on disk yet.
+INDEX_NOT_READY_WAITS = (0.05, 0.1, 0.2, 0.4, 0.8)
+_T = TypeVar("_T")
+
+
+def _index_not_ready(exc: BaseException) -> bool:
+    """A Chroma server answered a query before its new vector index reached its disk (a race
+    of the server, chroma-core/chroma#4212): nothing is damaged, asking again works."""
+    return isinstance(exc, ChromaInternalError) and "nothing found on disk" in str(exc).lower()
+
+
+def read_when_ready(call: Callable[[], _T], server: bool) -> _T:
+    """``call()``, re-asked a few times while a Chroma *server* says its index is not on disk
+    yet. Only reads go through here; a local store missing its index files is damaged and
+    fails at once."""
+    for wait in INDEX_NOT_READY_WAITS if server else ():
+        try:
+            return call()
+        except ChromaInternalError as exc:
+            if not _index_not_ready(exc):
+                raise
+            time.sleep(wait)
+    return call()
 
 
 def _record_metadata(rec: MemoryRecord) -> dict[str, Any]:
@@ -860,10 +886,14 @@ class ChromaPreferenceMemory:
         # No ``where`` filter first (its cost grows with all users' records): over-fetch and
         # drop superseded records here; filter in Chroma only if that left fewer than k.
         wanted = k if include_superseded else k * SEARCH_OVERFETCH
-        res = col.query(
-            query_embeddings=[vector],
-            n_results=wanted,
-            include=["documents", "metadatas", "distances"],
+        server = self.location is not None and is_url(self.location)
+        res = read_when_ready(
+            lambda: col.query(
+                query_embeddings=[vector],
+                n_results=wanted,
+                include=["documents", "metadatas", "distances"],
+            ),
+            server,
         )
         ids = res["ids"][0]
         total = len(ids)
@@ -873,10 +903,13 @@ class ChromaPreferenceMemory:
             # and answering with what is left would tell the agent the user has no such
             # preference. Asked again after counting, a concurrent write cannot look like
             # damage: it only adds to what the second query sees.
-            res = col.query(
-                query_embeddings=[vector],
-                n_results=wanted,
-                include=["documents", "metadatas", "distances"],
+            res = read_when_ready(
+                lambda: col.query(
+                    query_embeddings=[vector],
+                    n_results=wanted,
+                    include=["documents", "metadatas", "distances"],
+                ),
+                server,
             )
             ids = res["ids"][0]
         if len(ids) < wanted and len(ids) < total:
