@@ -231,7 +231,7 @@ def judge(
     nobody = math.prod(1.0 - v.acceptable for v in views)
     # Ties broken by a stable hash of the request and option, so no position is favoured.
     best = (
-        max(views, key=lambda v: (round(v.value, 9), _tiebreak(request, v.candidate.id)))
+        max(views, key=lambda v: (round(v.value, 9), tiebreak(request, v.candidate.id)))
         if views
         else None
     )
@@ -254,7 +254,8 @@ def judge(
     return Judgement(views, abstain, nobody, rate, chosen, sure)
 
 
-def _tiebreak(request: Request, candidate_id: str) -> str:
+def tiebreak(request: Request, candidate_id: str) -> str:
+    """A stable, position-free order key for equal scores (both kinds of request use it)."""
     return hashlib.sha256(f"{request.situation()}|{candidate_id}".encode()).hexdigest()
 
 

@@ -27,7 +27,6 @@ preference per memory: see :mod:`pahf.reasoners.features` and :meth:`OfflineReas
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections.abc import Sequence
@@ -302,11 +301,9 @@ class OfflineReasoner:
     @staticmethod
     def _ranked(request: Request, scores: dict[str, float]) -> list[str]:
         """Candidates best first; ties broken by a stable hash so no position is favoured."""
-
-        def tiebreak(cid: str) -> str:
-            return hashlib.sha256(f"{request.situation()}|{cid}".encode()).hexdigest()
-
-        return sorted(scores, key=lambda cid: (-round(scores[cid], 6), tiebreak(cid)))
+        return sorted(
+            scores, key=lambda cid: (-round(scores[cid], 6), features.tiebreak(request, cid))
+        )
 
     # ------------------------------------------------------------------ decisions
 
