@@ -119,3 +119,60 @@ def test_the_same_words_in_another_order_are_a_change_not_a_restatement(
     assert [(op.kind, op.target_id) for op in ops] == [("supersede", "m-1")]
     again = Turn(kind="clarification", text="In the morning, I prefer salty drinks, not sweet.")
     assert [op.kind for op in reasoner.learn(request, again, [stored])] == ["reinforce"]
+
+
+PLACE = "Could you put them in the right place?"
+
+
+def _placement(task: str) -> Request:
+    return Request(
+        request_id="r-place", user_id="u", task=f"{task} {PLACE}", context="",
+        candidates=[Candidate(id=t, text=t) for t in ("top shelf", "middle shelf", "low shelf")],
+    )
+
+
+def test_the_memory_sharing_the_situations_rare_words_decides(
+    reasoner: OfflineReasoner,
+) -> None:
+    # Without the context label, the shared request template makes every placement memory
+    # look alike; "pre-workout" is what tells this one apart.
+    memories = [
+        _memory("For pre-workout snacks, I want the top shelf.",
+                f"I need my pre-workout items together. {PLACE}", mid="m-workout"),
+        *(
+            _memory(f"For {things}, I want the {shelf}.",
+                    f"I want my {things} stored in their designated area. {PLACE}",
+                    mid=f"m-{index}")
+            for index, (things, shelf) in enumerate(
+                [("drinks", "middle shelf"), ("books", "low shelf"), ("spices", "middle shelf"),
+                 ("cleaning supplies", "low shelf"), ("teas", "middle shelf")]
+            )
+        ),
+    ]
+    request = _placement("I want my pre-workout snacks stored in their designated area.")
+    assert reasoner.choose(request, memories, []).candidate_id == "top shelf"
+
+
+def test_loosely_related_refusals_do_not_outvote_this_situations_liking(
+    reasoner: OfflineReasoner,
+) -> None:
+    drink = "Could you bring me something to drink?"
+    memories = [
+        _memory("When thirsty, I prefer ice water.", f"I'm really thirsty right now. {drink}",
+                confidence=2.0, mid="m-thirsty"),
+        _memory("Not the cold peppermint tea. When sick, I prefer hot ginger tea, not cold "
+                "beverages.", f"I'm feeling sick and have a fever. {drink}", confidence=2.0,
+                mid="m-sick"),
+        _memory("Not the room temperature water. When it's cold outside, I prefer hot tea.",
+                f"It's freezing outside and I just came in. {drink}", confidence=2.0,
+                mid="m-cold"),
+        _memory("Not the cold chamomile tea. In the evening, I prefer warm herbal blend, not "
+                "cold.", f"It's 8 PM and I want something to drink to unwind. {drink}",
+                confidence=2.0, mid="m-evening"),
+    ]
+    request = Request(
+        request_id="r-parched", user_id="u", context="",
+        task=f"I just finished exercising and I'm parched. {drink}",
+        candidates=[Candidate(id=t, text=t) for t in ("cold water", "hot water", "apple slices")],
+    )
+    assert reasoner.choose(request, memories, []).candidate_id == "cold water"

@@ -46,6 +46,7 @@ from pahf.reasoners.phrases import (
     parse_preferences,
     preference_sentences,
 )
+from pahf.reasoners.situations import distinctive_overlap
 from pahf.request import Candidate, Request
 
 
@@ -62,6 +63,9 @@ class OfflineReasonerConfig:
     # situations' memories point one way (in learning, a question is cheaper than a mistake).
     sure_relevance: float = 0.8
     relevance_temperature: float = 0.04  # how fast less relevant memories are discounted
+    # Share of relevance that comes from the rare words two situations share (see
+    # :mod:`pahf.reasoners.situations`) rather than from the embedding's cosine.
+    word_weight: float = 0.4
     # A feature and a phrase this close start to count; from match_full on they count fully
     # (paraphrases like "chilled water with ice" / "ice-cold water" sit around 0.6).
     match_floor: float = 0.3
@@ -132,6 +136,14 @@ class OfflineReasoner:
         by_task = self._sim([task], [t for _, t in pairs])[0]
         return np.asarray(0.5 * (by_context + by_task))
 
+    def _ranking(self, situation: str, topics: Sequence[str], rel: np.ndarray) -> np.ndarray:
+        """Which memories are most about this situation, for discounting the others: the
+        meaning's relevance blended with the rare words the situations share."""
+        w = self.config.word_weight
+        if w <= 0.0:
+            return rel
+        return np.asarray((1.0 - w) * rel + w * distinctive_overlap(situation, topics))
+
     def _relevant(
         self, request: Request, memories: Sequence[RetrievedMemory]
     ) -> list[tuple[MemoryRecord, float, float]]:
@@ -140,13 +152,15 @@ class OfflineReasoner:
         active = [m.record for m in memories if m.record.status == "active"]
         if not active:
             return []
-        rel = self._relevance(request.situation(), [self._topic(r) for r in active])
-        best = float(rel.max())
+        topics = [self._topic(r) for r in active]
+        rel = self._relevance(request.situation(), topics)
+        rank = self._ranking(request.situation(), topics, rel)
+        best = float(rank.max())
         out = []
-        for record, r in zip(active, rel, strict=True):
+        for record, r, k in zip(active, rel, rank, strict=True):
             if r < cfg.min_relevance:
                 continue
-            discount = math.exp((float(r) - best) / cfg.relevance_temperature)
+            discount = math.exp((float(k) - best) / cfg.relevance_temperature)
             closeness = min(
                 1.0, (float(r) - cfg.min_relevance) / (cfg.full_relevance - cfg.min_relevance)
             )
@@ -272,8 +286,7 @@ class OfflineReasoner:
         liked: dict[str, float] = {c.id: 0.0 for c in request.candidates}
         refused: dict[str, float] = {c.id: 0.0 for c in request.candidates}
         for row, (cid, _) in enumerate(features):
-            net = 0.0
-            backers: list[str] = []
+            opinions: list[tuple[str, float, float]] = []  # (memory id, value, weight)
             for memory_id, cols in groups.items():
                 s = sims[row, cols]
                 best = float(s.max())
@@ -283,7 +296,15 @@ class OfflineReasoner:
                 share /= share.sum()
                 strength = self._match(s) * aboutness[row, cols]
                 value = float((share * polarity[cols] * strength).sum())
-                value *= evidence[cols[0]].weight
+                opinions.append((memory_id, value, evidence[cols[0]].weight))
+            # The memory most about this situation that has an opinion on this feature
+            # speaks for it; memories less about the situation count in proportion again,
+            # so many loosely related remarks do not outvote the one about this situation.
+            top = max((w for _m, v, w in opinions if abs(v) > 0.05), default=0.0)
+            net = 0.0
+            backers: list[str] = []
+            for memory_id, value, w in opinions:
+                value *= w * (min(1.0, w / top) if top > 0 else 1.0)
                 net += value
                 if value > 0:
                     backers.append(memory_id)

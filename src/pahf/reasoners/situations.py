@@ -1,0 +1,73 @@
+"""How much two situations share the words that tell situations apart, without an LLM.
+
+Requests of one benchmark share templates ("Could you put it in the right place?"), so an
+embedding of the whole request is dominated by the template: "I want my pre-workout snacks
+stored" sits closer to "I want my beverages stored" than to the request that taught the
+pre-workout preference in other words. Words that occur in every situation this user has
+spoken about carry nothing; words few of them share ("pre-workout", "famished", "guests")
+carry the situation. So the words are weighted by their rarity among the situations compared
+(an inverse document frequency over this request's and the memories' topics: a pure function
+of what the reasoner is shown, no state).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+
+_WORD = re.compile(r"[a-z][a-z'-]*[a-z]|[a-z]")
+# Function words: they say nothing about a situation in any benchmark.
+_FUNCTION_WORDS = frozenset(
+    (
+        "a", "an", "the", "and", "or", "but", "of", "for", "in", "on", "at", "to", "from", "with",
+        "by", "as", "is", "are", "was", "be", "been", "am", "it", "its", "it's", "this", "that",
+        "these", "those", "my", "me", "i", "i'm", "i'd", "i've", "you", "your", "we", "our",
+        "they", "their", "them", "he", "she", "his", "her", "could", "can", "would", "will",
+        "should", "please", "some", "something", "anything", "any", "just", "so", "very", "do",
+        "does", "did", "have", "has", "had", "get", "put", "bring", "give", "want", "need", "like",
+    )
+)
+_SUFFIX = re.compile(r"(?:ing|ed|es|e|s)$")
+
+
+@lru_cache(maxsize=50_000)
+def situation_words(text: str) -> frozenset[str]:
+    """The content words of a situation, crudely stemmed ("snacks" / "snack")."""
+    out = set()
+    for word in _WORD.findall(text.lower()):
+        if word in _FUNCTION_WORDS:
+            continue
+        out.add(_SUFFIX.sub("", word) if len(word) > 4 else word)
+    return frozenset(out)
+
+
+def distinctive_overlap(situation: str, topics: Sequence[str]) -> np.ndarray:
+    """For each topic, the cosine of its and the situation's word sets, each word weighted by
+    its inverse frequency among the situation and the distinct topics (0 when nothing rare is
+    shared)."""
+    if not topics:
+        return np.zeros(0)
+    query = situation_words(situation)
+    distinct = {situation, *topics}
+    counts: Counter[str] = Counter(w for text in distinct for w in situation_words(text))
+    n = len(distinct)
+
+    def weight(word: str) -> float:
+        return math.log((n + 1) / (counts[word] + 1)) ** 2
+
+    query_norm = math.sqrt(sum(weight(w) for w in query))
+    out = np.zeros(len(topics))
+    if query_norm == 0.0:
+        return out
+    for i, topic in enumerate(topics):
+        words = situation_words(topic)
+        shared = sum(weight(w) for w in query & words)
+        if shared == 0.0:
+            continue
+        out[i] = shared / (query_norm * math.sqrt(sum(weight(w) for w in words)))
+    return out

@@ -1,0 +1,36 @@
+"""Rare shared words tell situations apart where a shared request template does not."""
+
+from __future__ import annotations
+
+import pytest
+
+from pahf.reasoners.situations import distinctive_overlap, situation_words
+
+TEMPLATE = "Could you put them in the right place?"
+TOPICS = [
+    f"I want my pre-workout snacks stored in their designated area. {TEMPLATE}",
+    f"I want my beverages stored in their designated area. {TEMPLATE}",
+    f"I need to store these crackers in my usual spot. {TEMPLATE}",
+]
+
+
+def test_words_are_content_words_crudely_stemmed() -> None:
+    assert situation_words("Could you bring me the snacks?") == {"snack"}
+    assert situation_words("stored in the store") == {"stor"}
+
+
+def test_the_topic_sharing_a_rare_word_ranks_first() -> None:
+    request = f"I'm putting away my pre-workout bars. {TEMPLATE}"
+    overlap = distinctive_overlap(request, TOPICS)
+    assert overlap[0] > 0.1
+    assert overlap[1] == overlap[2] == 0.0
+
+
+def test_words_every_situation_shares_count_for_nothing() -> None:
+    # Only the template is shared, and every topic has it: no overlap at all.
+    assert distinctive_overlap(f"Hello. {TEMPLATE}", TOPICS) == pytest.approx([0.0, 0.0, 0.0])
+
+
+def test_identical_situations_overlap_fully_and_no_topics_is_empty() -> None:
+    assert distinctive_overlap(TOPICS[2], TOPICS)[2] == pytest.approx(1.0)
+    assert distinctive_overlap("anything", []).shape == (0,)
