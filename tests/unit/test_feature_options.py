@@ -108,6 +108,21 @@ def test_it_asks_about_the_unknown_features_only(reasoner: OfflineReasoner) -> N
     assert not reasoner.assess(request, everything, []).ambiguous
 
 
+def test_options_known_to_be_equally_fine_are_asked_apart(reasoner: OfflineReasoner) -> None:
+    # A and C are both fully acceptable and neither has a known favourite: choosing between
+    # them is a coin toss, and one of "brass arm" / "clamp base" may be the favourite.
+    request = _lamp()
+    fine = [_memory("I don't want pull chain.", "m-2"), _memory("touch dimmer would be fine.", "m-1"),
+            _memory("brass arm would be fine.", "m-3"), _memory("clamp base would be fine.", "m-4")]
+    assessment = reasoner.assess(request, fine, [])
+    assert assessment.ambiguous
+    assert "brass arm" in assessment.question and "clamp base" in assessment.question
+    assert "touch dimmer" not in assessment.question  # both have it: it tells nothing apart
+    favourite = [*fine, _memory("I like clamp base best.", "m-5", at="2026-02-01T00:00:00+00:00")]
+    assert not reasoner.assess(request, favourite, []).ambiguous
+    assert reasoner.choose(request, favourite, []).candidate_id == "C"
+
+
 def test_after_a_change_of_taste_older_memories_are_asked_about_again(
     reasoner: OfflineReasoner,
 ) -> None:

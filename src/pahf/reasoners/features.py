@@ -130,7 +130,9 @@ class Judgement:
     sure: float  # probability the choice is right, as far as the statements tell
 
     def question_features(self) -> list[str]:
-        """Unknown features of the options still in play, most promising option first."""
+        """Unknown features of the options still in play, most promising option first; then,
+        when several options are equally good, the merely acceptable features that tell them
+        apart (one of them may be a favourite nobody asked about)."""
         out: list[str] = []
         for view in sorted(self.options, key=lambda v: -v.value):
             if view.acceptable <= 0.0:
@@ -138,7 +140,23 @@ class Judgement:
             for feature in view.unknown:
                 if feature not in out:
                     out.append(feature)
+        tied = self.tied()
+        if len(tied) > 1:
+            everywhere = set.intersection(*(set(v.candidate.attributes) for v in tied))
+            for view in tied:
+                for feature, weight in view.liked.items():
+                    if weight < STRONG and feature not in everywhere and feature not in out:
+                        out.append(feature)
         return out[:QUESTION_FEATURES]
+
+    def tied(self) -> list[OptionView]:
+        """The acceptable options as good as the chosen one, as far as anything is known."""
+        chosen = next((v for v in self.options if v.candidate.id == self.chosen), None)
+        if chosen is None or chosen.acceptable <= 0.0:
+            return []
+        return [
+            v for v in self.options if v.acceptable > 0.0 and abs(v.value - chosen.value) < 1e-9
+        ]
 
 
 def _status(
@@ -250,6 +268,14 @@ def judge(
             and v.favourites + len(v.unknown) > best.favourites
         ]
         sure = best.acceptable * math.prod(1.0 - v.acceptable for v in beaten)
+        # Options known to be exactly as good are a coin toss unless what tells them apart
+        # is known to be only acceptable everywhere.
+        equal = [
+            v
+            for v in views
+            if v is not best and v.acceptable > 0.0 and abs(v.value - best.value) < 1e-9
+        ]
+        sure /= 1 + len(equal)
         chosen = best.candidate.id
     return Judgement(views, abstain, nobody, rate, chosen, sure)
 
