@@ -172,7 +172,7 @@ def test_full_episode_with_memory_on_the_server(chroma_server: ChromaServer) -> 
     second = _episode(graph, {**DRINK, "request_id": "d2"}, "erin-2", ctx, [""])
     assert second["clarifications"] == []
     assert second["action"].candidate_id == "coffee"
-    assert sorted(r.status for r in store.list("erin")) == ["active", "superseded"]
+    assert sorted(r.status for r in store.get_all("erin")) == ["active", "superseded"]
 
 
 def test_deployed_graph_opens_the_server_named_in_the_run_context(
@@ -186,4 +186,4 @@ def test_deployed_graph_opens_the_server_named_in_the_run_context(
                    ["ice water please", ""])  # fmt: skip
     assert [op.kind for op in out["memory_ops"]] == ["add"]  # the answer; accepting it in the same request adds no confirmation
     on_server = ChromaPreferenceMemory(chroma_server.url)  # default namespace and embedder
-    assert [r.text for r in on_server.list(user)] == ["ice water please"]
+    assert [r.text for r in on_server.get_all(user)] == ["ice water please"]

@@ -176,7 +176,7 @@ def memory_of(store: Any) -> dict[str, list[list[Any]]]:
                 *(r.id, r.text, r.topic, r.status, r.confidence, r.supersedes, r.superseded_by),
                 [[h.event, h.detail] for h in r.history],
             ]
-            for r in store.list(user)
+            for r in store.get_all(user)
         )
         for user in store.users()
     }

@@ -130,7 +130,7 @@ def test_episode_over_the_server_writes_memory(tmp_path: Path) -> None:
 
     # Stopped: nobody else has the embedded store open. It is where PAHF_MEMORY pointed.
     store = ChromaPreferenceMemory(str(server.memory_dir))
-    records = {r.id: r for r in store.list("alice")}
+    records = {r.id: r for r in store.get_all("alice")}
     added, newest = ops[0]["memory_id"], ops[1]["memory_id"]
     assert set(records) == {added, newest}
     assert records[added].text == ANSWER and records[added].status == "superseded"
@@ -189,8 +189,8 @@ def test_one_deployed_graph_serves_users_with_different_switches(
     # The memory the server wrote is on the Chroma server named in the context, per user.
     on_server = ChromaPreferenceMemory(chroma_server.url)
     assert on_server.users() == ["alice", "bob"]
-    assert [r.text for r in on_server.list("alice")] == [ANSWER]
-    assert [r.text for r in on_server.list("bob")] == [CORRECTION]
+    assert [r.text for r in on_server.get_all("alice")] == [ANSWER]
+    assert [r.text for r in on_server.get_all("bob")] == [CORRECTION]
     # ...and not in the server's default store.
     assert not (langgraph_server.memory_dir / "chroma.sqlite3").exists()
 

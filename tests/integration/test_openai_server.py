@@ -238,7 +238,7 @@ def test_full_episodes_through_the_compiled_graph(stub: Stub) -> None:
     assert (tracker.snapshot().total.input_tokens, tracker.snapshot().total.output_tokens) == (
         reported(stub)
     )
-    active = memory.list("alex", include_superseded=False)
+    active = memory.get_all("alex", include_superseded=False)
     assert [r.text for r in active] == ["When dehydrated, Alex now wants orange juice."]
     assert stub.log()["pending"] == 0
 

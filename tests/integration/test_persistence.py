@@ -79,7 +79,7 @@ def check_conversation(reports: list[dict[str, Any]]) -> None:
 def check_store(store: ChromaPreferenceMemory, reports: list[dict[str, Any]]) -> None:
     added = reports[1]["memory_ops"][0]["memory_id"]
     newest = reports[2]["memory_ops"][1]["memory_id"]
-    records = {r.id: r for r in store.list("dana")}
+    records = {r.id: r for r in store.get_all("dana")}
     assert set(records) == {added, newest}  # no duplicate from any re-run
     assert records[added].status == "superseded" and records[added].superseded_by == newest
     assert records[newest].text == CORRECTION
