@@ -7,12 +7,16 @@ How it decides:
   ("bring me a drink"). Memories below ``min_relevance`` are ignored, weights grow up to
   ``full_relevance``, and memories much less relevant than the best one are discounted
   exponentially, so "when dehydrated: ice water" beats "favourite drink: coffee" for a
-  dehydrated request;
+  dehydrated request. Which one is "the best" also weighs the rare words two situations share
+  (:mod:`pahf.reasoners.situations`): without a context label, a request's template says
+  little and "pre-workout" says much;
 * **candidate score** = for each of the candidate's features and each usable memory, the
   polarity of the memory's phrases (see :mod:`pahf.reasoners.phrases`) the feature resembles,
   softly assigned (a feature goes to the phrase it is closest to; a phrase counts mostly for the
-  candidate it describes best), scaled by match strength and memory weight. A feature with a net
-  refusal makes the whole candidate unacceptable, below "no opinion";
+  candidate it describes best), scaled by match strength and memory weight, and by that
+  weight again relative to the memory most about this situation that has an opinion on the
+  feature. A feature with a net refusal makes the whole candidate unacceptable, below "no
+  opinion";
 * **ambiguous** = the best candidate is not ahead of the runner-up by a margin (covers "no
   relevant memory" and "memory cannot separate these candidates"), or the memories that decide
   were learned in other situations only (asking costs less than a wrong guess while learning);
