@@ -68,7 +68,7 @@ class World:
         return {"configurable": {"thread_id": f"t-{next(self._threads)}"}}
 
     def snapshot(self) -> dict[str, list[dict[str, Any]]]:
-        return {u: [r.model_dump() for r in self.store.list(u)] for u in self.store.users()}
+        return {u: [r.model_dump() for r in self.store.get_all(u)] for u in self.store.users()}
 
     def start(self, request: Any, cfg: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = self.graph.invoke({"request": request}, cfg, context=RunContext())

@@ -181,7 +181,7 @@ def test_a_chat_conversation_asks_acts_learns_and_answers_the_next_request_from_
     summary = last_ai(out)
     assert "Done: Bring me a drink -> **ice water**" in summary
     assert f'remembered: "{ANSWER}"' in summary
-    assert [r.text for r in chat.store.list(CHAT_USER)] == [ANSWER]
+    assert [r.text for r in chat.store.get_all(CHAT_USER)] == [ANSWER]
 
     # A second request on the same thread is answered from memory: no question.
     out = chat.say(DRINK.replace("Bring me", "Get me"), cfg)
@@ -219,13 +219,13 @@ def test_no_input_bricks_a_thread(chat: Chat, inp: dict[str, Any], said: str) ->
     first = chat.say(DRINK, cfg)  # a thread with a finished request on it
     chat.resume("ice water", cfg)
     chat.resume("", cfg)
-    before = [r.model_dump() for r in chat.store.list(CHAT_USER)]
+    before = [r.model_dump() for r in chat.store.get_all(CHAT_USER)]
     for _ in range(2):  # the same bad input twice: each time a message, never an error
         out = chat.graph.invoke(inp, cfg, context=RunContext())
         assert said in last_ai(out) and "__interrupt__" not in out
         assert chat.graph.get_state(cfg).next == ()
     assert len(list(chat.graph.get_state_history(cfg))) > 3
-    assert [r.model_dump() for r in chat.store.list(CHAT_USER)] == before
+    assert [r.model_dump() for r in chat.store.get_all(CHAT_USER)] == before
     out = chat.say(DRINK, cfg)
     assert pending(out)["type"] == "feedback"  # learned from the first request
     assert pending(first)["type"] == "question"

@@ -89,7 +89,7 @@ def test_search_matches_exact_ranking_of_active_memories(tmp_path: Path) -> None
     store.supersede("cy", records[0].id, NewMemory(text="no more tea for me", topic="drinks"))
     query = "drinks: something like coffee or tea"
     got = [m.record.text for m in store.search("cy", query, k=4)]
-    active = [r for r in store.list("cy", include_superseded=False)]
+    active = [r for r in store.get_all("cy", include_superseded=False)]
     vectors = store.encoder.encode([query, *(f"{r.topic}. {r.text}" for r in active)])
     sims = vectors[1:] @ vectors[0]
     expected = [active[i].text for i in np.argsort(-sims)[:4]]
@@ -101,8 +101,8 @@ def test_list_without_superseded_filters_them(tmp_path: Path) -> None:
     store = _store(tmp_path)
     first = store.add("dee", NewMemory(text="I like jazz", topic="music"))
     store.supersede("dee", first.id, NewMemory(text="I like blues now", topic="music"))
-    assert [r.text for r in store.list("dee", include_superseded=False)] == ["I like blues now"]
-    assert len(store.list("dee")) == 2
+    assert [r.text for r in store.get_all("dee", include_superseded=False)] == ["I like blues now"]
+    assert len(store.get_all("dee")) == 2
 
 
 def _log_indexes(path: Path) -> list[str]:

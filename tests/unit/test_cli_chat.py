@@ -97,7 +97,7 @@ def test_offline_chat_asks_learns_and_remembers(
     assert prompts.count("your answer> ") == 2
     # The memory outlives the session.
     reopened = ChromaPreferenceMemory(store)
-    assert [r.text for r in reopened.list("alex")] == [
+    assert [r.text for r in reopened.get_all("alex")] == [
         "When I'm dehydrated I want ice-cold water, not hot drinks."
     ]
 

@@ -53,7 +53,7 @@ def test_subgraph_app_learns_then_uses_the_preference(
         "assistant: Done: ice water (noted: ice water please, never coffee when I am dehydrated)",
         "assistant: Done: ice water",
     ]
-    [record] = hashing_memory.list("alice")
+    [record] = hashing_memory.get_all("alice")
     assert record.text == "ice water please, never coffee when I am dehydrated"
 
 
@@ -98,7 +98,7 @@ def test_tools_agent_records_recalls_and_keeps_users_apart(
     assert transcript[4] == '  tools: ["recall_preferences"]'
     assert transcript[5] == "  agent: Going by what you told me: I prefer ice water when I am dehydrated."
     assert transcript[8] == "  agent: I don't know your preference here yet. What would you like?"
-    [record] = hashing_memory.list("alice")
+    [record] = hashing_memory.get_all("alice")
     assert record.topic == "I am dehydrated"
     assert hashing_memory.users() == ["alice"]
 
@@ -113,7 +113,7 @@ def test_tools_agent_loop_passes_tool_results_back_to_the_model(
     kinds = [type(m) for m in messages]
     assert kinds == [HumanMessage, AIMessage, ToolMessage, AIMessage]
     assert messages[2].status == "success"
-    assert hashing_memory.list("erin")[0].text == "I never want onions on pizza."
+    assert hashing_memory.get_all("erin")[0].text == "I never want onions on pizza."
 
 
 def test_scripted_model_without_tools_just_answers(tools_agent: ModuleType) -> None:

@@ -144,7 +144,7 @@ def test_pahf_loop_learns_stops_asking_and_recovers_from_drift(
         COCONUT,
     )
     assert not t["asked"] and not t["corrected"] and t["action"] == "fresh coconut water"
-    records = minilm_memory.list("alex")
+    records = minilm_memory.get_all("alex")
     old = [r for r in records if r.text == ICE]
     assert len(old) == 1 and old[0].status == "superseded" and old[0].superseded_by
     new = minilm_memory.get("alex", old[0].superseded_by)
@@ -198,8 +198,8 @@ def test_two_users_never_see_each_other(minilm_memory: ChromaPreferenceMemory) -
         "",
     )
     assert t["asked"]  # ann's memory does not answer for ben
-    assert [r.text for r in minilm_memory.list("ann")] == ["I always want herbal tea."]
-    assert [r.text for r in minilm_memory.list("ben")] == ["Black coffee for me."]
+    assert [r.text for r in minilm_memory.get_all("ann")] == ["I always want herbal tea."]
+    assert [r.text for r in minilm_memory.get_all("ben")] == ["Black coffee for me."]
 
 
 def test_no_memory_never_asks_nor_stores(minilm_memory: ChromaPreferenceMemory) -> None:
@@ -279,7 +279,7 @@ def test_an_in_process_human_channel_plays_the_whole_request_in_one_run(
     assert "error" in seen[2] and "error" not in seen[1]
     assert out["action"].candidate_id == "tea" and out["feedback"].accepted
     assert [op.kind for op in out["memory_ops"]] == ["add"]  # its own accept is no confirmation
-    assert [r.text for r in minilm_memory.list("ana")] == [
+    assert [r.text for r in minilm_memory.get_all("ana")] == [
         "In the morning I want green tea, never coffee."
     ]
 
@@ -308,5 +308,5 @@ def test_a_request_without_an_id_keeps_the_one_it_is_given_through_every_turn(
     assert "__interrupt__" not in out
     request_id = out["request"].request_id
     assert request_id and seen == [request_id, request_id]
-    stored = minilm_memory.list("sam", include_superseded=True)
+    stored = minilm_memory.get_all("sam", include_superseded=True)
     assert stored and {r.request_id for r in stored} == {request_id}

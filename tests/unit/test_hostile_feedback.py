@@ -64,7 +64,7 @@ class World:
         self._ids = itertools.count()
 
     def snapshot(self, user: str) -> list[dict[str, Any]]:
-        return [r.model_dump() for r in self.store.list(user)]
+        return [r.model_dump() for r in self.store.get_all(user)]
 
     def request(self, user: str) -> tuple[dict[str, Any], dict[str, Any]]:
         n = next(self._ids)
@@ -121,7 +121,7 @@ def test_hostile_answers_and_corrections_stay_this_users_bounded_text(
     assert WORLD.snapshot("bob") == bob_before and WORLD.snapshot("carol") == carol_before
     assert CONTEXT.model_dump() == context_before
     # What was stored is this user's, in this user's words, bounded.
-    records = WORLD.store.list(user)
+    records = WORLD.store.get_all(user)
     said = words(answer) | words(correction)
     for rec in records:
         assert rec.user_id == user
@@ -159,10 +159,10 @@ def test_oversized_feedback_is_refused_and_just_under_the_limit_is_truncated() -
     out = WORLD.graph.invoke(Command(resume=huge), cfg, context=CONTEXT)
     prompt = out["__interrupt__"][0].value
     assert prompt["type"] == "question" and "20000" in prompt["error"]
-    assert WORLD.store.list(user) == []
+    assert WORLD.store.get_all(user) == []
     long_but_allowed = ("I want the thick novel, " + "really " * 3000)[:19_999]
     out = WORLD.graph.invoke(Command(resume=long_but_allowed), cfg, context=CONTEXT)
-    [record] = WORLD.store.list(user)
+    [record] = WORLD.store.get_all(user)
     assert len(record.text) == MAX_MEMORY_CHARS and long_but_allowed.startswith(record.text)
 
 
@@ -239,7 +239,7 @@ def test_a_compromised_reasoners_oversized_memory_is_bounded() -> None:
     req, cfg = WORLD.request("alice-big")
     graph.invoke({"request": req}, cfg, context=CONTEXT)
     graph.invoke(Command(resume="whatever"), cfg, context=CONTEXT)
-    [record] = WORLD.store.list("alice-big")
+    [record] = WORLD.store.get_all("alice-big")
     assert len(record.text) == MAX_MEMORY_CHARS and record.user_id == "alice-big"
 
 
@@ -268,5 +268,5 @@ def test_memory_tools_ignore_a_user_id_smuggled_into_the_arguments() -> None:
         },
         config=config,
     )
-    assert [r.text for r in WORLD.store.list("alice-tools")] == ["I like thick novels"]
+    assert [r.text for r in WORLD.store.get_all("alice-tools")] == ["I like thick novels"]
     assert WORLD.snapshot("bob") == bob_before

@@ -223,7 +223,7 @@ def test_full_episodes_ask_clear_and_correction_paths_with_call_counts(
     # The re-choice sees the answer and the memory just stored.
     assert "I want ice-cold water, lots of ice." in script.prompt(2)
     assert "M1: When dehydrated, Alex wants ice-cold water." in script.prompt(2)
-    [stored] = memory.list("alex")
+    [stored] = memory.get_all("alex")
     assert (stored.text, stored.topic, stored.source) == (
         "When dehydrated, Alex wants ice-cold water.",
         "Dehydrated: Could you bring me something to drink?",
@@ -259,7 +259,7 @@ def test_full_episodes_ask_clear_and_correction_paths_with_call_counts(
         "ingest_feedback": 1,
     }
     assert "these days I want orange juice" in script.prompt(1)
-    records = {r.text: r for r in memory.list("alex")}
+    records = {r.text: r for r in memory.get_all("alex")}
     old = records["When dehydrated, Alex wants ice-cold water."]
     new = records["When dehydrated, Alex now wants orange juice."]
     assert old.status == "superseded" and old.superseded_by == new.id
@@ -388,7 +388,7 @@ def test_failed_learn_leaves_memory_untouched(memory: ChromaPreferenceMemory) ->
     graph = build_graph(LLMReasoner(mock_openai(script)), memory, memory_checkpointer())
     ctx = RunContext(user_id="u")
     run_episode(graph, drink_request(), ["ice-cold water please", ""], ctx, UsageTracker())
-    before = [r.model_dump() for r in memory.list("u")]
+    before = [r.model_dump() for r in memory.get_all("u")]
     # Supersede a memory id the model was never shown, twice: invalid both times.
     script.add(
         Reply(assess(False, "A")),
@@ -401,7 +401,7 @@ def test_failed_learn_leaves_memory_untouched(memory: ChromaPreferenceMemory) ->
     assert "revises_memory_id 'm-unknown': Input should be 'M1'" in str(info.value)
     # The raw replies of the failed attempts are kept for the episode record.
     assert [json.loads(r)["revises_memory_id"] for r in info.value.replies] == ["M7", "m-unknown"]
-    assert [r.model_dump() for r in memory.list("u")] == before
+    assert [r.model_dump() for r in memory.get_all("u")] == before
 
 
 def test_http_errors_become_call_errors_without_retrying_output(

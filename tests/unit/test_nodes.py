@@ -214,7 +214,7 @@ def test_ask_user_interrupts_then_stores_the_answer(services: Any) -> None:
     assert memory.count("alice") == 0  # a malformed resume stores nothing
     out = graph.invoke(Command(resume="Tea, always"), cfg)
     assert out["questions_asked"] == 1 and out["clarifications"][0].text == "Tea, always"
-    assert [r.text for r in memory.list("alice")] == ["Tea, always"]
+    assert [r.text for r in memory.get_all("alice")] == ["Tea, always"]
     assert reasoner.turns[0].kind == "clarification"
 
 

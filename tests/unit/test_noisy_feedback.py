@@ -134,7 +134,7 @@ def test_accepting_reinforces_the_memories_behind_the_action_once(
     bob = store.add("bob", NewMemory(text="Bob wants coffee in the morning", topic="Morning"))
     graph = build_graph(OfflineReasoner(store.encoder), store, memory_checkpointer())
     prompt = teach(graph, 0, TEA)
-    [tea] = store.list("ana")
+    [tea] = store.get_all("ana")
     assert prompt["type"] == "feedback" and prompt["action"]["candidate_id"] == "tea"
     assert prompt["action"]["memory_ids"] == [tea.id]
     out = finish(graph, 0, "")
@@ -163,7 +163,7 @@ def test_confirmations_stop_at_the_confidence_ceiling(
     for n in range(6):
         teach(graph, n, TEA)
         kinds.append([op.kind for op in finish(graph, n, "")["memory_ops"]])
-    [tea] = store.list("ana")
+    [tea] = store.get_all("ana")
     assert tea.confidence == CONFIDENCE_CEILING == 2.0
     assert kinds[0] == ["add"]  # learned (its own request's accept is no confirmation)
     assert kinds[1] == ["reinforce"]  # confirmed by a later request: established
@@ -191,7 +191,7 @@ def test_noise_then_honest_feedback_keeps_the_preference(
         return action
 
     assert [episode(n, "") for n in range(2)] == ["tea", "tea"]
-    [tea] = store.list("ana")
+    [tea] = store.get_all("ana")
     assert episode(2, OTHER_SITUATION) == "tea"  # the noisy correction
     assert store.get("ana", tea.id).status == "active"
     assert episode(3, "") == "tea"
