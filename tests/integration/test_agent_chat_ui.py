@@ -136,7 +136,7 @@ def test_a_person_holds_the_pahf_loop_in_agent_chat_ui(tmp_path: Path) -> None:
     # What the person said is what the server's graph stored: the answer, then the correction
     # superseding it.
     store = ChromaPreferenceMemory(str(server.memory_dir))
-    records = {r.text: r for r in store.list(CHAT_USER)}
+    records = {r.text: r for r in store.get_all(CHAT_USER)}
     assert records[ANSWER].status == "superseded"
     assert records[CORRECTION].status == "active"
     assert records[CORRECTION].supersedes == records[ANSWER].id

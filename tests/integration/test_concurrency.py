@@ -81,7 +81,7 @@ def memory_of(store: ChromaPreferenceMemory, user: str) -> list[tuple[Any, ...]]
             *(r.id, r.user_id, r.text, r.status, r.confidence, r.supersedes, r.superseded_by),
             tuple((h.event, h.detail) for h in r.history),
         )
-        for r in store.list(user)
+        for r in store.get_all(user)
     )
 
 
@@ -149,8 +149,8 @@ def test_concurrent_writes_for_one_user_are_all_kept(
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         written = [i for ids in pool.map(one, range(16)) for i in ids]
-    stored = [r.id for r in store.list(user)]
+    stored = [r.id for r in store.get_all(user)]
     assert sorted(stored) == sorted(set(stored))  # no duplicates
     assert set(written) <= set(stored)  # no lost write
     assert len(written) == len(set(written)) and written  # each op wrote its own record
-    assert all(r.user_id == user for r in store.list(user))
+    assert all(r.user_id == user for r in store.get_all(user))
