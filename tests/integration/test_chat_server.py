@@ -18,7 +18,7 @@ from langgraph_sdk.client import SyncLangGraphClient
 
 from .conftest import LangGraphServer, start_langgraph
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 GRAPH_ID = "pahf"
 DRINK = "Bring me a drink | situation: dehydrated after a run | options: hot coffee; ice water"

@@ -22,7 +22,7 @@ from pahf.reasoners.llm import LLMCallError, LLMReasoner, LLMSettings
 from .test_openai_server import Stub, drink_request
 from .test_openai_server import stub as stub  # a fixture
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _settings(stub: Stub, **kwargs: Any) -> LLMSettings:

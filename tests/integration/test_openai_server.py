@@ -364,6 +364,7 @@ def test_llm_simulated_user_over_http(stub: Stub) -> None:
     assert request["messages"][0]["content"].startswith("You are simulating Alex.")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", ["1", "2"], ids=["in this process", "worker processes"])
 def test_eval_with_the_llm_simulated_user_plays_each_phases_published_persona(
     stub: Stub,

@@ -34,7 +34,7 @@ from pahf.memory.schema import NewMemory
 from .conftest import LangGraphServer, start_langgraph
 from .test_langgraph_server import ANSWER, CORRECTION, GRAPH_ID, drink_request, interrupt_type, run
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ALICE_TOKEN = "alice-" + "a1" * 12
 BOB_TOKEN = "bob-" + "b2" * 12

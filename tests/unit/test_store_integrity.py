@@ -93,6 +93,7 @@ def test_a_second_process_is_refused_naming_the_holder(tmp_path: Path) -> None:
         assert [r.text for r in store.get_all("u")] == ["held by the child"]
 
 
+@pytest.mark.slow
 def test_the_lock_is_released_by_close_and_by_kill_9(tmp_path: Path) -> None:
     path = tmp_path / "store"
     store = _store(path)
