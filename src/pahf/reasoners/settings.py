@@ -173,7 +173,9 @@ class LLMSettings(BaseModel):
         return model
 
     def _chat_openai(self, kwargs: dict[str, Any]) -> BaseChatModel:
-        from langchain_openai import ChatOpenAI
+        # ChatOpenAI whose structured calls skip the OpenAI SDK's request transform, a no-op on
+        # these requests and the largest CPU cost of a call (pahf.reasoners.direct_openai).
+        from pahf.reasoners.direct_openai import DirectChatOpenAI
 
         api_key = (
             self.api_key.get_secret_value() if self.api_key is not None else None
@@ -189,7 +191,7 @@ class LLMSettings(BaseModel):
         kwargs = {**kwargs, "model": self.model_name, "api_key": SecretStr(api_key)}
         if self.base_url:
             kwargs["base_url"] = self.base_url
-        return ChatOpenAI(**kwargs)
+        return DirectChatOpenAI(**kwargs)
 
 
 #: init_chat_model's providers (its documented list), for telling ``provider:model`` from a
