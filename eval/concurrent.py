@@ -25,20 +25,28 @@ from pahf.eval.runner import (
     simulator_for,
 )
 from pahf.memory.chroma import ChromaPreferenceMemory
+from pahf.memory.embeddings import encoder_of
+from pahf.memory.working import WorkingPreferenceMemory
 
 
 def shared_services(
     settings: EvalSettings, benchmarks: Mapping[str, Benchmark] | None = None
 ) -> EvalServices:
-    """The default services with one embedder for every store (the in-memory stores already
-    share the process's one Chroma client) and one reasoner and simulated user, both stateless
-    between calls and so safe to share across threads."""
-    encoder = embedding_factory(settings.embedding)()
+    """The default services with one embedder for every store, and one reasoner and simulated
+    user, both stateless between calls and so safe to share across threads.
+
+    The working stores are :class:`~pahf.memory.working.WorkingPreferenceMemory`, as in a
+    serial run: Chroma's in-memory client holds the GIL through its Rust calls (``upsert``,
+    ``count``, ``query``), which took three quarters of the harness's GIL time with memory on
+    32 threads (bench/README.md, section 6).
+    """
+    function = embedding_factory(settings.embedding)()
+    encoder = encoder_of(function)
     return EvalServices(
-        open_memory=lambda path: ChromaPreferenceMemory(None, embedding_function=encoder),
+        open_memory=lambda path: WorkingPreferenceMemory(encoder),
         make_reasoner=reasoner_factory(settings.reasoner, settings.model),
         simulator=simulator_for(settings.simulator, settings.model, benchmarks),
-        open_archive=lambda path: ChromaPreferenceMemory(path, embedding_function=encoder),
+        open_archive=lambda path: ChromaPreferenceMemory(path, embedding_function=function),
     )
 
 
