@@ -9,7 +9,7 @@ largest single cost of the evaluation harness per model call (a quarter of its C
 in flight, bench/README.md section 6), all of it under the GIL the other users' threads wait on.
 
 :class:`DirectChatOpenAI` posts such a payload as it is, through the same SDK client (its HTTP
-pool, timeout, headers, error types) with the same response parser as ``parse``, so the request
+pool, timeout, headers, error types) with the same checks of the reply as ``parse``, so the request
 on the wire, the message returned and the errors raised are those of ``ChatOpenAI``
 (tests/unit/test_direct_openai.py compares them). Anything else (streaming, tools, the
 Responses API, response headers, the LangSmith gateway, payloads holding more than JSON values)
@@ -30,7 +30,6 @@ from langchain_openai.chat_models.base import (
     _handle_openai_bad_request,
 )
 from openai._base_client import make_request_options
-from openai.lib._parsing._completions import parse_chat_completion
 from openai.types.chat import ChatCompletion
 
 #: Request keys the SDK takes as request options rather than as the JSON body.
@@ -96,11 +95,7 @@ class DirectChatOpenAI(ChatOpenAI):
             extra_query=payload.pop("extra_query", None),
             extra_body=payload.pop("extra_body", None),
             timeout=payload.pop("timeout", openai.NOT_GIVEN),
-            post_parser=lambda raw: parse_chat_completion(
-                response_format=payload["response_format"],
-                chat_completion=raw,
-                input_tools=openai.omit,
-            ),
+            post_parser=_check_finish,
             security={"bearer_auth": True},
         )
         try:
@@ -117,4 +112,21 @@ class DirectChatOpenAI(ChatOpenAI):
         except openai.APIError as e:
             _handle_openai_api_error(e)
             raise
-        return self._create_chat_result(response, {})
+        result = self._create_chat_result(response, {})
+        # What the SDK's parse adds for a JSON-schema response format: nothing parsed (the
+        # reasoner parses), but the key is there.
+        result.generations[0].message.additional_kwargs["parsed"] = None
+        return result
+
+
+def _check_finish(completion: ChatCompletion) -> ChatCompletion:
+    """What ``chat.completions.parse`` checks before returning a JSON-schema reply: a reply cut
+    at the token limit or by a content filter raises, with the completion attached. (Its
+    ``ParsedChatCompletion`` copy, a second model construction, holds nothing more for a
+    JSON-schema format without tools: ``parsed`` is None.)"""
+    for choice in completion.choices:
+        if choice.finish_reason == "length":
+            raise openai.LengthFinishReasonError(completion=completion)
+        if choice.finish_reason == "content_filter":
+            raise openai.ContentFilterFinishReasonError(completion=completion)
+    return completion
