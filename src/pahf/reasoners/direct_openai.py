@@ -11,9 +11,9 @@ in flight, bench/README.md section 6), all of it under the GIL the other users' 
 :class:`DirectChatOpenAI` posts such a payload as it is, through the same SDK client (its HTTP
 pool, timeout, headers, error types), with the checks ``parse`` makes of the reply, so the
 request on the wire, the message returned and the errors raised are those of ``ChatOpenAI``
-(tests/unit/test_direct_openai.py compares them). Anything else (streaming, tools, the
-Responses API, response headers, the LangSmith gateway, payloads holding more than JSON values)
-takes ``ChatOpenAI``'s own path.
+(tests/unit/test_direct_openai.py compares them). Anything else (async calls, streaming,
+tools, the Responses API, response headers, the LangSmith gateway, payloads holding more than
+JSON values) takes ``ChatOpenAI``'s own path.
 """
 
 from __future__ import annotations
