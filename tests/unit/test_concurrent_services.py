@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pahf.eval.concurrent import run_concurrently, shared_services
 from pahf.eval.generator import generate
 from pahf.eval.results import EpisodeRecord
@@ -34,6 +36,7 @@ def test_working_stores_share_one_encoder(tmp_path: Path) -> None:
     assert archive.encoder is one.encoder
 
 
+@pytest.mark.slow  # two evaluation runs end to end
 def test_threads_give_the_records_of_a_serial_run(tmp_path: Path) -> None:
     bench = {"embodied": generate("embodied", users=6, episodes_per_phase=3, seed=3)}
     runs = [
