@@ -4,6 +4,7 @@ request transform; anything it does not handle goes through ChatOpenAI unchanged
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -207,3 +208,13 @@ def test_settings_build_it_and_response_caches_still_match() -> None:
     assert model(DirectChatOpenAI, recorder)._get_llm_string() == model(
         ChatOpenAI, recorder
     )._get_llm_string()
+
+
+def test_without_the_private_helpers_settings_fall_back_to_chat_openai(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A release of the SDK or of langchain-openai that moves a private helper makes the import
+    # fail: the model must still be built, as plain ChatOpenAI.
+    monkeypatch.setitem(sys.modules, "pahf.reasoners.direct_openai", None)
+    chat = LLMSettings.resolve(env={}, model="m", base_url="http://llm.invalid/v1").chat_model()
+    assert type(chat) is ChatOpenAI

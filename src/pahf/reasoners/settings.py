@@ -174,8 +174,18 @@ class LLMSettings(BaseModel):
 
     def _chat_openai(self, kwargs: dict[str, Any]) -> BaseChatModel:
         # ChatOpenAI whose structured calls skip the OpenAI SDK's request transform, a no-op on
-        # these requests and the largest CPU cost of a call (pahf.reasoners.direct_openai).
-        from pahf.reasoners.direct_openai import DirectChatOpenAI
+        # these requests and the largest CPU cost of a call (pahf.reasoners.direct_openai). It
+        # leans on two private helpers of the SDK and langchain-openai: a release that moves
+        # them gets plain ChatOpenAI, slower and otherwise the same.
+        from langchain_openai import ChatOpenAI
+
+        chat_class: type[ChatOpenAI]
+        try:
+            from pahf.reasoners.direct_openai import DirectChatOpenAI
+        except ImportError:
+            chat_class = ChatOpenAI
+        else:
+            chat_class = DirectChatOpenAI
 
         api_key = (
             self.api_key.get_secret_value() if self.api_key is not None else None
@@ -191,7 +201,7 @@ class LLMSettings(BaseModel):
         kwargs = {**kwargs, "model": self.model_name, "api_key": SecretStr(api_key)}
         if self.base_url:
             kwargs["base_url"] = self.base_url
-        return DirectChatOpenAI(**kwargs)
+        return chat_class(**kwargs)
 
 
 #: init_chat_model's providers (its documented list), for telling ``provider:model`` from a
