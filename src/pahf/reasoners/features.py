@@ -30,6 +30,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -56,10 +57,7 @@ def words(text: str) -> list[str]:
 def word_overlap(a: str, b: str) -> float:
     """Dice overlap of the two texts' words (hyphenated words count whole: "in-ear" is not
     "on-ear")."""
-    wa, wb = set(words(a)), set(words(b))
-    if not wa or not wb:
-        return 0.0
-    return 2.0 * len(wa & wb) / (len(wa) + len(wb))
+    return _lexical(a, b)[1]
 
 
 def agreement(feature: str, statement: str, similarity: float) -> float:
@@ -69,9 +67,21 @@ def agreement(feature: str, statement: str, similarity: float) -> float:
     values ("in-ear design" / "on-ear design", "OLED panel" / "QD-OLED panel"), however close
     the embedding model puts them; the price is that a feature named in other words is not
     recognised (see bench/README.md, "tried and dropped")."""
-    if words(feature) == words(statement):
+    same, overlap = _lexical(feature, statement)
+    if same:
         return 1.0
-    return min(similarity, word_overlap(feature, statement))
+    return min(similarity, overlap)
+
+
+@lru_cache(maxsize=1 << 16)
+def _lexical(a: str, b: str) -> tuple[bool, float]:
+    """(same words?, word overlap) of two texts: the word side of :func:`agreement`, a pure
+    function of the two texts, which a run compares again for every option and statement of
+    every request (a user's few hundred pairs, hundreds of thousands of times)."""
+    la, lb = words(a), words(b)
+    wa, wb = set(la), set(lb)
+    overlap = 2.0 * len(wa & wb) / (len(wa) + len(wb)) if wa and wb else 0.0
+    return la == lb, overlap
 
 
 def has_features(request: Request) -> bool:
@@ -187,10 +197,14 @@ def naming(
     ("tough ballistic nylon fabric" is about "ballistic nylon", not "ripstop nylon") from a
     cosine similarity of :data:`PARAPHRASE` on.
     """
-    out = np.zeros((len(features), len(statements)), dtype=np.float32)
-    for i, feature in enumerate(features):
-        for j, statement in enumerate(statements):
-            out[i, j] = agreement(feature, statement.phrase.text, float(similarities[i, j]))
+    shape = (len(features), len(statements))
+    lexical = [_lexical(f, s.phrase.text) for f in features for s in statements]
+    same = np.array([sm for sm, _o in lexical], dtype=bool).reshape(shape)
+    overlap = np.array([o for _sm, o in lexical], dtype=np.float64).reshape(shape)
+    # agreement() of every pair at once: 1 for the same words, else min(similarity, overlap)
+    # (as Python's min picks it: the similarity unless the overlap is lower)
+    sims = np.asarray(similarities, dtype=np.float64).reshape(shape)
+    out = np.where(same, 1.0, np.where(overlap < sims, overlap, sims)).astype(np.float32)
     if not out.size or out.max() >= 1.0:
         return out
     soft: np.ndarray = np.minimum(
