@@ -304,3 +304,39 @@ def test_noisy_feedback_is_the_same_on_worker_processes(tmp_path: Path) -> None:
     assert two.worker_processes == 2
     assert any(r.feedback and "That's not what I wanted." in r.feedback for r in one.records)
     assert _comparable(two.records) == _comparable(one.records)
+
+
+_COUNTING_SCRIPT = """
+import functools
+from pahf.eval.workers import run_in_processes
+
+def play(n, hooks):
+    for _ in range(n):
+        hooks.finished_one()
+    return n
+
+class Bar:
+    advanced = 0
+    def start(self, total, completed):
+        pass
+    def advance(self):
+        self.advanced += 1
+
+if __name__ == "__main__":
+    bar = Bar()
+    results, played = run_in_processes(
+        [functools.partial(play, n) for n in (700, 300, 5)], 2, bar, None
+    )
+    print(results, played, bar.advanced)
+"""
+
+
+def test_worker_processes_report_every_episode_to_the_progress_bar(tmp_path: Path) -> None:
+    """Progress comes from the workers' shared episode counter: every episode shows, once."""
+    script = tmp_path / "count.py"
+    script.write_text(_COUNTING_SCRIPT)
+    run = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.split() == ["[700,", "300,", "5]", "1005", "1005"]
