@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,8 @@ class EpisodeLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._close_fd: weakref.finalize[Any, Any] | None = None
 
     def load(self) -> dict[RunKey, EpisodeRecord]:
         """Every finished episode in the log, by run key (repairs a torn last line)."""
@@ -159,15 +162,33 @@ class EpisodeLog:
     def append(self, record: EpisodeRecord) -> None:
         data = (record_line(record) + "\n").encode("utf-8")
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                with _locked(fd):
-                    view = memoryview(data)
-                    while view:  # a regular file takes it in one write; loop for safety
-                        view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
+            fd = self._open()
+            with _locked(fd):
+                view = memoryview(data)
+                while view:  # a regular file takes it in one write; loop for safety
+                    view = view[os.write(fd, view) :]
+
+    def _open(self) -> int:
+        """The log open for appending, kept open between appends: opening, creating the
+        directory and closing for every line was ~3% of a run's CPU. A log deleted meanwhile
+        (no link left) is created again, as opening it anew each time would."""
+        if self._fd is not None and os.fstat(self._fd).st_nlink > 0:
+            return self._fd
+        self._close()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd, self._close_fd = fd, weakref.finalize(self, os.close, fd)
+        return fd
+
+    def _close(self) -> None:
+        if self._close_fd is not None:
+            self._close_fd()
+        self._fd = self._close_fd = None
+
+    def close(self) -> None:
+        """Close the file kept open for appending (a later append opens it again)."""
+        with self._lock:
+            self._close()
 
 
 @contextlib.contextmanager

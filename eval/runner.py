@@ -314,10 +314,13 @@ class _UsersTask:
         for method in self.methods:
             run.open(self.domain, method)
         bench = self.benchmarks[self.domain]
-        for user in self.users:
-            steps = replay_order(bench, user, self.settings.iterations)
-            for method in self.methods:
-                run.run_user(self.domain, method, user, steps)
+        try:
+            for user in self.users:
+                steps = replay_order(bench, user, self.settings.iterations)
+                for method in self.methods:
+                    run.run_user(self.domain, method, user, steps)
+        finally:
+            run.log.close()
         # The vectors of these users' final memories, from this process's warm cache: the
         # parent archives the memories and would otherwise embed every one of them again.
         texts = sorted(
@@ -532,7 +535,12 @@ def _run_locked(
         run = _Run(benchmarks, settings, out_dir, services, hooks, done, human_turns)
         for domain, method in stores:
             run.open(domain, method)
-        run_in_threads([functools.partial(_play_user, run, job) for job in jobs], workers, hooks)
+        try:
+            run_in_threads(
+                [functools.partial(_play_user, run, job) for job in jobs], workers, hooks
+            )
+        finally:
+            run.log.close()
         played, recovered = run.played, run.recovered
         if archiver is not None:
             for domain in domains:

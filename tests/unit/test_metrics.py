@@ -150,6 +150,24 @@ def test_log_round_trips_and_cuts_a_torn_last_line(tmp_path: Path) -> None:
     assert all(json.loads(line) for line in log.path.read_text().splitlines())
 
 
+def test_log_kept_open_between_appends_still_finds_its_file(tmp_path: Path) -> None:
+    """The log stays open between appends; a log deleted meanwhile is created again (as when
+    each append opened it), and a closed log opens again on the next append."""
+    log = EpisodeLog(tmp_path / "run" / "episodes.jsonl")
+    log.append(make_record(index=0))
+    log.path.unlink()
+    log.append(make_record(index=1, seq=1))
+    assert [r.index for r in log.load().values()] == [1]
+    log.close()
+    log.append(make_record(index=2, seq=2))
+    other = EpisodeLog(log.path)  # another writer (a worker process) appends between lines
+    other.append(make_record(index=3, seq=3))
+    log.append(make_record(index=4, seq=4))
+    other.close()
+    log.close()
+    assert [r.index for r in log.load().values()] == [1, 2, 3, 4]
+
+
 def test_log_refuses_a_corrupt_line_in_the_middle(tmp_path: Path) -> None:
     log = EpisodeLog(tmp_path / "episodes.jsonl")
     log.append(make_record(index=0))
