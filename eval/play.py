@@ -90,8 +90,9 @@ class EpisodeGraphs:
         self._memory = memory
         #: Answers the plain graph's human turns: each episode attends its own request.
         self.desk = HumanDesk()
+        # Nobody keeps this graph's writes (no checkpointer): its nodes hand them over typed.
         self.plain: CompiledStateGraph[Any, Any, Any, Any] = build_graph(
-            reasoner, memory, human=self.desk
+            reasoner, memory, human=self.desk, json_writes=False
         )
         self._interrupting: CompiledStateGraph[Any, Any, Any, Any] | None = None
 

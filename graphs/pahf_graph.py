@@ -90,30 +90,39 @@ def _entry(node: NodeFn, admit: Admit, *, starts: bool = False) -> NodeFn:
 
 
 def build_state_graph(
-    services: ServicesProvider, human: HumanService | None = None, admit: Admit = _admit_all
+    services: ServicesProvider,
+    human: HumanService | None = None,
+    admit: Admit = _admit_all,
+    *,
+    json_writes: bool = True,
 ) -> StateGraph[Any, Any, Any, Any]:
     """The uncompiled graph (for embedding as a subgraph with your own compile options).
 
     ``admit`` sees each run's context at the nodes a run can start or resume at
     (retrieve_memory, ask_user, ingest_feedback) and raises to refuse it. ``human`` attends
     the human turns in-process (see :func:`build_graph`); without it they interrupt the run.
+    ``json_writes=False``: nodes hand their updates over as typed values instead of JSON, for
+    a graph no saver keeps (see :func:`pahf.nodes.services.writes_for`).
     """
+    writes = {"json_writes": json_writes}
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(
         PahfState, context_schema=RunContext, input_schema=PahfInput, output_schema=PahfOutput
     )
     builder.add_node(
         "retrieve_memory",
-        _entry(make_retrieve_memory(services), admit, starts=True),
+        _entry(make_retrieve_memory(services, **writes), admit, starts=True),
         destinations=get_args(AfterRetrieval),
     )
     builder.add_node(
         "ambiguity_detect",
-        make_ambiguity_detect(services),
+        make_ambiguity_detect(services, **writes),
         destinations=get_args(AfterAssessment),
     )
-    builder.add_node("ask_user", _entry(make_ask_user(services, human), admit))
-    builder.add_node("act", make_act(services), destinations=get_args(AfterAction))
-    builder.add_node("ingest_feedback", _entry(make_ingest_feedback(services, human), admit))
+    builder.add_node("ask_user", _entry(make_ask_user(services, human, **writes), admit))
+    builder.add_node("act", make_act(services, **writes), destinations=get_args(AfterAction))
+    builder.add_node(
+        "ingest_feedback", _entry(make_ingest_feedback(services, human, **writes), admit)
+    )
     builder.add_edge(START, "retrieve_memory")
     # ambiguity_detect -> ask_user | act, and act -> ingest_feedback | END: the nodes' Commands
     builder.add_edge("ask_user", "retrieve_memory")
@@ -128,6 +137,7 @@ def build_graph(
     *,
     human: HumanService | None = None,
     name: str = "pahf",
+    json_writes: bool = True,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the PAHF graph.
 
@@ -137,11 +147,21 @@ def build_graph(
     needed to resume them (any LangGraph saver: in-memory, SQLite, Postgres), unless ``human``
     answers them in-process (a :class:`~pahf.human.HumanService`, e.g. the evaluation's
     simulated users through a :class:`~pahf.human.HumanDesk`): then a request is one run.
+    ``json_writes=False`` (no checkpointer; the evaluation's graph): nodes hand their updates
+    over typed, not as JSON (:func:`pahf.nodes.services.writes_for`); run inside a
+    checkpointed graph, such a graph's writes would be kept as they are, so don't.
     """
+    if checkpointer is not None and not json_writes:
+        raise ValueError(
+            "json_writes=False is for a graph without a checkpointer: a saver keeps the "
+            "nodes' writes, which must then be JSON"
+        )
     services = ContextServices(reasoner=reasoner, memory=memory)
     if checkpointer is not None:
         checkpointer = allow_pahf_types(checkpointer)
-    return build_state_graph(services, human).compile(checkpointer=checkpointer, name=name)
+    return build_state_graph(services, human, json_writes=json_writes).compile(
+        checkpointer=checkpointer, name=name
+    )
 
 
 def build_served_graph(

@@ -15,14 +15,16 @@ from langgraph.types import Command
 
 from pahf.context import RunContext
 from pahf.nodes.conversation import action_message, summary_message
-from pahf.nodes.services import NodeFn, ServicesProvider, plain, run_context
+from pahf.nodes.services import NodeFn, ServicesProvider, run_context, writes_for
 from pahf.state import PahfState
 
 #: "__end__" is LangGraph's END (typed as a plain str there, so spelled out for the Literal).
 AfterAction = Literal["ingest_feedback", "__end__"]
 
 
-def make_act(services: ServicesProvider) -> NodeFn:
+def make_act(services: ServicesProvider, *, json_writes: bool = True) -> NodeFn:
+    written = writes_for(json_writes)
+
     def act(state: PahfState, runtime: Any) -> Command[AfterAction]:
         ctx = run_context(runtime)
         request = state.current()
@@ -47,7 +49,7 @@ def make_act(services: ServicesProvider) -> NodeFn:
             update["messages"] = [summary_message(request, action, state.memory_ops, False)]
         else:
             update["messages"] = [action_message(request, action)]
-        return Command(update=plain(update), goto=goto)
+        return Command(update=written(update), goto=goto)
 
     return act
 

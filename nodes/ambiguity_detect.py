@@ -18,13 +18,15 @@ from langgraph.types import Command
 from pahf.decisions import Assessment
 from pahf.nodes.ask_user import DEFAULT_QUESTION
 from pahf.nodes.conversation import question_message
-from pahf.nodes.services import NodeFn, ServicesProvider, plain, run_context
+from pahf.nodes.services import NodeFn, ServicesProvider, run_context, writes_for
 from pahf.state import PahfState
 
 AfterAssessment = Literal["ask_user", "act"]
 
 
-def make_ambiguity_detect(services: ServicesProvider) -> NodeFn:
+def make_ambiguity_detect(services: ServicesProvider, *, json_writes: bool = True) -> NodeFn:
+    written = writes_for(json_writes)
+
     def ambiguity_detect(state: PahfState, runtime: Any) -> Command[AfterAssessment]:
         ctx = run_context(runtime)
         request = state.current()
@@ -43,7 +45,7 @@ def make_ambiguity_detect(services: ServicesProvider) -> NodeFn:
         if goto == "ask_user":
             question = assessment.question or DEFAULT_QUESTION
             update["messages"] = [question_message(request, question, state.questions_asked)]
-        return Command(update=plain(update), goto=goto)
+        return Command(update=written(update), goto=goto)
 
     return ambiguity_detect
 

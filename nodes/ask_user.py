@@ -16,9 +16,9 @@ from pahf.nodes.services import (
     NodeFn,
     ServicesProvider,
     ask_until_valid,
-    plain,
     progress,
     run_context,
+    writes_for,
 )
 from pahf.state import PahfState
 
@@ -26,7 +26,11 @@ from pahf.state import PahfState
 DEFAULT_QUESTION = "Could you tell me what you prefer here?"
 
 
-def make_ask_user(services: ServicesProvider, human: HumanService | None = None) -> NodeFn:
+def make_ask_user(
+    services: ServicesProvider, human: HumanService | None = None, *, json_writes: bool = True
+) -> NodeFn:
+    written = writes_for(json_writes)
+
     def ask_user(state: PahfState, runtime: Any) -> dict[str, Any]:
         ctx = run_context(runtime)
         request = state.current()
@@ -51,7 +55,7 @@ def make_ask_user(services: ServicesProvider, human: HumanService | None = None)
             if applied:
                 progress("learned", memory_ops=[op.model_dump(mode="json") for op in applied])
         echo = human_echo(reply.answer, f"{request.request_id}-answer-{state.questions_asked}")
-        return plain(
+        return written(
             {
                 "after_question": True,
                 "questions_asked": state.questions_asked + 1,

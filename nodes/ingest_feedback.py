@@ -19,9 +19,9 @@ from pahf.nodes.services import (
     NodeFn,
     ServicesProvider,
     ask_until_valid,
-    plain,
     progress,
     run_context,
+    writes_for,
 )
 from pahf.state import PahfState
 
@@ -49,7 +49,11 @@ def confirmations(
     ]
 
 
-def make_ingest_feedback(services: ServicesProvider, human: HumanService | None = None) -> NodeFn:
+def make_ingest_feedback(
+    services: ServicesProvider, human: HumanService | None = None, *, json_writes: bool = True
+) -> NodeFn:
+    written = writes_for(json_writes)
+
     def ingest_feedback(state: PahfState, runtime: Any) -> dict[str, Any]:
         ctx = run_context(runtime)
         request = state.current()
@@ -79,7 +83,7 @@ def make_ingest_feedback(services: ServicesProvider, human: HumanService | None 
         ops_now = [*state.memory_ops, *applied]
         echo = human_echo(reply.correction or "Approved.", f"{request.request_id}-feedback")
         summary = summary_message(request, action, ops_now, reply.correction is not None)
-        return plain(
+        return written(
             {
                 "feedback": reply,
                 "memory_ops": ops_now,

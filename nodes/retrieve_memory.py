@@ -20,17 +20,19 @@ from pahf.nodes.services import (
     NodeFn,
     ServicesProvider,
     UserNotAllowedError,
-    plain,
     progress,
     resolve_user,
     run_context,
+    writes_for,
 )
 from pahf.state import PahfState
 
 AfterRetrieval = Literal["ambiguity_detect", "__end__"]
 
 
-def make_retrieve_memory(services: ServicesProvider) -> NodeFn:
+def make_retrieve_memory(services: ServicesProvider, *, json_writes: bool = True) -> NodeFn:
+    written = writes_for(json_writes)
+
     def retrieve_memory(state: PahfState, runtime: Any) -> Command[AfterRetrieval]:
         ctx = run_context(runtime)
         reading = read_input(state, ctx, services)
@@ -48,7 +50,7 @@ def make_retrieve_memory(services: ServicesProvider) -> NodeFn:
         if request is None:
             assert problem is not None
             return Command(
-                update=plain({**reading.update, "messages": [problem_message(problem, state)]}),
+                update=written({**reading.update, "messages": [problem_message(problem, state)]}),
                 goto="__end__",
             )
         update: dict[str, Any] = {**reading.update, "user_id": user, "after_question": False}
@@ -68,6 +70,6 @@ def make_retrieve_memory(services: ServicesProvider) -> NodeFn:
             update["memories"] = memory.search(user, request.situation(), k=ctx.top_k)
         else:
             update["memories"] = []
-        return Command(update=plain(update), goto="ambiguity_detect")
+        return Command(update=written(update), goto="ambiguity_detect")
 
     return retrieve_memory

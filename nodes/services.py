@@ -162,6 +162,23 @@ def plain(update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: How a node hands its state update to the graph (see :func:`writes_for`).
+Writes = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _as_is(update: dict[str, Any]) -> dict[str, Any]:
+    return update
+
+
+def writes_for(json_writes: bool) -> Writes:
+    """:func:`plain` (JSON, what any saver can keep) when ``json_writes``, else the update as
+    it is: for a graph whose writes no saver keeps (compiled without a checkpointer and not
+    run inside a checkpointed graph), where dumping every write to JSON only for its channel
+    to validate it back was a fifth of an evaluation episode's time. The channels hold the
+    same typed values either way."""
+    return plain if json_writes else _as_is
+
+
 def progress(event: str, **detail: Any) -> None:
     """Tell a streaming client what the run is doing (``stream_mode="custom"``): a chat UI can
     show "searching memory", "asking", "learned" while it waits. A no-op outside a run."""

@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
+from pydantic import BaseModel
 
 from pahf.context import RunContext
 from pahf.decisions import Action, Assessment, Turn
+from pahf.graphs import build_graph
 from pahf.graphs.checkpointers import memory_checkpointer
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.schema import MemoryOp, NewMemory, RetrievedMemory
@@ -158,6 +160,27 @@ def test_retrieve_memory_user_resolution(services: Any) -> None:
     assert node(state, _runtime(user_id="carol")).update["user_id"] == "carol"
     assert refused(node(state, _runtime()), "no user id")
     assert node(state, SimpleNamespace(context={"user_id": "dave"})).update["user_id"] == "dave"
+
+
+def test_nodes_of_a_graph_no_saver_keeps_hand_over_typed_values(services: Any) -> None:
+    """json_writes=False: the same update, typed instead of dumped to JSON."""
+    _, memory, provider = services
+    memory.add("alice", NewMemory(text="tea in the morning", topic="Morning"))
+    for make in (make_retrieve_memory, make_act, make_ambiguity_detect):
+        typed = make(provider, json_writes=False)(_state(), _runtime()).update
+        json = make(provider)(_state(), _runtime()).update
+        assert typed.keys() == json.keys()
+        for key, value in typed.items():
+            if isinstance(value, BaseModel) and key != "messages":
+                assert value.model_dump(mode="json") == json[key]
+            elif isinstance(value, list) and value and isinstance(value[0], RetrievedMemory):
+                assert [v.model_dump(mode="json") for v in value] == json[key]
+            elif key != "messages":
+                assert value == json[key]
+    act = make_act(provider, json_writes=False)
+    assert isinstance(act(_state(), _runtime()).update["action"], Action)
+    with pytest.raises(ValueError, match="without a checkpointer"):
+        build_graph(ScriptedReasoner(), memory, memory_checkpointer(), json_writes=False)
 
 
 def test_ambiguity_detect_consults_reasoner_only_when_a_question_is_possible(services: Any) -> None:
