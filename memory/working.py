@@ -204,8 +204,10 @@ class WorkingPreferenceMemory:
             for row in order:
                 record = user.records[ids[row]]
                 if include_superseded or record.status == "active":
+                    # Built from a stored (validated) record and a float: nothing to validate,
+                    # and this runs for every hit of every search of an evaluation.
                     out.append(
-                        RetrievedMemory(
+                        RetrievedMemory.model_construct(
                             record=_detached(record),
                             score=round(float(sims[row]), 6),
                         )

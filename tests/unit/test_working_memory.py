@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from pahf.memory.base import PreferenceMemory, UnknownMemoryError, UnknownUserError, apply_ops
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction, encoder_of
-from pahf.memory.schema import MemoryOp, MemoryRecord, NewMemory
+from pahf.memory.schema import MemoryOp, MemoryRecord, NewMemory, RetrievedMemory
 from pahf.memory.working import WorkingPreferenceMemory
 
 
@@ -153,3 +153,15 @@ def test_the_copy_knows_every_field_of_a_record() -> None:
         "superseded_by",
         "history",
     }, "MemoryRecord changed: check that memory/working.py's _detached copies the new fields"
+
+
+def test_search_hits_are_what_validation_would_build() -> None:
+    """Hits are built without re-validating the stored record; they equal validated ones."""
+    m = WorkingPreferenceMemory(encoder_of(HashingEmbeddingFunction()))
+    m.add("u", _note("tea"), memory_id="m-1")
+    m.add("u", _note("green tea"), memory_id="m-2")
+    hits = m.search("u", "tea")
+    assert [type(h) for h in hits] == [RetrievedMemory, RetrievedMemory]
+    for hit in hits:
+        assert hit == RetrievedMemory.model_validate(hit.model_dump())
+        assert hit.model_fields_set == {"record", "score"}
