@@ -56,6 +56,8 @@ class JsonChannel(LastValue[Any]):
     """
 
     def update(self, values: Sequence[Any]) -> bool:
+        if not values:  # every step notifies every channel not written (nothing to validate)
+            return False
         adapter = _adapter(self.typ)
         return super().update([adapter.validate_python(v) for v in values])
 
