@@ -155,6 +155,10 @@ class EpisodeLog:
             good_bytes += len(line) + (0 if is_last else 1)
         return records
 
+    def follow(self) -> LogFollower:
+        """A reader of the lines appended from now on (see :class:`LogFollower`)."""
+        return LogFollower(self.path, self.path.stat().st_size if self.path.exists() else 0)
+
     def _truncate(self, size: int) -> None:
         with self._lock, self.path.open("r+b") as handle:
             handle.truncate(size)
@@ -189,6 +193,41 @@ class EpisodeLog:
         """Close the file kept open for appending (a later append opens it again)."""
         with self._lock:
             self._close()
+
+
+class LogFollower:
+    """Reads the records appended to an episode log after a point, while they are appended.
+
+    The parent of worker processes reads the new lines each time it wakes, so that at the end
+    of a run only the last few are left to read: reading the whole log back after the workers
+    had finished was ~3 s of serial time on the dev half of the published data. Only whole
+    lines are read (a line still being written is read next time); a later line for the same
+    run key replaces an earlier one, as in :meth:`EpisodeLog.load`.
+    """
+
+    def __init__(self, path: Path, offset: int) -> None:
+        self.path = path
+        self.offset = offset
+        self.records: dict[RunKey, EpisodeRecord] = {}
+
+    def read_new(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            chunk = handle.read()
+        end = chunk.rfind(b"\n") + 1
+        for line in chunk[:end].split(b"\n"):
+            if line.strip():
+                try:
+                    record = EpisodeRecord.model_validate_json(line)
+                except ValidationError as exc:
+                    raise EpisodeLogError(
+                        f"{self.path}: a line appended during the run is not a valid episode "
+                        f"record ({exc.errors()[0]['msg'] if exc.errors() else exc})"
+                    ) from exc
+                self.records[record.key()] = record
+        self.offset += end
 
 
 @contextlib.contextmanager

@@ -490,6 +490,7 @@ def _run_locked(
     prepare_run_dir(out_dir, settings)
     log = EpisodeLog(out_dir / "episodes.jsonl")
     done = log.load()  # also repairs a torn last line, before any worker appends
+    follower = log.follow()  # this run's lines, read as they come
     domains = [d for d in DOMAINS if d in settings.domains]
     methods = [m for m in METHODS if m in settings.methods]
     stores = [(d, m) for d in domains for m in methods]
@@ -526,7 +527,12 @@ def _run_locked(
                 archiver.archive(result.domain, result.users, known)
 
         results, played = run_in_processes(
-            tasks, processes, progress, max_episodes, on_result=archive_task
+            tasks,
+            processes,
+            progress,
+            max_episodes,
+            on_result=archive_task,
+            while_waiting=follower.read_new,
         )
         recovered = [key for result in results for key in result.recovered]
     else:
@@ -545,7 +551,9 @@ def _run_locked(
         if archiver is not None:
             for domain in domains:
                 archiver.archive(domain, benchmarks[domain].users())
-    records = {k: r for k, r in log.load().items() if k in scheduled}
+    follower.read_new()  # the lines appended since it last read them
+    # The log as load() would read it: the lines from before this run, then this run's.
+    records = {k: r for k, r in {**done, **follower.records}.items() if k in scheduled}
     return EvalOutcome(
         settings=settings,
         records=list(records.values()),

@@ -200,11 +200,14 @@ def run_in_processes(
     progress: Progress | None,
     max_episodes: int | None,
     on_result: Callable[[R], None] | None = None,
+    while_waiting: Callable[[], None] | None = None,
 ) -> tuple[list[R], int]:
     """Run picklable ``tasks`` on ``workers`` fresh processes; returns results and episodes played.
 
     ``on_result`` is called here, in the parent, with each task's result as soon as that task
     finishes (while the others still run); an error it raises stops the run like a task's.
+    ``while_waiting`` is called here every time the parent wakes while tasks run (about every
+    0.2 s), to do the parent's own work meanwhile; an error it raises also stops the run.
 
     Processes are spawned (not forked): the parent may already hold threads (a progress bar,
     Chroma's runtime) that a fork would copy in an unusable state. Scripts that call this
@@ -242,6 +245,12 @@ def run_in_processes(
             while pending:
                 done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 drain()
+                if while_waiting is not None and not errors:
+                    try:
+                        while_waiting()
+                    except Exception as err:
+                        stop.set()
+                        errors.append(err)
                 for future in done:
                     exc = future.exception()
                     if exc is None and on_result is not None and not errors:

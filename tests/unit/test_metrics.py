@@ -15,7 +15,7 @@ from pahf.eval.report import (
     without_time_section,
     write_outputs,
 )
-from pahf.eval.results import EpisodeLog, EpisodeLogError, EpisodeRecord
+from pahf.eval.results import EpisodeLog, EpisodeLogError, EpisodeRecord, record_line
 from pahf.eval.runner import EvalSettings
 from tests.unit.eval_fixtures import make_record
 
@@ -166,6 +166,32 @@ def test_log_kept_open_between_appends_still_finds_its_file(tmp_path: Path) -> N
     other.close()
     log.close()
     assert [r.index for r in log.load().values()] == [1, 2, 3, 4]
+
+
+def test_a_follower_reads_what_is_appended_whole_lines_only(tmp_path: Path) -> None:
+    """The parent reads the log as workers append to it: only lines written since it started
+    following, a line being written only once it is whole, the last line of a key winning."""
+    log = EpisodeLog(tmp_path / "episodes.jsonl")
+    log.append(make_record(index=0))
+    follower = log.follow()
+    follower.read_new()
+    assert follower.records == {}
+    log.append(make_record(index=1, seq=1))
+    line = record_line(make_record(index=2, seq=2))
+    with log.path.open("a", encoding="utf-8") as handle:
+        handle.write(line[:40])  # half written
+    follower.read_new()
+    assert [r.index for r in follower.records.values()] == [1]
+    with log.path.open("a", encoding="utf-8") as handle:
+        handle.write(line[40:] + "\n")
+    again = make_record(index=1, seq=1).model_copy(update={"correct": True})
+    log.append(again)
+    follower.read_new()
+    assert [r.index for r in follower.records.values()] == [1, 2]
+    assert follower.records[again.key()] == again
+    assert follower.records == {
+        k: r for k, r in log.load().items() if r.index > 0
+    }
 
 
 def test_log_refuses_a_corrupt_line_in_the_middle(tmp_path: Path) -> None:
