@@ -24,6 +24,9 @@ def test_the_topic_sharing_a_rare_word_ranks_first() -> None:
     overlap = distinctive_overlap(request, TOPICS)
     assert overlap[0] > 0.1
     assert overlap[1] == overlap[2] == 0.0
+    # Memoised for the several looks at one request, so nobody may change it in place.
+    assert not overlap.flags.writeable
+    assert distinctive_overlap(request, TOPICS) is overlap
 
 
 def test_words_every_situation_shares_count_for_nothing() -> None:

@@ -49,25 +49,34 @@ def situation_words(text: str) -> frozenset[str]:
 def distinctive_overlap(situation: str, topics: Sequence[str]) -> np.ndarray:
     """For each topic, the cosine of its and the situation's word sets, each word weighted by
     its inverse frequency among the situation and the distinct topics (0 when nothing rare is
-    shared)."""
+    shared). Read-only: the same request is weighed several times per decision."""
+    return _overlap(situation, tuple(topics))
+
+
+@lru_cache(maxsize=4_096)
+def _overlap(situation: str, topics: tuple[str, ...]) -> np.ndarray:
+    out = np.zeros(len(topics))
+    out.flags.writeable = False
     if not topics:
-        return np.zeros(0)
+        return out
     query = situation_words(situation)
     distinct = {situation, *topics}
     counts: Counter[str] = Counter(w for text in distinct for w in situation_words(text))
     n = len(distinct)
-
-    def weight(word: str) -> float:
-        return math.log((n + 1) / (counts[word] + 1)) ** 2
-
-    query_norm = math.sqrt(sum(weight(w) for w in query))
-    out = np.zeros(len(topics))
+    weight = {w: math.log((n + 1) / (c + 1)) ** 2 for w, c in counts.items()}
+    query_norm = math.sqrt(sum(weight[w] for w in query))
     if query_norm == 0.0:
         return out
+    values = np.zeros(len(topics))
+    norms: dict[str, float] = {}
     for i, topic in enumerate(topics):
         words = situation_words(topic)
-        shared = sum(weight(w) for w in query & words)
+        shared = sum(weight[w] for w in query & words)
         if shared == 0.0:
             continue
-        out[i] = shared / (query_norm * math.sqrt(sum(weight(w) for w in words)))
-    return out
+        norm = norms.get(topic)
+        if norm is None:
+            norm = norms[topic] = math.sqrt(sum(weight[w] for w in words))
+        values[i] = shared / (query_norm * norm)
+    values.flags.writeable = False
+    return values
