@@ -43,7 +43,10 @@ def test_a_paraphrased_liking_wins_and_the_refusal_ranks_last(reasoner: OfflineR
     action = reasoner.choose(request, [memory], [])
     assert action.candidate_id == "a tall glass of iced water"
     assert min(action.scores, key=lambda k: action.scores[k]) == "lukewarm tap water"
-    assert not reasoner.assess(request, [memory], []).ambiguous
+    assessment = reasoner.assess(request, [memory], [])
+    assert not assessment.ambiguous
+    # The clear assessment carries the very action choose would take (act then skips choose).
+    assert assessment.proposed == action
 
 
 def test_one_refused_feature_makes_an_option_unacceptable(reasoner: OfflineReasoner) -> None:

@@ -337,7 +337,7 @@ class OfflineReasoner:
     ) -> Assessment:
         if features.has_features(request):
             return self._assess_features(request, memories, clarifications)
-        scores, _ = self.score(request, memories, clarifications)
+        scores, support = self.score(request, memories, clarifications)
         ranked = self._ranked(request, scores)
         best = scores[ranked[0]]
         runner = scores[ranked[1]] if len(ranked) > 1 else -math.inf
@@ -355,10 +355,13 @@ class OfflineReasoner:
                 confidence=closest,
             )
         if margin >= self.config.margin:
+            # The action these scores lead to travels with the assessment (graph state), so
+            # ``act`` does not score the same request against the same memories again.
             return Assessment(
                 ambiguous=False,
                 reason=f"memory separates the candidates (margin {margin:.2f})",
                 confidence=min(1.0, margin / (2 * self.config.margin)),
+                proposed=self._action(request, scores, support),
             )
         reason = (
             "no stored preference bears on these candidates"
@@ -413,8 +416,13 @@ class OfflineReasoner:
         if features.has_features(request):
             return self._choose_features(request, memories, clarifications)
         scores, support = self.score(request, memories, clarifications)
-        ranked = self._ranked(request, scores)
-        chosen = request.candidate(ranked[0])
+        return self._action(request, scores, support)
+
+    def _action(
+        self, request: Request, scores: dict[str, float], support: dict[str, set[str]]
+    ) -> Action:
+        """The best-scored candidate as an action, with what backs it."""
+        chosen = request.candidate(self._ranked(request, scores)[0])
         backing = sorted(support[chosen.id])
         rationale = (
             f"best supported by {', '.join(backing)}"
