@@ -66,7 +66,6 @@ from pahf.reasoners.prompts import (
     learn_schema,
     retry_message,
     revisable_aliases,
-    without_topic_tag,
 )
 from pahf.reasoners.settings import DEFAULT_MODEL, LLMConfigError, LLMSettings
 from pahf.request import Candidate, Request
@@ -390,16 +389,17 @@ def message_text(message: Any) -> str:
     return ""
 
 
-_ALIAS_PREFIX = re.compile(r"^\s*\[?M\d+\]?\s*[:.)-]\s*", re.IGNORECASE)
+def _words(text: str) -> list[str]:
+    return re.findall(r"[\w'-]+", text.casefold())
 
 
-_ALIAS_ONLY = re.compile(r"[\[(]?M\d+[\])]?[.:]?", re.IGNORECASE)
-
-
-def _without_alias(text: str) -> str:
-    """A memory's text without a leading memory alias ("M1: ..."), which small models copy from
-    the list of stored preferences into the preference they write."""
-    return _ALIAS_PREFIX.sub("", text.strip(), count=1).strip()
+def _quoted(phrase: str, message: str) -> bool:
+    """Every word of ``phrase`` is a word of ``message`` (any case, order and punctuation),
+    and ``phrase`` is not a null word."""
+    words = _words(phrase)
+    if " ".join(words) in _NULL_WORDS:
+        return False
+    return set(words) <= set(_words(message))
 
 
 def _validation_errors(exc: ValidationError) -> str:
@@ -825,64 +825,35 @@ class LLMReasoner:
     def learn(
         self, request: Request, turn: Turn, memories: Sequence[RetrievedMemory]
     ) -> list[MemoryOp]:
-        """Feedback analysis in one call: is there a preference, its text, what it replaces."""
+        """Feedback analysis in one call: does the message state a preference, and does it
+        replace one learned earlier; the preference stored is the message itself."""
         aliases = revisable_aliases(request, memories)
 
-        def prepare(d: dict[str, Any]) -> dict[str, Any]:
-            # Only a supersede uses the id: small models fill it on every add (with the
-            # option's name, or "none"), which is harmless to ignore.
-            if aliases and d.get("kind") != "supersede":
-                d = {**d, "revises_memory_id": None}
-            # With nothing this message may revise, a supersede is stored as an add: the
-            # stored preference stays as it is, so nothing is lost.
-            if not aliases and str(d.get("kind", "")).strip().casefold() == "supersede":
-                d = {k: v for k, v in d.items() if k != "revises_memory_id"} | {"kind": "add"}
-            return d
+        message = " ".join(turn.text.split())
 
         def check(d: Any) -> list[MemoryOp]:
-            if d.kind == "none":
+            # Stored is the person's own message, not a text the model writes (the 1.5B model
+            # paraphrased the options into it, or dropped the situation). The model's phrases
+            # only decide whether there is a preference: one that is not words of the message
+            # ("fits my style preferences" for "I have no particular preference") is ignored.
+            if not any(_quoted(phrase, message) for phrase in (d.wants, d.refuses)):
                 return []
-            text = without_topic_tag(_without_alias(str(d.memory_text)))
-            if not text:
-                raise ValueError(f"kind is {d.kind!r} but memory_text is empty")
-            if text.strip(_ID_JUNK).casefold() in _NULL_WORDS:
-                # With the text first, the 1.5B model wrote "none" and then picked 'add'.
-                raise ValueError(
-                    f"kind is {d.kind!r} but memory_text {text!r} states no preference: "
-                    "write the preference, or use kind 'none'"
-                )
-            if text.strip(_ID_JUNK).casefold() in ("add", "supersede"):
-                # ... and once wrote the kind itself as the text ("add").
-                raise ValueError(
-                    f"memory_text {text!r} is a kind: write the preference itself in words"
-                )
-            if _ALIAS_ONLY.fullmatch(text):
-                # The 1.5B model wrote "M1" as the preference itself when revising one.
-                raise ValueError(
-                    f"memory_text {text!r} is a memory id: write the preference itself in words"
-                )
             new = NewMemory(
-                text=text,
+                text=message,
                 topic=request.topic(),
                 domain=request.domain,
                 source="clarification" if turn.kind == "clarification" else "feedback",
                 request_id=request.request_id,
             )
-            if d.kind == "add":
-                return [MemoryOp(kind="add", memory=new)]
-            target = aliases.get(str(d.revises_memory_id or ""))
+            target = aliases.get(str(getattr(d, "revises_memory_id", None) or ""))
             if target is None:
-                raise ValueError(
-                    "kind is 'supersede' but revises_memory_id is null: give the id of the "
-                    "stored preference it replaces, or use 'add'"
-                )
+                return [MemoryOp(kind="add", memory=new)]
             return [MemoryOp(kind="supersede", memory=new, target_id=target)]
 
         return self._decide(
             "learn",
             DECISION_NODES[f"learn:{turn.kind}"],
-            learn_schema(request, memories),
+            learn_schema(request, memories, message),
             learn_messages(request, turn, memories),
             check,
-            prepare,
         )

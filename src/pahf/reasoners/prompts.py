@@ -76,10 +76,12 @@ def choose_schema(request: Request) -> DecisionSchema:
     return _choose_schema(candidate_ids(request))
 
 
-def learn_schema(request: Request, memories: Sequence[RetrievedMemory]) -> DecisionSchema:
-    """``supersede`` and a memory id only exist when there is a stored preference this message
-    may revise (see :func:`revisable_aliases`)."""
-    return _learn_schema(tuple(revisable_aliases(request, memories)))
+def learn_schema(
+    request: Request, memories: Sequence[RetrievedMemory], message: str | None = None
+) -> DecisionSchema:
+    """A memory id only exists when there is a stored preference this message may revise (see
+    :func:`revisable_aliases`)."""
+    return _learn_schema(tuple(revisable_aliases(request, memories, message)))
 
 
 def _assess_model(ids: Any) -> type[_Schema]:
@@ -108,8 +110,11 @@ def _choose_model(ids: Any) -> type[_Schema]:
         "ChooseDecision",
         __base__=_Schema,
         __doc__="Pick the option this person wants.",
+        rationale=(
+            str,
+            Field(description="One short sentence first: what rules options out, what decides."),
+        ),
         candidate_id=(ids, Field(description="The chosen option.")),
-        rationale=(str, Field(description="One short sentence: why.")),
     )
 
 
@@ -147,34 +152,36 @@ def _choose_schema(candidates: tuple[str, ...]) -> DecisionSchema:
 
 @functools.lru_cache(maxsize=_SCHEMAS)
 def _learn_schema(revisable: tuple[str, ...]) -> DecisionSchema:
+    """What the message says the person wants and refuses, in a few of its words, and (when a
+    stored preference may be revised) which one it replaces. The preference stored is the
+    person's message itself (see LLMReasoner.learn): asked to write the preference, the 1.5B
+    model wrote the options' features instead ("wants a 2.4 GHz dongle" after "I won't accept
+    behind-the-neck band") or dropped the situation; asked only for a kind (add or none) or a
+    yes/no, it answered the same for every message. Naming what is wanted and what refused,
+    as words of the message, it tells a preference from none."""
     aliases = list(revisable)
-    kinds = ["add", "supersede", "none"] if aliases else ["add", "none"]
-    # The kind comes first: with the text first, the 0.5B model wrote the preference and then
-    # picked 'none' for it (the real-model test); the 1.5B model's id-as-text supersedes that
-    # ordering was meant to stop are re-asked instead (see LLMReasoner.learn).
     fields: dict[str, Any] = {
-        "kind": (
-            _enum(kinds),
-            Field(description="'add': a new preference to remember. "
-                  + ("'supersede': the message says stored preference revises_memory_id "
-                     "changed. " if aliases else "")
-                  + "'none': nothing to remember."),
-        ),
-        "memory_text": (
+        "wants": (
             str,
-            Field(description="The preference as one sentence: the situation and what they "
-                  "want or refuse. Empty if kind is 'none'."),
+            Field(description="What the message says they want or like, in a few of its "
+                  "words. Empty if nothing."),
+        ),
+        "refuses": (
+            str,
+            Field(description="What the message says they do not want or will not accept, in "
+                  "a few of its words. Empty if nothing."),
         ),
     }
     if aliases:
         fields["revises_memory_id"] = (
             _enum(aliases) | None,
-            Field(description="With 'supersede': the stored preference that changed. Else null."),
+            Field(description="The earlier preference the message says no longer holds (they "
+                  "changed their mind). Else null."),
         )
     model = create_model(
         "LearnDecision",
         __base__=_Schema,
-        __doc__="What the person's message teaches about their lasting preferences.",
+        __doc__="What the person's message says they want and refuse.",
         **fields,
     )
     return DecisionSchema(model.__name__, model, model.model_json_schema())
@@ -209,8 +216,26 @@ anything stored.
 - Reply with the requested JSON only. Keep text fields short."""
 
 
-def render_request(request: Request) -> str:
-    """The request as the model sees it: task, situation, options with their ids."""
+Mentions = dict[str, dict[str, list[str]]]  # candidate id -> phrase -> memory aliases
+
+
+def render_request(
+    request: Request, mentions: Mentions | None = None, quotes: dict[str, str] | None = None
+) -> str:
+    """The request as the model sees it: task, situation, options with their ids. With
+    ``mentions`` (:func:`option_mentions`), each feature (or option) named in a stored
+    preference carries that preference's alias."""
+    mentions = mentions or {}
+
+    def marked(cand_id: str, phrase: str) -> str:
+        aliases = mentions.get(cand_id, {}).get(phrase)
+        if not aliases:
+            return phrase
+        if quotes is None:
+            return f"{phrase} [see {', '.join(aliases)}]"
+        said = list(dict.fromkeys(quotes[a] for a in aliases))
+        return f"{phrase} (they said: {' / '.join(repr(t) for t in said)})"
+
     lines = [f"Task: {request.task}"]
     if request.context:
         lines.append(f"Situation: {request.context}")
@@ -218,10 +243,50 @@ def render_request(request: Request) -> str:
         lines.append(f"Item to act on: {request.subject}")
     lines.append("Options:")
     for cand in request.candidates:
-        detail = f" (features: {', '.join(cand.attributes)})" if cand.attributes else ""
+        if cand.attributes:  # a product is its features (its text only lists them again)
+            lines.append(f"- {cand.id}: {', '.join(marked(cand.id, f) for f in cand.attributes)}")
+            continue
         text = "" if cand.text.strip().casefold() == cand.id.casefold() else f": {cand.text}"
-        lines.append(f"- {cand.id}{text}{detail}")
+        lines.append(f"- {cand.id}{text}{marked(cand.id, cand.text)[len(cand.text) :]}")
     return "\n".join(lines)
+
+
+def _phrases(request: Request) -> list[tuple[str, str]]:
+    """(candidate id, phrase): an option's features, else its own text."""
+    return [
+        (cand.id, phrase)
+        for cand in request.candidates
+        for phrase in (cand.attributes or [cand.text])
+        if phrase.strip()
+    ]
+
+
+def option_mentions(
+    request: Request, memories: Sequence[RetrievedMemory]
+) -> Mentions:
+    """candidate id -> phrase -> aliases of the stored preferences that name it (whole words,
+    any case; a phrase inside a longer phrase that is also named counts for the longer one).
+
+    A pointer, not a verdict: whether the preference wants or refuses it is still the model's
+    reading. The 1.5B model, shown three options of three features each beside the stored
+    preferences, followed whichever preference it noticed first; with the features marked, it
+    only has to read the preferences they point to."""
+    phrases = _phrases(request)
+    out: Mentions = {}
+    records = {m.record.id: m.record for m in memories}
+    for alias, record_id in memory_aliases(memories).items():
+        text = records[record_id].text.casefold()
+        spans = []
+        for cand_id, phrase in phrases:
+            pattern = _phrase_pattern(phrase)
+            spans += [(m.start(), m.end(), cand_id, phrase) for m in re.finditer(pattern, text)]
+        for start, end, cand_id, phrase in spans:
+            if any(s <= start and end <= e and e - s > end - start for s, e, _, _ in spans):
+                continue
+            named = out.setdefault(cand_id, {}).setdefault(phrase, [])
+            if alias not in named:
+                named.append(alias)
+    return out
 
 
 def memory_aliases(memories: Sequence[RetrievedMemory]) -> dict[str, str]:
@@ -241,49 +306,56 @@ def same_situation(request: Request, record: MemoryRecord) -> bool:
     return record.topic == request.topic()
 
 
-def revisable_aliases(request: Request, memories: Sequence[RetrievedMemory]) -> dict[str, str]:
+def revisable_aliases(
+    request: Request, memories: Sequence[RetrievedMemory], message: str | None = None
+) -> dict[str, str]:
     """The aliases of the stored preferences a message about ``request`` may supersede: those
-    learned in the same situation during an earlier request.
+    learned in the same situation during an earlier request, and (given the ``message``) that
+    name one of the request's options or features the message names too.
 
     A preference of another situation is not changed by this one (the 1.5B model superseded
     "when drowsy: herbal tea" with "when anxious: fruit smoothie"), and what the person said
     earlier in this same request (the answer to the question) is completed by a later
-    correction, not replaced.
+    correction, not replaced. Offered any preference of the same product, the 1.5B model
+    superseded one with nearly every new like or dislike ("I don't want electrostatic
+    transducer" replacing "I don't want behind-the-neck band"); a change of mind names what it
+    is about ("I used to like X, but now ...").
     """
     records = {m.record.id: m.record for m in memories}
+    named = _named(request, message) if message is not None else None
     return {
         alias: record_id
         for alias, record_id in memory_aliases(memories).items()
         if same_situation(request, records[record_id])
         and records[record_id].request_id != request.request_id
+        and (named is None or bool(named & _named(request, records[record_id].text)))
     }
 
 
-def _topic_tag(topic: str) -> str:
-    return f" [learned when: {topic}]" if topic else ""
+def _named(request: Request, text: str) -> set[str]:
+    """The request's options and features ``text`` names (whole words, any case, plural)."""
+    folded = text.casefold()
+    return {
+        phrase.casefold()
+        for _, phrase in _phrases(request)
+        if re.search(_phrase_pattern(phrase), folded)
+    }
 
 
-def render_memories(
-    memories: Sequence[RetrievedMemory], revisable: Sequence[str] = (), *, topics: bool = True
-) -> str:
-    """The stored preferences with their aliases; ``learn`` sees them without the situation
-    tags (a small model copied the tag into the preference it wrote) and with the ones it may
-    revise marked."""
+def _phrase_pattern(phrase: str) -> str:
+    return r"(?<!\w)" + re.escape(phrase.strip().casefold()) + r"(?:e?s)?(?!\w)"
+
+
+def render_memories(memories: Sequence[RetrievedMemory]) -> str:
+    """The stored preferences with their aliases. Each is the person's own words, which name
+    its situation; the situation each was learned in is not repeated (on the embodied data a
+    tag of the task's text doubled every line's tokens)."""
     active = [m for m in memories if m.record.status == "active"]
     if not active:
         return "Stored preferences of this person: none yet."
     lines = ["Stored preferences of this person (most relevant first):"]
-    for i, mem in enumerate(active, start=1):
-        alias = f"M{i}"
-        mark = " (may be revised)" if alias in revisable else ""
-        tag = _topic_tag(mem.record.topic) if topics else ""
-        lines.append(f"- {alias}{mark}: {mem.record.text}{tag}")
+    lines += [f"- M{i}: {mem.record.text}" for i, mem in enumerate(active, start=1)]
     return "\n".join(lines)
-
-
-def without_topic_tag(text: str) -> str:
-    """Drop a ``[learned when: ...]`` tag a model copied from the memory list into its text."""
-    return re.sub(r"\s*\[learned when:[^\]]*\]?\s*$", "", text).strip()
 
 
 def render_clarifications(clarifications: Sequence[Turn]) -> str:
@@ -299,7 +371,10 @@ def render_clarifications(clarifications: Sequence[Turn]) -> str:
 def _situation_block(
     request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
 ) -> str:
-    parts = [render_request(request), render_memories(memories)]
+    mentions = option_mentions(request, memories)
+    records = {m.record.id: m.record for m in memories}
+    quotes = {alias: records[rid].text for alias, rid in memory_aliases(memories).items()}
+    parts = [render_request(request, mentions, quotes), render_memories(memories)]
     answers = render_clarifications(clarifications)
     if answers:
         parts.append(answers)
@@ -336,6 +411,19 @@ def choose_messages(
         "Choose the option this person wants. If nothing known decides it, choose what best "
         "fits the task and situation."
     )
+    if any(c.attributes for c in request.candidates):
+        # Products: refusals rule options out, likes rank the rest; an option without
+        # features (not buying) is right when every product is ruled out.
+        decline = [c.id for c in request.candidates if not c.attributes]
+        instruction = (
+            "Choose the option this person wants. An option with a feature a stored "
+            "preference refuses is wrong; among the others prefer features they like."
+            + (
+                f" If every option with features has a refused feature, choose {decline[0]!r}."
+                if decline
+                else ""
+            )
+        )
     return [
         SystemMessage(AGENT_SYSTEM),
         HumanMessage(f"{_situation_block(request, memories, clarifications)}\n\n{instruction}"),
@@ -352,27 +440,29 @@ def _render_turn(turn: Turn) -> str:
 def learn_messages(
     request: Request, turn: Turn, memories: Sequence[RetrievedMemory]
 ) -> list[BaseMessage]:
-    revisable = revisable_aliases(request, memories)
+    revisable = revisable_aliases(request, memories, " ".join(turn.text.split()))
     revise = (
-        " Use 'supersede' only if the message says that a preference marked 'may be revised' "
-        "no longer holds (they changed their mind): give its id and write the new preference "
-        "in full. A further like or dislike is 'add'."
+        " If it says that one of the preferences learned earlier no longer holds (they changed "
+        "their mind), give its id; a further like or dislike revises nothing."
         if revisable
         else ""
     )
     instruction = (
-        "What does this message teach about the person's lasting preferences? Write it as one "
-        "sentence naming the situation and what they want or refuse, in their words. If it "
-        f"states a preference, use 'add'.{revise} If it states none, use 'none'."
+        "What does the person's message say they want or like, and what do they refuse? Leave "
+        "a field empty when the message says nothing of it (e.g. no particular preference)."
+        + revise
     )
-    body = "\n\n".join(
-        [
-            render_request(request),
-            render_memories(memories, tuple(revisable), topics=False),
-            _render_turn(turn),
-            instruction,
-        ]
+    situation = f"Task: {request.task}" + (
+        f"\nSituation: {request.context}" if request.context else ""
     )
+    parts = [situation]
+    if revisable:  # only what it may revise: the rest is no part of this decision
+        records = {m.record.id: m.record for m in memories}
+        parts.append(
+            "Preferences learned earlier in this situation:\n"
+            + "\n".join(f"- {alias}: {records[rid].text}" for alias, rid in revisable.items())
+        )
+    body = "\n\n".join([*parts, _render_turn(turn), instruction])
     return [SystemMessage(AGENT_SYSTEM), HumanMessage(body)]
 
 
