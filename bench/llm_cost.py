@@ -154,7 +154,7 @@ class RecordingChatModel(BaseChatModel):
     ) -> Runnable[Any, AIMessage]:
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
 
-    def _decide(self, schema: str) -> dict[str, Any]:
+    def _decide(self, schema: str, said: str = "") -> dict[str, Any]:
         plan = self.plan
         if plan is None:
             raise RuntimeError("RecordingChatModel: no plan set for this episode")
@@ -177,13 +177,8 @@ class RecordingChatModel(BaseChatModel):
             chosen = plan.wrong_id if plan.path == "correction" else plan.correct_id
             return {"rationale": "It matches the user's stated preference.", "candidate_id": chosen}
         if schema == "LearnDecision":
-            return {
-                "reason": "The user stated a lasting preference for this situation.",
-                "has_preference": True,
-                "kind": "add",
-                "memory_text": plan.statement,
-                "revises_memory_id": None,
-            }
+            # The phrase must be words of the person's message, which the prompt quotes.
+            return {"wants": said, "refuses": "", "revises_memory_id": None}
         raise RuntimeError(f"RecordingChatModel: unexpected schema {schema!r}")
 
     def _generate(
@@ -197,7 +192,16 @@ class RecordingChatModel(BaseChatModel):
         if not tools:
             raise RuntimeError("RecordingChatModel only answers structured (tool) calls")
         schema = str(tools[0]["function"]["name"])
-        args = self._decide(schema)
+        last = str(messages[-1].content)
+        said = next(
+            (
+                line.split(": ", 1)[1]
+                for line in last.splitlines()
+                if line.startswith(("They answered: ", "The person corrected you: "))
+            ),
+            "",
+        )
+        args = self._decide(schema, said)
         prompt = "\n".join(str(m.content) for m in messages) + json.dumps(tools)
         reply = json.dumps(args)
         inp = self.counter.count(prompt) if self.counter else len(prompt) // 4

@@ -121,7 +121,7 @@ def auto_reply(body: dict[str, Any]) -> str:
         return json.dumps({"candidate_id": pick(), "rationale": "auto"})
     if name == "LearnDecision":
         said = _after(prompt, "They answered:") or _after(prompt, "The person corrected you:")
-        reply: dict[str, Any] = {"kind": "add" if said else "none", "memory_text": said}
+        reply: dict[str, Any] = {"wants": said, "refuses": ""}
         if "revises_memory_id" in props:
             reply["revises_memory_id"] = None
         return json.dumps(reply)

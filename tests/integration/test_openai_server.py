@@ -139,14 +139,8 @@ def choose(candidate: str) -> dict[str, Any]:
     return {"rationale": "r", "candidate_id": candidate}
 
 
-def learn(kind: str, text: str = "", revises: str | None = None) -> dict[str, Any]:
-    return {
-        "reason": "r",
-        "has_preference": kind != "none",
-        "kind": kind,
-        "memory_text": text,
-        "revises_memory_id": revises,
-    }
+def learn(wants: str = "", refuses: str = "", revises: str | None = None) -> dict[str, Any]:
+    return {"wants": wants, "refuses": refuses, "revises_memory_id": revises}
 
 
 def run_episode(
@@ -195,7 +189,7 @@ def test_full_episodes_through_the_compiled_graph(stub: Stub) -> None:
     # Ask path: 3 calls.
     stub.script(
         {"content": assess(True, question="What do you drink when dehydrated?"), "usage": [211, 37]},
-        {"content": learn("add", "When dehydrated, Alex wants ice-cold water."), "usage": [250, 41]},
+        {"content": learn("ice-cold water"), "usage": [250, 41]},
         {"content": choose("A"), "usage": [301, 12]},
     )
     tracker = UsageTracker()
@@ -230,16 +224,17 @@ def test_full_episodes_through_the_compiled_graph(stub: Stub) -> None:
     # Correction path: 2 calls; the stored preference is superseded.
     stub.script(
         {"content": assess(False, "A"), "usage": [180, 22]},
-        {"content": learn("supersede", "When dehydrated, Alex now wants orange juice.", "M1")},
+        {"content": learn("orange juice", "ice-cold water", "M1")},
     )
     tracker = UsageTracker()
-    out = run_episode(graph, drink_request(), ["No, orange juice these days."], ctx, tracker)
+    said = "No ice-cold water, orange juice these days."
+    out = run_episode(graph, drink_request(), [said], ctx, tracker)
     assert tracker.snapshot().total.calls == 2
     assert (tracker.snapshot().total.input_tokens, tracker.snapshot().total.output_tokens) == (
         reported(stub)
     )
     active = memory.get_all("alex", include_superseded=False)
-    assert [r.text for r in active] == ["When dehydrated, Alex now wants orange juice."]
+    assert [r.text for r in active] == [said]
     assert stub.log()["pending"] == 0
 
 
@@ -432,7 +427,7 @@ def test_chat_cli_with_the_llm_reasoner(
     monkeypatch.setattr("builtins.input", fake_input)
     stub.script(
         {"content": assess(True, question="Hot or cold drinks when dehydrated?")},
-        {"content": learn("add", "When dehydrated, wants ice-cold water.")},
+        {"content": learn("ice-cold water")},
         {"content": choose("A")},
     )
     import argparse
@@ -447,7 +442,7 @@ def test_chat_cli_with_the_llm_reasoner(
     out = capsys.readouterr().out
     assert "agent asks: Hot or cold drinks when dehydrated?" in out
     assert "agent chose: ice-cold water" in out
-    assert "agent learned: When dehydrated, wants ice-cold water." in out
+    assert "agent learned: Ice-cold water, always, when I'm dehydrated." in out
     assert [r["model"] for r in stub.log()["requests"]] == ["local-model"] * 3
 
 

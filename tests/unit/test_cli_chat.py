@@ -163,13 +163,7 @@ def test_llm_chat_correction_path_and_llm_errors(
     contents = [
         # request 1: clear (1 call), then a correction (learn: 1 call)
         {"reason": "r", "ambiguous": False, "question": "", "candidate_id": "2"},
-        {
-            "reason": "r",
-            "has_preference": True,
-            "kind": "add",
-            "memory_text": "In the morning Bea wants green tea.",
-            "revises_memory_id": None,
-        },
+        {"wants": "green tea", "refuses": "coffee", "revises_memory_id": None},
         # request 2: the model names an option that does not exist, twice
         {"reason": "r", "ambiguous": False, "question": "", "candidate_id": "9"},
         {"reason": "r", "ambiguous": False, "question": "", "candidate_id": "9"},
@@ -192,7 +186,7 @@ def test_llm_chat_correction_path_and_llm_errors(
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "agent chose: coffee" in out
-    assert "agent learned: In the morning Bea wants green tea." in out
+    assert "agent learned: No coffee in the morning, I want green tea." in out
     assert "error: ambiguity_detect: LLM decision 'assess' failed after 2 attempt(s)" in out
     assert "(nothing was stored for this request)" in out
     assert [b["model"] for b in seen] == ["m1"] * 4

@@ -143,8 +143,8 @@ def choose(candidate: str, rationale: str = "because") -> dict[str, Any]:
     return {"rationale": rationale, "candidate_id": candidate}
 
 
-def learn(kind: str, text: str = "", revises: str | None = None) -> dict[str, Any]:
-    return {"kind": kind, "memory_text": text, "revises_memory_id": revises}
+def learn(wants: str = "", refuses: str = "", revises: str | None = None) -> dict[str, Any]:
+    return {"wants": wants, "refuses": refuses, "revises_memory_id": revises}
 
 
 def drink_request(request_id: str | None = None) -> Request:
@@ -201,7 +201,7 @@ def test_full_episodes_ask_clear_and_correction_paths_with_call_counts(
     # 1. Ask path: nothing known -> question, answer is learned, then a choice with it.
     script.add(
         Reply(assess(True, question="What do you like to drink when dehydrated?"), usage=(120, 30)),
-        Reply(learn("add", "When dehydrated, Alex wants ice-cold water."), usage=(140, 25)),
+        Reply(learn("ice-cold water"), usage=(140, 25)),
         Reply(choose("A"), usage=(160, 10)),
     )
     tracker = UsageTracker()
@@ -222,10 +222,14 @@ def test_full_episodes_ask_clear_and_correction_paths_with_call_counts(
     assert usage.by_node["ask_user"].input_tokens == 140
     # The re-choice sees the answer and the memory just stored.
     assert "I want ice-cold water, lots of ice." in script.prompt(2)
-    assert "M1: When dehydrated, Alex wants ice-cold water." in script.prompt(2)
-    [stored] = memory.get_all("alex")
+    assert "M1: I want ice-cold water, lots of ice." in script.prompt(2)
+    # ... and the option it names carries what the person said about it.
+    assert "- A: ice-cold water (they said: 'I want ice-cold water, lots of ice.')" in (
+        script.prompt(2)
+    )
+    [stored] = memory.get_all("alex")  # the person's own words, not the model's
     assert (stored.text, stored.topic, stored.source) == (
-        "When dehydrated, Alex wants ice-cold water.",
+        "I want ice-cold water, lots of ice.",
         "Dehydrated: Could you bring me something to drink?",
         "clarification",
     )
@@ -240,18 +244,17 @@ def test_full_episodes_ask_clear_and_correction_paths_with_call_counts(
     assert out["action"].candidate_text == "ice-cold water"
     assert tracker.snapshot().total.calls == 1
     assert set(tracker.snapshot().by_node) == {"ambiguity_detect"}
-    assert "M1: When dehydrated, Alex wants ice-cold water." in script.prompt(0)
+    assert "M1: I want ice-cold water, lots of ice." in script.prompt(0)
 
     # 3. Correction path: one call to act, one to learn; the old memory is superseded.
     script.bodies.clear()
     script.add(
         Reply(assess(False, "A"), usage=(130, 15)),
-        Reply(learn("supersede", "When dehydrated, Alex now wants orange juice.", "M1")),
+        Reply(learn("orange juice", "ice-cold water", "M1")),
     )
     tracker = UsageTracker()
-    out, seen = run_episode(
-        graph, drink_request(), ["No, these days I want orange juice when dehydrated."], ctx, tracker
-    )
+    said = "No, these days I want orange juice, not ice-cold water."
+    out, seen = run_episode(graph, drink_request(), [said], ctx, tracker)
     assert seen == ["feedback"]
     assert tracker.snapshot().total.calls == 2
     assert {n: u.calls for n, u in tracker.snapshot().by_node.items()} == {
@@ -260,8 +263,8 @@ def test_full_episodes_ask_clear_and_correction_paths_with_call_counts(
     }
     assert "these days I want orange juice" in script.prompt(1)
     records = {r.text: r for r in memory.get_all("alex")}
-    old = records["When dehydrated, Alex wants ice-cold water."]
-    new = records["When dehydrated, Alex now wants orange juice."]
+    old = records["I want ice-cold water, lots of ice."]
+    new = records[said]
     assert old.status == "superseded" and old.superseded_by == new.id
     assert new.supersedes == stored.id and new.source == "feedback"
     assert [op.kind for op in out["memory_ops"]] == ["supersede"]
@@ -280,7 +283,7 @@ def test_post_only_and_no_memory_runs_make_one_call(memory: ChromaPreferenceMemo
         assert set(tracker.snapshot().by_node) == {"act"}
     assert script.schemas == ["ChooseDecision", "ChooseDecision"]
     # post-only with a correction: +1 learn.
-    script.add(Reply(choose("B")), Reply(learn("add", "When dehydrated, no coffee.")))
+    script.add(Reply(choose("B")), Reply(learn(refuses="coffee")))
     tracker = UsageTracker()
     ctx = context_for_method("post-only", user_id="alex", reasoner="llm")
     run_episode(graph, drink_request(), ["No coffee when I'm dehydrated."], ctx, tracker)
@@ -296,9 +299,9 @@ def test_ask_then_correction_is_four_calls_and_test_phase_is_one(
     script = ScriptedOpenAI(
         [
             Reply(assess(True, question="Anything you avoid?")),
-            Reply(learn("add", "When dehydrated, Bea avoids coffee.")),
+            Reply(learn(refuses="coffee")),
             Reply(choose("C")),
-            Reply(learn("add", "When dehydrated, Bea wants water, not juice.")),
+            Reply(learn("water", "juice")),
         ]
     )
     graph = build_graph(LLMReasoner(mock_openai(script)), memory, memory_checkpointer())
@@ -322,7 +325,7 @@ def test_ask_then_correction_is_four_calls_and_test_phase_is_one(
     out, seen = run_episode(graph, drink_request(), [], test_phase, tracker)
     assert seen == [] and out["action"].candidate_id == "A"
     assert {n: u.calls for n, u in tracker.snapshot().by_node.items()} == {"act": 1}
-    assert "M1: When dehydrated, Bea" in script.prompt(4)
+    assert "M1: No coffee." in script.prompt(4) or "M2: No coffee." in script.prompt(4)
 
 
 def test_accepted_feedback_and_no_preference_answers_cost_no_memory_write(
@@ -331,7 +334,7 @@ def test_accepted_feedback_and_no_preference_answers_cost_no_memory_write(
     script = ScriptedOpenAI(
         [
             Reply(assess(True, question="Any preference?")),
-            Reply(learn("none")),
+            Reply(learn()),
             Reply(choose("C")),
         ]
     )
@@ -381,22 +384,23 @@ def test_failed_learn_leaves_memory_untouched(memory: ChromaPreferenceMemory) ->
     script = ScriptedOpenAI(
         [
             Reply(assess(True, question="What do you like?")),
-            Reply(learn("add", "When dehydrated, wants ice-cold water.")),
+            Reply(learn("ice-cold water")),
             Reply(choose("A")),
         ]
     )
     graph = build_graph(LLMReasoner(mock_openai(script)), memory, memory_checkpointer())
     ctx = RunContext(user_id="u")
-    run_episode(graph, drink_request(), ["ice-cold water please", ""], ctx, UsageTracker())
+    run_episode(graph, drink_request(), ["ice-cold water, please", ""], ctx, UsageTracker())
     before = [r.model_dump() for r in memory.get_all("u")]
     # Supersede a memory id the model was never shown, twice: invalid both times.
     script.add(
         Reply(assess(False, "A")),
-        Reply(learn("supersede", "wants juice", "M7")),
-        Reply(learn("supersede", "wants juice", "m-unknown")),
+        Reply(learn("orange juice", "ice-cold water", "M7")),
+        Reply(learn("orange juice", "ice-cold water", "m-unknown")),
     )
     with pytest.raises(LLMOutputError) as info:
-        run_episode(graph, drink_request(), ["no, juice now"], ctx, UsageTracker())
+        said = "no ice-cold water, orange juice now"
+        run_episode(graph, drink_request(), [said], ctx, UsageTracker())
     assert info.value.node == "ingest_feedback" and info.value.decision == "learn"
     assert "revises_memory_id 'm-unknown': Input should be 'M1'" in str(info.value)
     # The raw replies of the failed attempts are kept for the episode record.
@@ -522,91 +526,81 @@ def test_malformed_tool_arguments_are_retried() -> None:
     assert "ChooseDecision arguments are not valid JSON" in str(model.log[1][-1].content)
 
 
-def test_learn_maps_decisions_to_memory_ops() -> None:
+def test_learn_stores_the_persons_words_when_a_phrase_of_theirs_names_a_preference() -> None:
     req = drink_request("r9")
-    mems = [memory_record("m-aaa", "likes coffee"), memory_record("m-bbb", "likes water")]
-    turn = Turn(kind="correction", text="I want juice now", action=None)
-    # supersede by alias M2 -> the second record's id
-    [op] = LLMReasoner(fake(learn("supersede", "Now wants juice when dehydrated.", "M2"))).learn(
-        req, turn, mems
-    )
+    said = "I want orange juice now, not ice-cold water."
+    turn = Turn(kind="correction", text=f"  {said} ", action=None)
+    mems = [memory_record("m-aaa", "likes black coffee"), memory_record("m-bbb", "ice-cold water")]
+    # supersede by alias M2 -> the second record's id; the text stored is the message
+    model = fake(learn("orange juice", "ice-cold water", "M2"))
+    [op] = LLMReasoner(model).learn(req, turn, mems)
     assert (op.kind, op.target_id) == ("supersede", "m-bbb")
     assert op.memory is not None
     assert (op.memory.text, op.memory.topic, op.memory.source, op.memory.request_id) == (
-        "Now wants juice when dehydrated.",
+        said,
         "Dehydrated: Could you bring me something to drink?",
         "feedback",
         "r9",
     )
-    # add: whatever revises_memory_id holds is ignored (small models fill it with the option)
-    for junk in ("M1", "black coffee", "none", None):
-        [op] = LLMReasoner(fake(learn("add", "Likes ice.", junk))).learn(req, turn, mems)
-        assert op.kind == "add" and op.target_id is None
-    # case, whitespace and quotes around an alias are repaired, and an alias copied in front
-    # of the text is dropped
-    [op] = LLMReasoner(fake(learn(" Supersede", "M1: Juice now.", " 'm1' "))).learn(
-        req, turn, mems
-    )
-    assert (op.kind, op.target_id) == ("supersede", "m-aaa")
-    assert op.memory is not None and op.memory.text == "Juice now."
-    assert LLMReasoner(fake(learn("none"))).learn(req, turn, mems) == []
+    # case, whitespace and quotes around an alias are repaired; "none" is null (an add)
+    [op] = LLMReasoner(fake(learn("Orange Juice", "", " 'm2' "))).learn(req, turn, mems)
+    assert (op.kind, op.target_id) == ("supersede", "m-bbb")
+    for null in ("none", None):
+        [op] = LLMReasoner(fake(learn("orange juice", "", null))).learn(req, turn, mems)
+        assert (op.kind, op.target_id) == ("add", None)
+    # a phrase counts when its words are the message's, in any order and case
+    [op] = LLMReasoner(fake(learn(refuses="WATER ice-cold"))).learn(req, turn, mems)
+    assert op.kind == "add"
+    # nothing named, or only words the message does not say: no preference, no memory
+    for wants, refuses in (("", ""), ("none", "n/a"), ("fits my style preferences", "")):
+        assert LLMReasoner(fake(learn(wants, refuses))).learn(req, turn, mems) == []
+    # a message of only whitespace stores nothing either
+    blank = Turn(kind="correction", text="   ", action=None)
+    assert LLMReasoner(fake(learn("juice"))).learn(req, blank, mems) == []
 
 
-def test_learn_revises_only_earlier_preferences_of_the_same_situation() -> None:
-    """A correction may supersede what was learned in this situation in an earlier request;
-    a preference of another situation, or one learned earlier in this same request, is not on
-    offer (the 1.5B model superseded every stored preference with each new one)."""
+def test_learn_revises_only_earlier_preferences_of_the_same_situation_and_thing() -> None:
+    """A correction may supersede what was learned in this situation in an earlier request
+    about one of the options it names; a preference of another situation, one learned earlier
+    in this same request, or one about other options is not on offer (the 1.5B model
+    superseded stored preferences with nearly every new one)."""
     req = drink_request("r9")
     mems = [
-        memory_record("m-other", "When drowsy: herbal tea", topic="Drowsy: bring me a drink"),
-        memory_record("m-same", "When dehydrated: water"),
-        memory_record("m-now", "When dehydrated: no coffee", request_id="r9"),
+        memory_record("m-other", "When drowsy: ice-cold water", topic="Drowsy: bring me a drink"),
+        memory_record("m-same", "When dehydrated: ice-cold water"),
+        memory_record("m-now", "When dehydrated: ice-cold water, no coffee", request_id="r9"),
+        memory_record("m-else", "When dehydrated: no black coffee"),
     ]
-    turn = Turn(kind="correction", text="I want juice now, not water", action=None)
-    model = fake(learn("supersede", "Juice when dehydrated.", "M2"))
+    turn = Turn(kind="correction", text="I want orange juice now, not ice-cold water", action=None)
+    model = fake(learn("orange juice", "", "M2"))
     [op] = LLMReasoner(model).learn(req, turn, mems)
     assert (op.kind, op.target_id) == ("supersede", "m-same")
     prompt = str(model.log[0][-1].content)
-    assert "- M2 (may be revised): When dehydrated: water" in prompt
-    assert "- M1: When drowsy: herbal tea" in prompt and "- M3: When dehydrated" in prompt
-    assert "learned when" not in prompt  # the tag a small model copied into its text
-    # The grammar's enum offers only M2: another situation's M1 is rejected (and re-asked).
-    model = fake(learn("supersede", "Juice.", "M1"), learn("supersede", "Juice.", "M1"))
+    assert "- M2: When dehydrated: ice-cold water" in prompt
+    assert "M1" not in prompt and "M3" not in prompt and "M4" not in prompt
+    # The grammar's enum offers only M2: another one is rejected (and re-asked).
+    model = fake(learn("juice", "", "M4"), learn("juice", "", "M1"))
     with pytest.raises(LLMOutputError, match="revises_memory_id 'M1': Input should be 'M2'"):
         LLMReasoner(model).learn(req, turn, mems)
-    # Nothing revisable: no supersede in the schema, and a supersede reply is stored as an add.
-    others = [mems[0], mems[2]]
-    model = fake(learn("supersede", "Juice when dehydrated.", "M1"))
-    [op] = LLMReasoner(model).learn(req, turn, others)
+    # Nothing revisable: no id in the schema or the prompt, so every preference is an add.
+    model = fake(learn("orange juice", "", "M1"))
+    [op] = LLMReasoner(model).learn(req, turn, [mems[0], mems[2], mems[3]])
     assert (op.kind, op.target_id) == ("add", None)
-    assert "may be revised" not in str(model.log[0][-1].content)
-
-
-def test_learn_drops_a_copied_topic_tag() -> None:
-    req = drink_request("r9")
-    turn = Turn(kind="correction", text="Juice, please", action=None)
-    reply = learn("add", "I like juice best [learned when: Dehydrated: Could you bring me")
-    [op] = LLMReasoner(fake(reply)).learn(req, turn, [memory_record("m-1", "water")])
-    assert op.memory is not None and op.memory.text == "I like juice best"
+    assert "learned earlier" not in str(model.log[0][-1].content)
 
 
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        (learn("add", "   "), "kind is 'add' but memory_text is empty"),
-        (learn("add", "M1 [learned when: Dehydrated: Co"), "memory_text 'M1' is a memory id"),
-        (learn("add", " None."), "memory_text 'None.' states no preference"),
-        (learn("add", "add"), "memory_text 'add' is a kind"),
-        (learn("supersede", "x", None), "kind is 'supersede' but revises_memory_id is null"),
-        (learn("supersede", "x", "M3"), "revises_memory_id 'M3': Input should be 'M1'"),
-        ({**learn("add", "x"), "kind": "merge"}, "kind 'merge': Input should be"),
+        (learn("x", "", "M3"), "revises_memory_id 'M3': Input should be 'M1'"),
+        ({"wants": 7, "refuses": "", "revises_memory_id": None}, "wants 7: Input should be"),
     ],
 )
-def test_learn_rejects_inconsistent_analyses(bad: dict[str, Any], message: str) -> None:
+def test_learn_rejects_what_it_cannot_use(bad: dict[str, Any], message: str) -> None:
     model = fake(bad, bad)
-    turn = Turn(kind="clarification", text="t", question="q")
+    turn = Turn(kind="clarification", text="No black coffee, ever.", question="q")
     with pytest.raises(LLMOutputError) as info:
-        LLMReasoner(model).learn(drink_request(), turn, [memory_record("m-1", "likes coffee")])
+        LLMReasoner(model).learn(drink_request(), turn, [memory_record("m-1", "black coffee")])
     assert message in str(info.value)
     assert info.value.node == "ask_user"
     assert len(model.log) == 2
@@ -866,6 +860,51 @@ def test_assess_asks_about_one_feature_only_when_options_have_features() -> None
     )
     featured = str(assess_messages(product, [], [])[-1].content)
     assert "the one feature that would decide it" in featured
+
+
+def _headphones() -> Request:
+    return drink_request().model_copy(
+        update={
+            "context": "headphones",
+            "candidates": [
+                Candidate(id="A", text="a", attributes=["in-ear design", "wired connection"]),
+                Candidate(id="B", text="b", attributes=["ear-hook in-ear design", "USB-C port"]),
+                Candidate(id="none", text="Do not buy anything"),
+            ],
+        }
+    )
+
+
+def test_options_carry_what_the_person_said_about_their_features() -> None:
+    """Each feature a stored preference names carries that preference's words: whole words,
+    any case, plural; a feature inside a longer named feature counts for the longer one."""
+    from pahf.reasoners.prompts import choose_messages, option_mentions
+
+    mems = [
+        memory_record("m-1", "I won't accept Ear-hook in-ear designs."),
+        memory_record("m-2", "I like a wired connection best."),
+        memory_record("m-3", "Nothing about wireless connections."),  # not "wired connection"
+    ]
+    assert option_mentions(_headphones(), mems) == {
+        "B": {"ear-hook in-ear design": ["M1"]},
+        "A": {"wired connection": ["M2"]},
+    }
+    prompt = str(choose_messages(_headphones(), mems, [])[-1].content)
+    assert "- A: in-ear design, wired connection (they said: 'I like a wired connection best.')" in (
+        prompt
+    )
+    assert "- B: ear-hook in-ear design (they said: \"I won't accept Ear-hook in-ear designs.\")" in (
+        prompt
+    )
+    assert "- none: Do not buy anything\n" in prompt
+    # products: refusals rule options out, and declining is named by its id
+    assert "a feature a stored preference refuses is wrong" in prompt
+    assert "If every option with features has a refused feature, choose 'none'." in prompt
+    # an option without features is named by its text (embodied requests)
+    drinks = choose_messages(drink_request(), [memory_record("m-1", "Not the Black Coffee.")], [])
+    assert "- B: black coffee (they said: 'Not the Black Coffee.')" in str(drinks[-1].content)
+    assert "refused feature" not in str(drinks[-1].content)
+    assert "learned when" not in str(drinks[-1].content)
 
 
 @pytest.mark.parametrize("ids", [("A",), ("A", "B"), ("x 1", "y-2", "Z"), tuple(f"c{i}" for i in range(7))])

@@ -30,13 +30,7 @@ class _LearnOnce(BaseChatModel):
     def _generate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
     ) -> ChatResult:
-        args = {
-            "reason": "states a preference",
-            "has_preference": True,
-            "kind": "add",
-            "memory_text": "When dehydrated: ice-cold water.",
-            "revises_memory_id": None,
-        }
+        args = {"wants": "ice-cold water", "refuses": "", "revises_memory_id": None}
         name = kw["tools"][0]["function"]["name"]
         msg = AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": "c1"}])
         return ChatResult(generations=[ChatGeneration(message=msg)])
