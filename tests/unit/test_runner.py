@@ -427,7 +427,11 @@ class ChatBackedReasoner:
         self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
     ) -> Assessment:
         self.chat.invoke("assess")
-        return self.inner.assess(request, memories, clarifications)
+        # An LLM reasoner that proposes no action: act then makes its own call (the offline
+        # reasoner's clear assessments carry one, which act would take without a call).
+        return self.inner.assess(request, memories, clarifications).model_copy(
+            update={"proposed": None}
+        )
 
     def choose(
         self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
