@@ -14,10 +14,9 @@ os.environ.setdefault("LANGSMITH_TRACING", "false")
 
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction, MiniLMEmbeddingFunction
+from tests.unit.pahf_mini import pahf_mini
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-#: Invented data in the published PAHF layout, owned by the tests (see its README).
-MINI_DATA = REPO_ROOT / "tests" / "fixtures" / "pahf-mini"
 
 
 def _untracked_files() -> set[str] | None:
@@ -66,5 +65,6 @@ def minilm_memory() -> Iterator[ChromaPreferenceMemory]:
 
 @pytest.fixture
 def mini_data() -> Path:
-    """``tests/fixtures/pahf-mini``: a tiny invented benchmark in the published PAHF layout."""
-    return MINI_DATA
+    """pahf-mini (``tests/fixtures/mini``): a tiny invented benchmark, laid out as the published
+    PAHF data is read."""
+    return pahf_mini()

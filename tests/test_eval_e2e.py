@@ -1,6 +1,6 @@
 """End to end: the evaluation reproduces the paper's qualitative findings with the offline
 reasoner, and ``pahf eval`` runs (and resumes) on the generator and on data in the published
-layout (the tests' own ``tests/fixtures/pahf-mini``)."""
+layout (the tests' own pahf-mini, ``tests/unit/pahf_mini.py``)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from pahf.eval.generator import generate
 from pahf.eval.metrics import PhaseSummary, summarize
 from pahf.eval.report import without_time_section
 from pahf.eval.runner import EvalSettings, run_evaluation
+from tests.unit.pahf_mini import pahf_mini
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MINI = REPO_ROOT / "tests" / "fixtures" / "pahf-mini"
+MINI = pahf_mini()
 
 
 def _by(rows: list[PhaseSummary]) -> dict[tuple[str, str, int], PhaseSummary]:

@@ -1,7 +1,8 @@
 """The paper-parity evaluation: the simulated user never answers from the answer key, answers the
 question that was asked, corrects with one reason; the agent sees what the paper's agent sees.
 
-Runs on ``tests/fixtures/pahf-mini`` (invented data in the published layout).
+Runs on pahf-mini (invented data laid out as the published data is read:
+``tests/unit/pahf_mini.py``).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction
 from pahf.reasoners.offline import OfflineReasoner
 from pahf.request import Request
+from tests.unit.pahf_mini import pahf_mini
 
-MINI = Path(__file__).resolve().parents[1] / "fixtures" / "pahf-mini"
+MINI = pahf_mini()
 
 
 def _load(root: Path) -> dict[str, Benchmark]:

@@ -1,7 +1,7 @@
 """The published PAHF data layout loads into episodes that are complete, correct and leak-free.
 
-Runs on ``tests/fixtures/pahf-mini`` (invented data in the published layout, owned by the
-tests) and on small synthetic trees for the error cases. The checks that only mean something
+Runs on pahf-mini (invented data laid out as the published data is read, owned by the tests:
+``tests/unit/pahf_mini.py``) and on small synthetic trees for the error cases. The checks that only mean something
 on the real published data run when its sample sits beside the repository
 (``../shared/pahf-reference-sample``, or ``$PAHF_REFERENCE_SAMPLE``) and skip with a reason otherwise.
 """
@@ -20,8 +20,9 @@ from pahf.eval.episodes import Benchmark
 from pahf.eval.published import DataError, load_published
 from pahf.eval.published_shopping import derive_choice, read_items, read_tastes
 from pahf.reasoners.phrases import MILD, NEGATIVE, STRONG, parse_preferences
+from tests.unit.pahf_mini import pahf_mini
 
-MINI = Path(__file__).resolve().parents[1] / "fixtures" / "pahf-mini"
+MINI = pahf_mini()
 #: The real published sample: ``$PAHF_REFERENCE_SAMPLE``, else ``../shared`` beside the checkout.
 SAMPLE = Path(
     os.environ.get("PAHF_REFERENCE_SAMPLE")
