@@ -78,6 +78,20 @@ def check_benchmark(bench: Benchmark) -> None:
             seen.add(ep.episode_id)
 
 
+def users_only(bench: Benchmark, keep: set[str]) -> dict[str, Any]:
+    """The ``episodes`` and ``personas`` of ``bench`` for the ``keep`` users only, as a
+    ``model_copy`` update."""
+    return {
+        "episodes": {
+            phase: [e for e in eps if e.user in keep] for phase, eps in bench.episodes.items()
+        },
+        "personas": {
+            phase: {u: p for u, p in prompts.items() if u in keep}
+            for phase, prompts in bench.personas.items()
+        },
+    }
+
+
 def select_users(
     bench: Benchmark, names: Sequence[str] | None = None, limit: int | None = None
 ) -> Benchmark:
@@ -99,13 +113,7 @@ def select_users(
     keep = set(chosen)
     return bench.model_copy(
         update={
-            "episodes": {
-                phase: [e for e in eps if e.user in keep] for phase, eps in bench.episodes.items()
-            },
-            "personas": {
-                phase: {u: p for u, p in prompts.items() if u in keep}
-                for phase, prompts in bench.personas.items()
-            },
+            **users_only(bench, keep),
             "left_out": [r for r in bench.left_out if _row_user(r.row_id, available) in keep],
         }
     )

@@ -66,6 +66,7 @@ from pahf.eval.protocol import (
     replay_contexts,
     replay_order,
     select_users,
+    users_only,
 )
 from pahf.eval.results import EpisodeLog, RunKey, appends_can_be_locked, run_key
 from pahf.eval.rundir import (
@@ -385,17 +386,7 @@ def _only_users(bench: Benchmark, users: set[str]) -> Benchmark:
     every task is pickled to its worker process, and unpickling the whole data for every task
     was a visible share of a run. Every domain keeps those users, so pools keyed by user, like
     the noisy feedback's statements, are the same as over the whole data."""
-    return bench.model_copy(
-        update={
-            "episodes": {
-                phase: [e for e in eps if e.user in users] for phase, eps in bench.episodes.items()
-            },
-            "personas": {
-                phase: {u: p for u, p in prompts.items() if u in users}
-                for phase, prompts in bench.personas.items()
-            },
-        }
-    )
+    return bench.model_copy(update=users_only(bench, users))
 
 
 def _ids(bench: Benchmark, users: set[str]) -> set[str]:

@@ -32,7 +32,7 @@ import chromadb
 from chromadb.api import ClientAPI
 from chromadb.api.collection_configuration import CreateHNSWConfiguration
 from chromadb.api.models.Collection import Collection
-from chromadb.api.types import Documents, EmbeddingFunction
+from chromadb.api.types import Documents, EmbeddingFunction, QueryResult
 from chromadb.config import Settings
 from chromadb.errors import InternalError as ChromaInternalError
 
@@ -887,14 +887,15 @@ class ChromaPreferenceMemory:
         # drop superseded records here; filter in Chroma only if that left fewer than k.
         wanted = k if include_superseded else k * SEARCH_OVERFETCH
         server = self.location is not None and is_url(self.location)
-        res = read_when_ready(
-            lambda: col.query(
+
+        def ask() -> QueryResult:
+            return col.query(
                 query_embeddings=[vector],
                 n_results=wanted,
                 include=["documents", "metadatas", "distances"],
-            ),
-            server,
-        )
+            )
+
+        res = read_when_ready(ask, server)
         ids = res["ids"][0]
         total = len(ids)
         if len(ids) < wanted and len(ids) < (total := col.count()):
@@ -903,14 +904,7 @@ class ChromaPreferenceMemory:
             # and answering with what is left would tell the agent the user has no such
             # preference. Asked again after counting, a concurrent write cannot look like
             # damage: it only adds to what the second query sees.
-            res = read_when_ready(
-                lambda: col.query(
-                    query_embeddings=[vector],
-                    n_results=wanted,
-                    include=["documents", "metadatas", "distances"],
-                ),
-                server,
-            )
+            res = read_when_ready(ask, server)
             ids = res["ids"][0]
         if len(ids) < wanted and len(ids) < total:
             raise StoreDamagedError(

@@ -260,13 +260,18 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.slow
-def test_a_killed_worker_process_fails_the_run_with_a_clear_error(tmp_path: Path) -> None:
-    script = tmp_path / "kill.py"
-    script.write_text(_KILLED_WORKER_SCRIPT)
-    run = subprocess.run(
+def _run_script(tmp_path: Path, name: str, text: str) -> subprocess.CompletedProcess[str]:
+    """Run ``text`` as a script of its own (worker processes are spawned and import it)."""
+    script = tmp_path / name
+    script.write_text(text)
+    return subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120
     )
+
+
+@pytest.mark.slow
+def test_a_killed_worker_process_fails_the_run_with_a_clear_error(tmp_path: Path) -> None:
+    run = _run_script(tmp_path, "kill.py", _KILLED_WORKER_SCRIPT)
     assert run.returncode == 3, run.stdout + run.stderr
     cause, _, message = run.stdout.strip().partition(" ")
     assert cause == "BrokenProcessPool"
@@ -331,12 +336,9 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow
 def test_worker_processes_report_every_episode_to_the_progress_bar(tmp_path: Path) -> None:
     """Progress comes from the workers' shared episode counter: every episode shows, once."""
-    script = tmp_path / "count.py"
-    script.write_text(_COUNTING_SCRIPT)
-    run = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120
-    )
+    run = _run_script(tmp_path, "count.py", _COUNTING_SCRIPT)
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.split() == ["[700,", "300,", "5]", "1005", "1005"]
