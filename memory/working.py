@@ -33,6 +33,9 @@ from pahf.memory.schema import (
 )
 from pahf.request import validate_user_id
 
+_new_object = object.__new__
+_set_attr = object.__setattr__
+
 
 def _detached(record: MemoryRecord) -> MemoryRecord:
     """A copy of ``record`` sharing nothing mutable with it, without ``deepcopy``.
@@ -41,10 +44,30 @@ def _detached(record: MemoryRecord) -> MemoryRecord:
     entries: a new list is a full copy. ``model_copy(deep=True)`` walks every value through
     ``copy.deepcopy`` instead, and copying records out of the store (searches, the snapshot
     after every memory-changing episode) was the largest single cost of an evaluation run.
+    Built as ``model_copy`` builds its copy, without its generic per-attribute copies: this
+    runs for every hit of every search.
     """
-    copy = record.model_copy()
-    copy.__dict__["history"] = list(record.history)
+    copy = _new_object(type(record))
+    fields = record.__dict__.copy()
+    fields["history"] = list(record.history)
+    _set_attr(copy, "__dict__", fields)
+    _set_attr(copy, "__pydantic_fields_set__", set(record.__pydantic_fields_set__))
+    extra = record.__pydantic_extra__
+    _set_attr(copy, "__pydantic_extra__", None if extra is None else dict(extra))
+    private = getattr(record, "__pydantic_private__", None)
+    _set_attr(copy, "__pydantic_private__", None if private is None else dict(private))
     return copy
+
+
+def _retrieved(record: MemoryRecord, score: float) -> RetrievedMemory:
+    """``RetrievedMemory.model_construct(record=record, score=score)``, built directly: both
+    fields are given and already valid, and this runs for every hit of every search."""
+    hit = _new_object(RetrievedMemory)
+    _set_attr(hit, "__dict__", {"record": record, "score": score})
+    _set_attr(hit, "__pydantic_fields_set__", {"record", "score"})
+    _set_attr(hit, "__pydantic_extra__", None)
+    _set_attr(hit, "__pydantic_private__", None)
+    return hit
 
 
 class _UserMemory:
@@ -206,12 +229,7 @@ class WorkingPreferenceMemory:
                 if include_superseded or record.status == "active":
                     # Built from a stored (validated) record and a float: nothing to validate,
                     # and this runs for every hit of every search of an evaluation.
-                    out.append(
-                        RetrievedMemory.model_construct(
-                            record=_detached(record),
-                            score=round(float(sims[row]), 6),
-                        )
-                    )
+                    out.append(_retrieved(_detached(record), round(float(sims[row]), 6)))
                     if len(out) == k:
                         break
             return out
