@@ -6,6 +6,7 @@ boundary with a message that names the field.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 import uuid
 
@@ -30,6 +31,14 @@ def validate_user_id(user_id: object) -> str:
     """
     if not isinstance(user_id, str):
         raise ValueError(f"user id must be a string, got {type(user_id).__name__}")
+    _check_user_id(user_id)
+    return user_id
+
+
+@functools.lru_cache(maxsize=4_096)
+def _check_user_id(user_id: str) -> None:
+    """The checks of :func:`validate_user_id` on a string, remembered: every memory operation
+    and every request read checks the same few ids again (a refusal raises, and is not kept)."""
     if not user_id.strip():
         raise ValueError("user id must not be empty")
     if len(user_id) > MAX_USER_ID_CHARS:
@@ -42,7 +51,6 @@ def validate_user_id(user_id: object) -> str:
                 f"user id must not contain format characters (U+{ord(ch):04X}, Unicode "
                 "category Cf, e.g. a bidirectional override or a zero-width character)"
             )
-    return user_id
 
 
 class StrictModel(BaseModel):
