@@ -104,12 +104,20 @@ def _parts(situation: str) -> tuple[str, str]:
     return (context, task) if sep and task else (situation, situation)
 
 
+#: How many (situation, memories) weighings a reasoner keeps (cleared when full).
+_RELEVANT_CACHE_SIZE = 256
+
+
 class OfflineReasoner:
     """Reference :class:`~pahf.reasoners.base.Reasoner` over an embedding encoder."""
 
     def __init__(self, encoder: Encoder, config: OfflineReasonerConfig | None = None) -> None:
         self.encoder = encoder
         self.config = config or OfflineReasonerConfig()
+        self._relevant_rows: dict[
+            tuple[str, tuple[tuple[str, str, float], ...]], tuple[tuple[int, float, float], ...]
+        ] = {}
+        self._relevant_owner: tuple[Encoder, OfflineReasonerConfig] = (self.encoder, self.config)
 
     # ------------------------------------------------------------------ helpers
 
@@ -152,25 +160,47 @@ class OfflineReasoner:
         self, request: Request, memories: Sequence[RetrievedMemory]
     ) -> list[tuple[MemoryRecord, float, float]]:
         """(record, relevance, weight) of the active memories usable for this request."""
+        records = [m.record for m in memories]
+        situation = request.situation()
+        # Deciding whether to ask and then acting weigh the same request and memories; the
+        # numbers depend only on the situation and each memory's status, topic and confidence.
+        # (Kept per encoder and configuration, should either be swapped on this reasoner.)
+        key = (situation, tuple((r.status, self._topic(r), r.confidence) for r in records))
+        owner = self._relevant_owner
+        if owner[0] is not self.encoder or owner[1] is not self.config:
+            self._relevant_rows.clear()
+            self._relevant_owner = (self.encoder, self.config)
+        rows = self._relevant_rows.get(key)
+        if rows is None:
+            rows = self._weigh(situation, records)
+            if len(self._relevant_rows) >= _RELEVANT_CACHE_SIZE:
+                self._relevant_rows.clear()
+            self._relevant_rows[key] = rows
+        return [(records[i], r, w) for i, r, w in rows]
+
+    def _weigh(
+        self, situation: str, records: Sequence[MemoryRecord]
+    ) -> tuple[tuple[int, float, float], ...]:
+        """(index, relevance, weight) of the usable ones among ``records``."""
         cfg = self.config
-        active = [m.record for m in memories if m.record.status == "active"]
+        active = [i for i, r in enumerate(records) if r.status == "active"]
         if not active:
-            return []
-        topics = [self._topic(r) for r in active]
-        rel = self._relevance(request.situation(), topics)
-        rank = self._ranking(request.situation(), topics, rel)
+            return ()
+        topics = [self._topic(records[i]) for i in active]
+        rel = self._relevance(situation, topics)
+        rank = self._ranking(situation, topics, rel)
         best = float(rank.max())
         out = []
-        for record, r, k in zip(active, rel, rank, strict=True):
+        for i, r, k in zip(active, rel, rank, strict=True):
             if r < cfg.min_relevance:
                 continue
             discount = math.exp((float(k) - best) / cfg.relevance_temperature)
             closeness = min(
                 1.0, (float(r) - cfg.min_relevance) / (cfg.full_relevance - cfg.min_relevance)
             )
-            confidence = 1.0 - math.exp(-max(record.confidence, 0.05))
-            out.append((record, float(r), discount * closeness * confidence / 0.632))
-        return out
+            confidence = 1.0 - math.exp(-max(records[i].confidence, 0.05))
+            out.append((i, float(r), discount * closeness * confidence / 0.632))
+        return tuple(out)
 
     def _closest(self, request: Request, memories: Sequence[RetrievedMemory]) -> float:
         """How surely some usable memory is about this very situation: its relevance, or the
