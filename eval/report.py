@@ -7,6 +7,7 @@ report, which is about this machine, differs between equivalent runs.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -380,11 +381,19 @@ def _legend_below(fig: Any, ax: Any) -> None:
     fig.tight_layout(rect=(0, 0.08, 1, 1))
 
 
-def write_plots(rows: Sequence[PhaseSummary], out_dir: Path) -> list[Path]:
-    """Success by phase per method, ACPE by iteration; one panel per domain."""
+@functools.cache
+def prepare_plots() -> None:
+    """Import the plotting library now (about a second of CPU): an evaluation does it while
+    its worker processes play, instead of alone after them. Cheap once done."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+
+def write_plots(rows: Sequence[PhaseSummary], out_dir: Path) -> list[Path]:
+    """Success by phase per method, ACPE by iteration; one panel per domain."""
+    prepare_plots()
     import matplotlib.pyplot as plt
 
     domains = _ordered([r.domain for r in rows])

@@ -33,7 +33,7 @@ import functools
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -403,6 +403,7 @@ def run_evaluation(
     progress: Progress | None = None,
     max_episodes: int | None = None,
     human_turns: HumanTurns = "inline",
+    meanwhile: Callable[[], None] | None = None,
 ) -> EvalOutcome:
     """Play (or resume) the protocol for ``settings.domains`` x ``settings.methods``.
 
@@ -415,6 +416,9 @@ def run_evaluation(
     each user's final memory is then archived in the run directory from their snapshot.
     Services passed in are objects of this process, so their runs use threads instead, one
     user at a time per thread. ``human_turns``: see :data:`HumanTurns` (results are the same).
+    ``meanwhile``: the caller's own work, done in this process while worker processes play
+    (called repeatedly; it must be cheap once done), so it does not add to the wall time after
+    them; not called when this process plays.
     """
     started = time.perf_counter()
     if workers < 1:
@@ -461,6 +465,7 @@ def run_evaluation(
             human_turns,
             in_process,
             started,
+            meanwhile,
         )
     finally:
         run_lock.release()
@@ -477,6 +482,7 @@ def _run_locked(
     human_turns: HumanTurns,
     in_process: bool,
     started: float,
+    meanwhile: Callable[[], None] | None = None,
 ) -> EvalOutcome:
     prepare_run_dir(out_dir, settings)
     log = EpisodeLog(out_dir / "episodes.jsonl")
@@ -523,7 +529,7 @@ def _run_locked(
             progress,
             max_episodes,
             on_result=archive_task,
-            while_waiting=follower.read_new,
+            while_waiting=functools.partial(_while_waiting, follower.read_new, meanwhile),
         )
         recovered = [key for result in results for key in result.recovered]
     else:
@@ -555,6 +561,13 @@ def _run_locked(
         wall_seconds=round(time.perf_counter() - started, 3),
         worker_processes=processes,
     )
+
+
+def _while_waiting(read_log: Callable[[], None], meanwhile: Callable[[], None] | None) -> None:
+    """The parent's work while its workers play: this run's new log lines, then the caller's."""
+    read_log()
+    if meanwhile is not None:
+        meanwhile()
 
 
 def _play_user(run: _Run, job: tuple[str, str, str, list[ReplayStep]], hooks: RunHooks) -> None:

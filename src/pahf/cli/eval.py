@@ -27,7 +27,7 @@ from pahf.eval.concurrent import run_concurrently
 from pahf.eval.episodes import DOMAINS, Benchmark, Domain
 from pahf.eval.methods import METHODS, Method
 from pahf.eval.metrics import PhaseSummary, summarize
-from pahf.eval.report import success_table, write_outputs
+from pahf.eval.report import prepare_plots, success_table, write_outputs
 from pahf.eval.runner import (
     MAX_ITERATIONS,
     SIMULATORS,
@@ -354,7 +354,7 @@ def _play(
     run: Callable[..., EvalOutcome] = (
         functools.partial(run_concurrently, concurrency=args.concurrency)
         if args.concurrency > 1
-        else functools.partial(run_evaluation, workers=args.workers)
+        else functools.partial(run_evaluation, workers=args.workers, meanwhile=prepare_plots)
     )
     if not args.quiet and sys.stderr.isatty():
         with _RichProgress(err) as bar:
