@@ -84,6 +84,22 @@ def _lexical(a: str, b: str) -> tuple[bool, float]:
     return la == lb, overlap
 
 
+@lru_cache(maxsize=1_024)
+def _lexical_matrices(
+    features: tuple[str, ...], texts: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(same words?, word overlap) of every (feature, statement text) pair, as read-only
+    matrices: deciding whether to ask and then acting name the same features against the
+    same statements, so the whole table is kept, not only its pairs."""
+    shape = (len(features), len(texts))
+    lexical = [_lexical(f, t) for f in features for t in texts]
+    same = np.array([sm for sm, _o in lexical], dtype=bool).reshape(shape)
+    overlap = np.array([o for _sm, o in lexical], dtype=np.float64).reshape(shape)
+    same.flags.writeable = False
+    overlap.flags.writeable = False
+    return same, overlap
+
+
 def has_features(request: Request) -> bool:
     """Is this a choice between options described by features (two or more each; an option
     with one attribute is known by it as by a name)?"""
@@ -198,9 +214,7 @@ def naming(
     cosine similarity of :data:`PARAPHRASE` on.
     """
     shape = (len(features), len(statements))
-    lexical = [_lexical(f, s.phrase.text) for f in features for s in statements]
-    same = np.array([sm for sm, _o in lexical], dtype=bool).reshape(shape)
-    overlap = np.array([o for _sm, o in lexical], dtype=np.float64).reshape(shape)
+    same, overlap = _lexical_matrices(tuple(features), tuple(s.phrase.text for s in statements))
     # agreement() of every pair at once: 1 for the same words, else min(similarity, overlap)
     # (as Python's min picks it: the similarity unless the overlap is lower)
     sims = np.asarray(similarities, dtype=np.float64).reshape(shape)
