@@ -149,7 +149,7 @@ class EpisodeLog:
                     break
                 raise EpisodeLogError(
                     f"{self.path}: line {number} is not a valid episode record "
-                    f"({exc.errors()[0]['msg'] if exc.errors() else exc}); fix or remove the line"
+                    f"({_first_error(exc)}); fix or remove the line"
                 ) from exc
             records[record.key()] = record
             good_bytes += len(line) + (0 if is_last else 1)
@@ -195,6 +195,12 @@ class EpisodeLog:
             self._close()
 
 
+def _first_error(exc: ValidationError) -> str:
+    """What is wrong with a log line, in pydantic's first message."""
+    errors = exc.errors()
+    return str(errors[0]["msg"]) if errors else str(exc)
+
+
 class LogFollower:
     """Reads the records appended to an episode log after a point, while they are appended.
 
@@ -224,7 +230,7 @@ class LogFollower:
                 except ValidationError as exc:
                     raise EpisodeLogError(
                         f"{self.path}: a line appended during the run is not a valid episode "
-                        f"record ({exc.errors()[0]['msg'] if exc.errors() else exc})"
+                        f"record ({_first_error(exc)})"
                     ) from exc
                 self.records[record.key()] = record
         self.offset += end

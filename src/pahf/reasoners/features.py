@@ -180,9 +180,12 @@ class Judgement:
         chosen = next((v for v in self.options if v.candidate.id == self.chosen), None)
         if chosen is None or chosen.acceptable <= 0.0:
             return []
-        return [
-            v for v in self.options if v.acceptable > 0.0 and abs(v.value - chosen.value) < 1e-9
-        ]
+        return equally_good(self.options, chosen)
+
+
+def equally_good(views: Sequence[OptionView], than: OptionView) -> list[OptionView]:
+    """The acceptable options whose value is exactly ``than``'s (``than`` too, if acceptable)."""
+    return [v for v in views if v.acceptable > 0.0 and abs(v.value - than.value) < 1e-9]
 
 
 def _status(
@@ -298,11 +301,7 @@ def judge(
         sure = best.acceptable * math.prod(1.0 - v.acceptable for v in beaten)
         # Options known to be exactly as good are a coin toss unless what tells them apart
         # is known to be only acceptable everywhere.
-        equal = [
-            v
-            for v in views
-            if v is not best and v.acceptable > 0.0 and abs(v.value - best.value) < 1e-9
-        ]
+        equal = [v for v in equally_good(views, best) if v is not best]
         sure /= 1 + len(equal)
         chosen = best.candidate.id
     return Judgement(views, abstain, nobody, rate, chosen, sure)

@@ -117,7 +117,6 @@ class OfflineReasoner:
         self._relevant_rows: dict[
             tuple[str, tuple[tuple[str, str, float], ...]], tuple[tuple[int, float, float], ...]
         ] = {}
-        self._relevant_owner: tuple[Encoder, OfflineReasonerConfig] = (self.encoder, self.config)
 
     # ------------------------------------------------------------------ helpers
 
@@ -163,13 +162,9 @@ class OfflineReasoner:
         records = [m.record for m in memories]
         situation = request.situation()
         # Deciding whether to ask and then acting weigh the same request and memories; the
-        # numbers depend only on the situation and each memory's status, topic and confidence.
-        # (Kept per encoder and configuration, should either be swapped on this reasoner.)
+        # numbers depend only on the situation and each memory's status, topic and confidence
+        # (and on this reasoner's encoder and frozen configuration).
         key = (situation, tuple((r.status, self._topic(r), r.confidence) for r in records))
-        owner = self._relevant_owner
-        if owner[0] is not self.encoder or owner[1] is not self.config:
-            self._relevant_rows.clear()
-            self._relevant_owner = (self.encoder, self.config)
         rows = self._relevant_rows.get(key)
         if rows is None:
             rows = self._weigh(situation, records)
