@@ -907,6 +907,29 @@ def test_options_carry_what_the_person_said_about_their_features() -> None:
     assert "learned when" not in str(drinks[-1].content)
 
 
+def test_what_the_person_said_later_about_an_option_comes_last_and_holds() -> None:
+    """A change of mind stored beside the old preference (not superseding it) must not read
+    as the older words: the quotes go oldest first whatever the relevance order, and the model
+    is told the later one holds. One quote per option adds no such line."""
+    from pahf.reasoners.prompts import assess_messages, choose_messages
+
+    old = memory_record("m-old", "When working late I want black coffee.")
+    new = memory_record("m-new", "Not the black coffee any more: herbal tea when working late.")
+    new = new.model_copy(
+        update={"record": new.record.model_copy(update={"created_at": "2024-02-01T00:00:00+00:00"})}
+    )
+    for build in (choose_messages, assess_messages):
+        for mems in ([new, old], [old, new]):  # relevance order must not matter
+            prompt = str(build(drink_request(), mems, [])[-1].content)
+            assert (
+                "- B: black coffee (they said: 'When working late I want black coffee.', later: "
+                "'Not the black coffee any more: herbal tea when working late.')"
+            ) in prompt
+            assert "the later one holds" in prompt
+    single = str(choose_messages(drink_request(), [old], [])[-1].content)
+    assert "later" not in single
+
+
 @pytest.mark.parametrize("ids", [("A",), ("A", "B"), ("x 1", "y-2", "Z"), tuple(f"c{i}" for i in range(7))])
 def test_schemas_per_id_set_are_what_pydantic_renders(ids: tuple[str, ...]) -> None:
     """The per-id-set JSON schemas come from a template (building a pydantic class per request

@@ -224,17 +224,23 @@ def render_request(
 ) -> str:
     """The request as the model sees it: task, situation, options with their ids. With
     ``mentions`` (:func:`option_mentions`), each feature (or option) named in a stored
-    preference carries that preference's alias."""
+    preference carries that preference's alias, or its words with ``quotes`` (alias -> text,
+    oldest first): where the person said several things about one option, the model is told
+    which came later, since a change of mind may have been stored beside the old preference
+    instead of replacing it."""
     mentions = mentions or {}
+    changed = False
 
     def marked(cand_id: str, phrase: str) -> str:
+        nonlocal changed
         aliases = mentions.get(cand_id, {}).get(phrase)
         if not aliases:
             return phrase
         if quotes is None:
             return f"{phrase} [see {', '.join(aliases)}]"
-        said = list(dict.fromkeys(quotes[a] for a in aliases))
-        return f"{phrase} (they said: {' / '.join(repr(t) for t in said)})"
+        said = list(dict.fromkeys(quotes[a] for a in quotes if a in aliases))
+        changed = changed or len(said) > 1
+        return f"{phrase} (they said: {', later: '.join(repr(t) for t in said)})"
 
     lines = [f"Task: {request.task}"]
     if request.context:
@@ -248,6 +254,8 @@ def render_request(
             continue
         text = "" if cand.text.strip().casefold() == cand.id.casefold() else f": {cand.text}"
         lines.append(f"- {cand.id}{text}{marked(cand.id, cand.text)[len(cand.text) :]}")
+    if changed:
+        lines.append("Where they said more than one thing about an option, the later one holds.")
     return "\n".join(lines)
 
 
@@ -373,7 +381,11 @@ def _situation_block(
 ) -> str:
     mentions = option_mentions(request, memories)
     records = {m.record.id: m.record for m in memories}
-    quotes = {alias: records[rid].text for alias, rid in memory_aliases(memories).items()}
+    aliases = sorted(
+        memory_aliases(memories).items(),
+        key=lambda item: (records[item[1]].created_at, item[1]),
+    )
+    quotes = {alias: records[rid].text for alias, rid in aliases}
     parts = [render_request(request, mentions, quotes), render_memories(memories)]
     answers = render_clarifications(clarifications)
     if answers:
