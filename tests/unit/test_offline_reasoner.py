@@ -8,7 +8,7 @@ import pytest
 from pahf.decisions import Action, Turn
 from pahf.memory.embeddings import MiniLMEncoder
 from pahf.memory.schema import MemoryRecord, RetrievedMemory
-from pahf.reasoners.offline import OfflineReasoner
+from pahf.reasoners.offline import OfflineReasoner, OfflineReasonerConfig
 from pahf.request import Candidate, Request
 
 
@@ -179,3 +179,25 @@ def test_loosely_related_refusals_do_not_outvote_this_situations_liking(
         candidates=[Candidate(id=t, text=t) for t in ("cold water", "hot water", "apple slices")],
     )
     assert reasoner.choose(request, memories, []).candidate_id == "cold water"
+
+
+def test_with_nothing_known_the_option_that_fits_the_task_is_taken(
+    reasoner: OfflineReasoner,
+) -> None:
+    """Memory silent: a drink for a drink request, not the nuts offered beside it (whatever
+    their position); memory's evidence still outweighs the prior; and the prior does not make
+    the agent surer, so it asks as before."""
+    drinks = ("salted almonds", "herbal tea", "walnuts")
+    for order in (drinks, drinks[::-1]):
+        request = Request(
+            request_id="r-fit", user_id="u", task="Could you bring me my favourite drink?",
+            candidates=[Candidate(id=t, text=t) for t in order],
+        )
+        assert reasoner.choose(request, [], []).candidate_id == "herbal tea"
+        assessment = reasoner.assess(request, [], [])
+        assert assessment.ambiguous and assessment.question is not None
+        nuts = _memory("I like walnuts best, whatever I ask for.", request.situation())
+        assert reasoner.choose(request, [nuts], []).candidate_id == "walnuts"
+    # Without the prior the stable hash decides, and here it would not take the tea.
+    no_prior = OfflineReasoner(reasoner.encoder, OfflineReasonerConfig(task_fit=0.0))
+    assert no_prior.choose(request, [], []).candidate_id != "herbal tea"

@@ -88,6 +88,10 @@ class OfflineReasonerConfig:
     # Noise robustness: a memory confirmed this many times is only challenged by one
     # contradicting correction; a second one supersedes it.
     established_confidence: float = 2.0
+    # When choosing, each candidate also gets this times (its similarity to the task - the
+    # best candidate's): a weak prior that settles what memory leaves open ("my favourite
+    # drink" -> a drink, not the nuts offered beside it) and that memory evidence outweighs.
+    task_fit: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -355,6 +359,18 @@ class OfflineReasoner:
             scores, key=lambda cid: (-round(scores[cid], 6), features.tiebreak(request, cid))
         )
 
+    def _by_fit(self, request: Request, scores: dict[str, float]) -> list[str]:
+        """Candidates in the order the agent would take them: memory's scores plus the weak
+        task-fit prior (see ``OfflineReasonerConfig.task_fit``)."""
+        weight = self.config.task_fit
+        if weight <= 0.0:
+            return self._ranked(request, scores)
+        ids = list(scores)
+        fit = self._sim([request.task], [request.candidate(cid).text for cid in ids])[0]
+        prior = weight * (fit - fit.max())
+        fitted = {cid: scores[cid] + float(p) for cid, p in zip(ids, prior, strict=True)}
+        return self._ranked(request, fitted)
+
     # ------------------------------------------------------------------ decisions
 
     def assess(
@@ -376,7 +392,7 @@ class OfflineReasoner:
             return Assessment(
                 ambiguous=True,
                 reason=f"what I know comes from other situations (closest {closest:.2f})",
-                question=self.question(request, ranked[:4]),
+                question=self.question(request, self._by_fit(request, scores)[:4]),
                 confidence=closest,
             )
         if margin >= self.config.margin:
@@ -396,7 +412,7 @@ class OfflineReasoner:
         return Assessment(
             ambiguous=True,
             reason=reason,
-            question=self.question(request, ranked[:4]),
+            question=self.question(request, self._by_fit(request, scores)[:4]),
             confidence=max(0.0, margin / (2 * self.config.margin)),
         )
 
@@ -447,7 +463,7 @@ class OfflineReasoner:
         self, request: Request, scores: dict[str, float], support: dict[str, set[str]]
     ) -> Action:
         """The best-scored candidate as an action, with what backs it."""
-        chosen = request.candidate(self._ranked(request, scores)[0])
+        chosen = request.candidate(self._by_fit(request, scores)[0])
         backing = sorted(support[chosen.id])
         rationale = (
             f"best supported by {', '.join(backing)}"
