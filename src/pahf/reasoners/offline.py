@@ -17,6 +17,8 @@ How it decides:
   weight again relative to the memory most about this situation that has an opinion on the
   feature. A feature with a net refusal makes the whole candidate unacceptable, below "no
   opinion";
+* **choosing** takes the best score, with a weak prior for the candidates that fit the task
+  (their cosine to it): what memory leaves open goes to a drink for a drink request;
 * **ambiguous** = the best candidate is not ahead of the runner-up by a margin (covers "no
   relevant memory" and "memory cannot separate these candidates"), or the memories that decide
   were learned in other situations only (asking costs less than a wrong guess while learning);
