@@ -152,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=4, help="situations per phase and user")
     parser.add_argument("--reasoner", default="llm", choices=("llm", "offline"))
     parser.add_argument("--model", default=None)
+    parser.add_argument(
+        "--iterations", type=int, default=3, help="learning iterations per phase (the paper: 3)"
+    )
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--out", help="run directory to play into (resumable)")
     parser.add_argument(
@@ -171,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = EvalSettings(
         domains=domains,
         methods=[m.strip() for m in args.method.split(",") if m.strip()],
-        iterations=1,
+        iterations=args.iterations,
         reasoner=args.reasoner,
         model=args.model or os.environ.get("PAHF_MODEL"),
     )

@@ -54,6 +54,8 @@ Simulator = Literal["parity", "rule-generous", "llm"]
 SIMULATORS: tuple[str, ...] = ("parity", "rule-generous", "llm")
 
 
+#: Learning iterations of phases 1 and 3 in the paper's protocol (the reference's default).
+PAPER_ITERATIONS = 3
 #: Most learning iterations a run may ask for: the paper uses 3, and each user's replay
 #: schedule is built in memory (--iterations 1000000000 grew to 3.4 GB with no output).
 MAX_ITERATIONS = 100
@@ -69,7 +71,7 @@ class EvalSettings(BaseModel):
 
     domains: list[Domain] = Field(min_length=1)
     methods: list[Method] = Field(min_length=1)
-    iterations: int = Field(default=3, ge=1, le=MAX_ITERATIONS)
+    iterations: int = Field(default=PAPER_ITERATIONS, ge=1, le=MAX_ITERATIONS)
     seed: int = 0
     feedback_noise: float = Field(default=0.0, ge=0.0, le=1.0)
     reasoner: Literal["offline", "llm"] = "offline"
@@ -94,6 +96,10 @@ class EvalSettings(BaseModel):
             gaps.append(f"question budget {self.question_budget} per request (the paper: 1)")
         if self.feedback_noise:
             gaps.append(f"feedback noise {self.feedback_noise}")
+        if self.iterations != PAPER_ITERATIONS:
+            gaps.append(
+                f"{self.iterations} learning iteration(s) per phase (the paper: {PAPER_ITERATIONS})"
+            )
         return gaps
 
 

@@ -310,9 +310,10 @@ def test_settings_name_what_departs_from_the_paper() -> None:
     assert base.parity_gaps() == []
     gaps = EvalSettings(
         domains=["embodied"], methods=["pahf"], simulator="rule-generous", show_context=True,
-        question_budget=3,
+        question_budget=3, iterations=1,
     ).parity_gaps()
-    assert len(gaps) == 3 and "upper bound" in gaps[0]
+    assert len(gaps) == 4 and "upper bound" in gaps[0]
+    assert gaps[-1] == "1 learning iteration(s) per phase (the paper: 3)"
 
 
 def test_simulator_kinds(mini: dict[str, Benchmark]) -> None:
