@@ -176,7 +176,8 @@ def test_llm_chat_correction_path_and_llm_errors(
         [
             "Morning :: a drink please | orange juice | coffee",
             "No coffee in the morning, I want green tea.",
-            "Morning :: a drink please | orange juice | coffee",
+            # (coffee is refused now, so two options are left for the model to choose from)
+            "Morning :: a drink please | orange juice | coffee | green tea",
             "/quit",
         ],
     )

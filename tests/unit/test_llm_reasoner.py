@@ -542,14 +542,16 @@ def test_learn_stores_the_persons_words_when_a_phrase_of_theirs_names_a_preferen
         "feedback",
         "r9",
     )
-    # case, whitespace and quotes around an alias are repaired; "none" is null (an add)
+    # case, whitespace and quotes around an alias are repaired; "none" is null (an add,
+    # unless the words turn a stored preference around: see the test below)
     [op] = LLMReasoner(fake(learn("Orange Juice", "", " 'm2' "))).learn(req, turn, mems)
     assert (op.kind, op.target_id) == ("supersede", "m-bbb")
+    agreeing = [mems[0], memory_record("m-bbb", "No ice-cold water.")]
     for null in ("none", None):
-        [op] = LLMReasoner(fake(learn("orange juice", "", null))).learn(req, turn, mems)
+        [op] = LLMReasoner(fake(learn("orange juice", "", null))).learn(req, turn, agreeing)
         assert (op.kind, op.target_id) == ("add", None)
     # a phrase counts when its words are the message's, in any order and case
-    [op] = LLMReasoner(fake(learn(refuses="WATER ice-cold"))).learn(req, turn, mems)
+    [op] = LLMReasoner(fake(learn(refuses="WATER ice-cold"))).learn(req, turn, agreeing)
     assert op.kind == "add"
     # nothing named, or only words the message does not say: no preference, no memory
     for wants, refuses in (("", ""), ("none", "n/a"), ("fits my style preferences", "")):
@@ -976,3 +978,96 @@ def test_a_structured_output_of_another_shape_is_called_whole() -> None:
     assert retry.candidate_id == "C"
     assert model.wrapper_calls == 2  # the invalid id was sent back through the same wrapper
     assert "Input should be 'A', 'B' or 'C'" in str(model.log[-1][-1].content)
+
+
+# --------------------------------------------------------------------------- the person's words
+
+
+def test_a_change_of_mind_the_model_did_not_mark_still_revises_the_old_preference() -> None:
+    """The 1.5B model rarely names the preference a correction replaces; when the message
+    refuses what an earlier preference of this situation wanted (or the reverse), that
+    preference is superseded all the same. Agreement, another option, or another situation
+    leave it."""
+    req = drink_request("r9")
+    turn = Turn(
+        kind="correction",
+        text="Not the black coffee. When dehydrated, I prefer orange juice.",
+        action=None,
+    )
+    old = memory_record("m-old", "When I'm dehydrated, I like black coffee.")
+    [op] = LLMReasoner(fake(learn("orange juice"))).learn(req, turn, [old])
+    assert (op.kind, op.target_id) == ("supersede", "m-old")
+    # The model's own choice stands where it made one (a correction may revise another).
+    both = [old, memory_record("m-two", "When dehydrated, no orange juice.")]
+    [op] = LLMReasoner(fake(learn("orange juice", "", "M2"))).learn(req, turn, both)
+    assert (op.kind, op.target_id) == ("supersede", "m-two")
+    for kept in (
+        memory_record("m-same", "When dehydrated, I never want black coffee."),
+        memory_record("m-else", "When dehydrated, I like orange juice."),
+        memory_record("m-away", "I like black coffee.", topic="Drowsy: bring me a drink"),
+        memory_record("m-now", "I like black coffee.", request_id="r9"),
+    ):
+        [op] = LLMReasoner(fake(learn("orange juice"))).learn(req, turn, [kept])
+        assert (op.kind, op.target_id) == ("add", None), kept.record.id
+
+
+def shoe_request(request_id: str = "r5") -> Request:
+    return Request(
+        request_id=request_id,
+        domain="shopping",
+        task="Help me buy running shoes.",
+        context="running shoes",
+        candidates=[
+            Candidate(id="A", text="A", attributes=["mesh upper", "carbon plate"]),
+            Candidate(id="B", text="B", attributes=["leather upper", "foam sole"]),
+            Candidate(id="C", text="C", attributes=["mesh upper", "foam sole"]),
+            Candidate(id="none", text="Do not buy anything"),
+        ],
+    )
+
+
+SHOE_TOPIC = "running shoes: Help me buy running shoes."
+
+
+def test_options_the_persons_latest_word_refuses_are_not_offered() -> None:
+    """An option with a feature the person refused in this situation is not in the prompt or
+    the schema's enum; where their latest word on it is a liking again, it is back."""
+    req = shoe_request()
+    refusal = memory_record("m-1", "For the upper, I won't accept leather upper.", SHOE_TOPIC)
+    model = fake(choose("C"))
+    assert LLMReasoner(model).choose(req, [refusal], []).candidate_id == "C"
+    prompt = str(model.log[0][-1].content)
+    assert "- B:" not in prompt and "- A:" in prompt and "- C:" in prompt
+    # The model cannot name it either: the reply is re-asked, then the decision fails.
+    model = fake(choose("B"), choose("B"))
+    with pytest.raises(LLMOutputError, match="candidate_id 'B'"):
+        LLMReasoner(model).choose(req, [refusal], [])
+    # A later liking in the same situation lifts the refusal; another situation's refusal,
+    # or the check turned off, leaves every option on offer.
+    later = memory_record("m-2", "Now I like leather upper best.", SHOE_TOPIC)
+    later.record.created_at = "2024-02-01T00:00:00+00:00"
+    elsewhere = memory_record("m-3", "I won't accept leather upper.", "hiking boots: Buy boots.")
+    for mems, enforce in (([refusal, later], True), ([elsewhere], True), ([refusal], False)):
+        model = fake(choose("B"))
+        reasoner = LLMReasoner(model, enforce_refusals=enforce)
+        assert reasoner.choose(req, mems, []).candidate_id == "B"
+        assert "- B:" in str(model.log[0][-1].content)
+
+
+def test_an_answer_given_now_counts_and_a_single_option_left_needs_no_call() -> None:
+    req = shoe_request()
+    refusal = memory_record("m-1", "I won't accept carbon plate.", SHOE_TOPIC)
+    answer = Turn(
+        kind="clarification", text="I don't want foam sole or leather upper.", question="Sole?"
+    )
+    model = fake()
+    action = LLMReasoner(model).choose(req, [refusal], [answer])
+    assert action.candidate_id == "none" and model.log == []
+    assessment = LLMReasoner(model).assess(req, [refusal], [answer])
+    assert not assessment.ambiguous and assessment.proposed == action
+    # Everything refused and nothing to decline with: the model decides among all of them.
+    drinks = drink_request()
+    said = Turn(kind="clarification", text="Not black coffee, orange juice or ice-cold water.")
+    model = fake(choose("A"))
+    assert LLMReasoner(model).choose(drinks, [], [said]).candidate_id == "A"
+    assert "- B:" in str(model.log[0][-1].content)

@@ -68,6 +68,7 @@ from pahf.reasoners.prompts import (
     revisable_aliases,
 )
 from pahf.reasoners.settings import DEFAULT_MODEL, LLMConfigError, LLMSettings
+from pahf.reasoners.stances import contradicts, refused_options
 from pahf.request import Candidate, Request
 
 __all__ = [
@@ -98,6 +99,10 @@ T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- errors
+
+
+#: Why an option was taken without asking the model: the person refused every other one.
+_EVERY_OTHER_REFUSED = "Every other option has something they said they do not want."
 
 
 class LLMDecisionError(RuntimeError):
@@ -599,10 +604,14 @@ class LLMReasoner:
         output_retries: int = 1,
         transport_retries: int = 0,
         backoff_seconds: float = 0.5,
+        enforce_refusals: bool = True,
     ) -> None:
         if output_retries < 0 or transport_retries < 0:
             raise ValueError("retry counts must be >= 0")
         self.chat_model = chat_model
+        #: Options the person's latest word refuses are not offered to the model (see
+        #: :meth:`_offered`); False leaves every option to the model's reading.
+        self.enforce_refusals = enforce_refusals
         self.method = method
         self.output_retries = output_retries
         self.transport_retries = transport_retries
@@ -769,6 +778,30 @@ class LLMReasoner:
             f"candidate_id {candidate_id!r} is not one of the options; valid ids: {', '.join(ids)}"
         )
 
+    def _offered(
+        self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
+    ) -> Request:
+        """The request without the options whose feature (or whose thing) the person's latest
+        word in this situation refuses, unless that would leave none. The instruction alone
+        did not do it: the 1.5B model bought products with a feature the person had said they
+        would not accept, beside that very quote."""
+        if not self.enforce_refusals:
+            return request
+        said_now = [t.text for t in clarifications if t.kind == "clarification"]
+        refused = refused_options(request, memories, said_now)
+        kept = [c for c in request.candidates if c.id not in refused]
+        if not refused or not kept:
+            return request
+        return request.model_copy(update={"candidates": kept})
+
+    @staticmethod
+    def _only(request: Request, reason: str) -> Action | None:
+        """The action when a single option is left: no call decides what is already decided."""
+        if len(request.candidates) != 1:
+            return None
+        cand = request.candidates[0]
+        return Action(candidate_id=cand.id, candidate_text=cand.describe(), rationale=reason)
+
     # ------------------------------------------------------------------ decisions
 
     def assess(
@@ -776,6 +809,12 @@ class LLMReasoner:
     ) -> Assessment:
         """Ambiguity decision; when the request is clear, the same call picks the option, which
         the assessment carries (``proposed``) to ``act`` through the graph state."""
+        request = self._offered(request, memories, clarifications)
+        only = self._only(request, _EVERY_OTHER_REFUSED)
+        if only is not None:
+            return Assessment(
+                ambiguous=False, reason=_EVERY_OTHER_REFUSED, confidence=1.0, proposed=only
+            )
 
         def check(d: Any) -> Assessment:
             question = str(d.question).strip()
@@ -807,6 +846,10 @@ class LLMReasoner:
         self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
     ) -> Action:
         """One call; ``act`` skips it when the assessment already proposed an action."""
+        request = self._offered(request, memories, clarifications)
+        only = self._only(request, _EVERY_OTHER_REFUSED)
+        if only is not None:
+            return only
 
         def check(d: Any) -> Action:
             cand = self._candidate(request, d.candidate_id)
@@ -828,8 +871,9 @@ class LLMReasoner:
         """Feedback analysis in one call: does the message state a preference, and does it
         replace one learned earlier; the preference stored is the message itself."""
         aliases = revisable_aliases(request, memories)
-
         message = " ".join(turn.text.split())
+        revisable = revisable_aliases(request, memories, message)
+        records = {m.record.id: m.record for m in memories}
 
         def check(d: Any) -> list[MemoryOp]:
             # Stored is the person's own message, not a text the model writes (the 1.5B model
@@ -846,6 +890,17 @@ class LLMReasoner:
                 request_id=request.request_id,
             )
             target = aliases.get(str(getattr(d, "revises_memory_id", None) or ""))
+            if target is None:
+                # A change of mind the model did not mark: the message turns around what an
+                # earlier preference of this situation said about the same option or feature.
+                target = next(
+                    (
+                        record_id
+                        for record_id in revisable.values()
+                        if contradicts(request, records[record_id].text, message)
+                    ),
+                    None,
+                )
             if target is None:
                 return [MemoryOp(kind="add", memory=new)]
             return [MemoryOp(kind="supersede", memory=new, target_id=target)]

@@ -25,7 +25,8 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from pahf.decisions import Action, Turn
-from pahf.memory.schema import MemoryRecord, RetrievedMemory
+from pahf.memory.schema import RetrievedMemory
+from pahf.reasoners.stances import named, option_phrases, phrase_pattern, same_situation
 from pahf.request import Request
 
 # --------------------------------------------------------------------------- decision schemas
@@ -259,16 +260,6 @@ def render_request(
     return "\n".join(lines)
 
 
-def _phrases(request: Request) -> list[tuple[str, str]]:
-    """(candidate id, phrase): an option's features, else its own text."""
-    return [
-        (cand.id, phrase)
-        for cand in request.candidates
-        for phrase in (cand.attributes or [cand.text])
-        if phrase.strip()
-    ]
-
-
 def option_mentions(
     request: Request, memories: Sequence[RetrievedMemory]
 ) -> Mentions:
@@ -279,14 +270,14 @@ def option_mentions(
     reading. The 1.5B model, shown three options of three features each beside the stored
     preferences, followed whichever preference it noticed first; with the features marked, it
     only has to read the preferences they point to."""
-    phrases = _phrases(request)
+    phrases = option_phrases(request)
     out: Mentions = {}
     records = {m.record.id: m.record for m in memories}
     for alias, record_id in memory_aliases(memories).items():
         text = records[record_id].text.casefold()
         spans = []
         for cand_id, phrase in phrases:
-            pattern = _phrase_pattern(phrase)
+            pattern = phrase_pattern(phrase)
             spans += [(m.start(), m.end(), cand_id, phrase) for m in re.finditer(pattern, text)]
         for start, end, cand_id, phrase in spans:
             if any(s <= start and end <= e and e - s > end - start for s, e, _, _ in spans):
@@ -306,14 +297,6 @@ def memory_aliases(memories: Sequence[RetrievedMemory]) -> dict[str, str]:
     return {f"M{i}": m.record.id for i, m in enumerate(active, start=1)}
 
 
-def same_situation(request: Request, record: MemoryRecord) -> bool:
-    """Whether a preference was learned in this request's situation: the same context (e.g. the
-    product) when the request has one, else the same task."""
-    if request.context:
-        return record.topic == request.topic() or record.topic.startswith(f"{request.context}: ")
-    return record.topic == request.topic()
-
-
 def revisable_aliases(
     request: Request, memories: Sequence[RetrievedMemory], message: str | None = None
 ) -> dict[str, str]:
@@ -330,28 +313,14 @@ def revisable_aliases(
     is about ("I used to like X, but now ...").
     """
     records = {m.record.id: m.record for m in memories}
-    named = _named(request, message) if message is not None else None
+    said = named(request, message) if message is not None else None
     return {
         alias: record_id
         for alias, record_id in memory_aliases(memories).items()
         if same_situation(request, records[record_id])
         and records[record_id].request_id != request.request_id
-        and (named is None or bool(named & _named(request, records[record_id].text)))
+        and (said is None or bool(said & named(request, records[record_id].text)))
     }
-
-
-def _named(request: Request, text: str) -> set[str]:
-    """The request's options and features ``text`` names (whole words, any case, plural)."""
-    folded = text.casefold()
-    return {
-        phrase.casefold()
-        for _, phrase in _phrases(request)
-        if re.search(_phrase_pattern(phrase), folded)
-    }
-
-
-def _phrase_pattern(phrase: str) -> str:
-    return r"(?<!\w)" + re.escape(phrase.strip().casefold()) + r"(?:e?s)?(?!\w)"
 
 
 def render_memories(memories: Sequence[RetrievedMemory]) -> str:
