@@ -1,7 +1,8 @@
 """A real model on a slice of published-layout data: per domain, method and phase, success,
 failed decisions, LLM calls, tokens and seconds per episode (the figures of docs/llm.md).
 
-A slice is the first ``--items`` situations of every phase for the first ``--users`` users:
+A slice is the first ``--items`` situations of every phase for ``--users`` users (the first
+ones, or those after the first ``--skip-users``, to check a result on other users):
 phases stay aligned (item i is the same situation in all four), so phase 2 tests what phase 1
 taught. It is played by the evaluation harness itself under its defaults, which are the paper's
 setting (the ``parity`` simulated user, the embodied situation label hidden, one question per
@@ -38,9 +39,15 @@ from pahf.eval.runner import EvalSettings, select_users
 LEARNING = (1, 3)
 
 
-def sliced(bench: Benchmark, users: int, items: int) -> Benchmark:
-    """The first ``users`` users, each with the ``items`` lowest-index episodes per phase."""
-    bench = select_users(bench, None, users)
+def sliced(bench: Benchmark, users: int, items: int, skip: int = 0) -> Benchmark:
+    """``users`` users after the first ``skip``, each with the ``items`` lowest-index episodes
+    per phase."""
+    if skip < 0:
+        raise ValueError(f"--skip-users must be at least 0, got {skip}")
+    chosen = bench.users()[skip : skip + users]
+    if not chosen:
+        raise ValueError(f"the {bench.domain} benchmark has no users after the first {skip}")
+    bench = select_users(bench, chosen, users)
     episodes = {}
     for phase, eps in bench.episodes.items():
         keep = []
@@ -149,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--domain", default="both", choices=(*DOMAINS, "both"))
     parser.add_argument("--method", default="pahf,no-memory")
     parser.add_argument("--users", type=int, default=1)
+    parser.add_argument("--skip-users", type=int, default=0, help="leave out the first K users")
     parser.add_argument("--items", type=int, default=4, help="situations per phase and user")
     parser.add_argument("--reasoner", default="llm", choices=("llm", "offline"))
     parser.add_argument("--model", default=None)
@@ -169,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--data and --out are required to play a slice (or use --report)")
     domains = list(DOMAINS) if args.domain == "both" else [args.domain]
     benchmarks = {
-        d: sliced(load_published(Path(args.data), d), args.users, args.items) for d in domains
+        d: sliced(load_published(Path(args.data), d), args.users, args.items, args.skip_users)
+        for d in domains
     }
     settings = EvalSettings(
         domains=domains,

@@ -221,3 +221,19 @@ def test_llm_real_plays_a_slice_and_reports_it_beside_another_run(
     rows = [line for line in report.splitlines() if line.startswith("| embodied | pahf")]
     assert [row.split(" | ")[2] for row in rows] == ["llm", "offline"]
     assert all(row.count("|") == 13 for row in rows)
+
+
+def test_llm_real_slices_other_users_after_the_first(mini_data: Path) -> None:
+    """``--skip-users`` checks a result on users the first slice did not hold."""
+    from bench import llm_real
+    from pahf.eval.published import load_published
+
+    bench = load_published(mini_data, "embodied")
+    users = bench.users()
+    assert len(users) >= 2
+    assert llm_real.sliced(bench, 1, 1).users() == users[:1]
+    later = llm_real.sliced(bench, 5, 1, skip=1)
+    assert later.users() == users[1:]
+    assert {e.user for eps in later.episodes.values() for e in eps} == set(users[1:])
+    with pytest.raises(ValueError, match="no users after the first"):
+        llm_real.sliced(bench, 1, 1, skip=len(users))
