@@ -282,22 +282,22 @@ def _guarded(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-#: Waits (seconds) before re-asking a Chroma server whose vector index was not on disk yet.
+#: Waits (seconds) before re-asking a Chroma store whose vector index was not on disk yet.
 INDEX_NOT_READY_WAITS = (0.05, 0.1, 0.2, 0.4, 0.8)
 _T = TypeVar("_T")
 
 
 def _index_not_ready(exc: BaseException) -> bool:
-    """A Chroma server answered a query before its new vector index reached its disk (a race
-    of the server, chroma-core/chroma#4212): nothing is damaged, asking again works."""
+    """Chroma answered a query before a new vector index reached its disk (a race of its core,
+    chroma-core/chroma#4212, seen from a server and from a local store written by several
+    threads at once): nothing is damaged, asking again works."""
     return isinstance(exc, ChromaInternalError) and "nothing found on disk" in str(exc).lower()
 
 
-def read_when_ready(call: Callable[[], _T], server: bool) -> _T:
-    """``call()``, re-asked a few times while a Chroma *server* says its index is not on disk
-    yet. Only reads go through here; a local store missing its index files is damaged and
-    fails at once."""
-    for wait in INDEX_NOT_READY_WAITS if server else ():
+def read_when_ready(call: Callable[[], _T]) -> _T:
+    """``call()``, re-asked a few times while Chroma says its index is not on disk yet. Only
+    reads go through here; an index still missing after the waits (1.55 s) is damaged."""
+    for wait in INDEX_NOT_READY_WAITS:
         try:
             return call()
         except ChromaInternalError as exc:
@@ -886,7 +886,6 @@ class ChromaPreferenceMemory:
         # No ``where`` filter first (its cost grows with all users' records): over-fetch and
         # drop superseded records here; filter in Chroma only if that left fewer than k.
         wanted = k if include_superseded else k * SEARCH_OVERFETCH
-        server = self.location is not None and is_url(self.location)
 
         def ask() -> QueryResult:
             return col.query(
@@ -895,7 +894,7 @@ class ChromaPreferenceMemory:
                 include=["documents", "metadatas", "distances"],
             )
 
-        res = read_when_ready(ask, server)
+        res = read_when_ready(ask)
         ids = res["ids"][0]
         total = len(ids)
         if len(ids) < wanted and len(ids) < (total := col.count()):
@@ -904,7 +903,7 @@ class ChromaPreferenceMemory:
             # and answering with what is left would tell the agent the user has no such
             # preference. Asked again after counting, a concurrent write cannot look like
             # damage: it only adds to what the second query sees.
-            res = read_when_ready(ask, server)
+            res = read_when_ready(ask)
             ids = res["ids"][0]
         if len(ids) < wanted and len(ids) < total:
             raise StoreDamagedError(

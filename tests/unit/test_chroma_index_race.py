@@ -1,6 +1,6 @@
-"""A Chroma server may answer a query before its new vector index is on disk (a server race);
-pahf asks again instead of calling the store damaged. A local store missing its index is
-damaged and says so at once."""
+"""Chroma may answer a query before its new vector index is on disk (a race of its core, seen
+from a server and from a local store written by several threads); pahf asks again instead of
+calling the store damaged, for a bounded time. Other errors fail at once."""
 
 from __future__ import annotations
 
@@ -31,25 +31,21 @@ def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(chroma.time, "sleep", lambda _s: None)
 
 
-def test_a_server_not_ready_yet_is_asked_again() -> None:
+def test_an_index_not_ready_yet_is_asked_again() -> None:
     call = Flaky(failures=2)
-    assert read_when_ready(call, server=True) == "hits"
+    assert read_when_ready(call) == "hits"
     assert call.calls == 3
 
 
-def test_a_server_that_stays_not_ready_fails_after_a_bounded_wait() -> None:
+def test_an_index_that_stays_missing_fails_after_a_bounded_wait() -> None:
     call = Flaky(failures=100)
     with pytest.raises(InternalError):
-        read_when_ready(call, server=True)
+        read_when_ready(call)
     assert call.calls == len(chroma.INDEX_NOT_READY_WAITS) + 1
 
 
-def test_a_local_store_and_other_errors_fail_at_once() -> None:
-    local = Flaky(failures=1)
-    with pytest.raises(InternalError):
-        read_when_ready(local, server=False)
-    assert local.calls == 1
+def test_other_errors_fail_at_once() -> None:
     other = Flaky(failures=1, message="Error executing plan: Internal error: Error finding id")
     with pytest.raises(InternalError):
-        read_when_ready(other, server=True)
+        read_when_ready(other)
     assert other.calls == 1
