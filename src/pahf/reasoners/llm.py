@@ -795,12 +795,14 @@ class LLMReasoner:
         return request.model_copy(update={"candidates": kept})
 
     @staticmethod
-    def _only(request: Request, reason: str) -> Action | None:
+    def _only(request: Request) -> Action | None:
         """The action when a single option is left: no call decides what is already decided."""
         if len(request.candidates) != 1:
             return None
         cand = request.candidates[0]
-        return Action(candidate_id=cand.id, candidate_text=cand.describe(), rationale=reason)
+        return Action(
+            candidate_id=cand.id, candidate_text=cand.describe(), rationale=_EVERY_OTHER_REFUSED
+        )
 
     # ------------------------------------------------------------------ decisions
 
@@ -810,7 +812,7 @@ class LLMReasoner:
         """Ambiguity decision; when the request is clear, the same call picks the option, which
         the assessment carries (``proposed``) to ``act`` through the graph state."""
         request = self._offered(request, memories, clarifications)
-        only = self._only(request, _EVERY_OTHER_REFUSED)
+        only = self._only(request)
         if only is not None:
             return Assessment(
                 ambiguous=False, reason=_EVERY_OTHER_REFUSED, confidence=1.0, proposed=only
@@ -847,7 +849,7 @@ class LLMReasoner:
     ) -> Action:
         """One call; ``act`` skips it when the assessment already proposed an action."""
         request = self._offered(request, memories, clarifications)
-        only = self._only(request, _EVERY_OTHER_REFUSED)
+        only = self._only(request)
         if only is not None:
             return only
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from pahf.memory.schema import MemoryRecord, RetrievedMemory
 from pahf.reasoners.phrases import parse_preferences
-from pahf.request import Candidate, Request
+from pahf.request import Request
 
 #: A phrase the person named, and which way: +1 wanted, -1 refused.
 Stances = dict[str, int]
@@ -74,10 +74,6 @@ def same_situation(request: Request, record: MemoryRecord) -> bool:
     return record.topic == request.topic()
 
 
-def _features(candidate: Candidate) -> list[str]:
-    return [p.casefold() for p in (candidate.attributes or [candidate.text]) if p.strip()]
-
-
 def refused_options(
     request: Request, memories: Sequence[RetrievedMemory], said_now: Iterable[str] = ()
 ) -> set[str]:
@@ -98,7 +94,7 @@ def refused_options(
     if not any(sign < 0 for sign in latest.values()):
         return set()
     return {
-        cand.id
-        for cand in request.candidates
-        if any(latest.get(feature, 0) < 0 for feature in _features(cand))
+        cand_id
+        for cand_id, phrase in option_phrases(request)
+        if latest.get(phrase.casefold(), 0) < 0
     }
