@@ -526,8 +526,9 @@ class ChromaPreferenceMemory:
         """Release the store: the Chroma client this store opened (its database connections
         and index files; a client passed in belongs to the caller and is left open) and its
         directory lock, so another process may open it. Long-lived servers that open stores
-        on demand close the ones they drop, or descriptors run out. Closing twice is harmless;
-        the object is unusable afterwards."""
+        on demand close the ones they drop, or descriptors run out. Chroma's Rust core frees
+        the files on its own thread moments after this returns. Closing twice is harmless; the
+        object is unusable afterwards."""
         with self._lock:
             self._collections.clear()
             self._reads.clear()
