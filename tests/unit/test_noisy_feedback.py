@@ -32,6 +32,10 @@ from pahf.reasoners.offline import OfflineReasoner
 from pahf.request import Request
 
 TEA = "In the morning I want green tea, not coffee."
+# An off-topic remark that names no situation of its own: nothing tells it from a change of mind
+# but its not pointing at another option.
+OFF_TOPIC = "That's not what I wanted. I want ice-cold water."
+# The same remark stated for another situation: a preference of that situation.
 OTHER_SITUATION = "That's not what I wanted. When I'm dehydrated, I want ice-cold water."
 GENUINE_CHANGE = "Not that one: my preference has changed. In the morning I want black coffee now."
 REQUEST = Request(
@@ -80,12 +84,21 @@ def test_the_memory_behind_an_action_is_named(reasoner: OfflineReasoner) -> None
 def test_one_off_topic_correction_only_challenges_an_established_memory(
     reasoner: OfflineReasoner,
 ) -> None:
-    [op] = reasoner.learn(REQUEST, correction(OTHER_SITUATION), [memory(reasoner, 2.0)])
+    [op] = reasoner.learn(REQUEST, correction(OFF_TOPIC), [memory(reasoner, 2.0)])
     assert op.kind == "challenge" and op.target_id == "m-tea"
 
 
+def test_a_remark_stated_for_another_situation_is_its_own_preference(
+    reasoner: OfflineReasoner,
+) -> None:
+    for standing in ((2.0, "reinforced"), (1.0, "challenged"), (1.0, "created")):
+        [op] = reasoner.learn(REQUEST, correction(OTHER_SITUATION), [memory(reasoner, *standing)])
+        assert op.kind == "add" and op.memory is not None
+        assert op.memory.text == "When I'm dehydrated, I want ice-cold water."
+
+
 def test_a_second_contradiction_in_a_row_revises_it(reasoner: OfflineReasoner) -> None:
-    [op] = reasoner.learn(REQUEST, correction(OTHER_SITUATION), [memory(reasoner, 1.0, "challenged")])
+    [op] = reasoner.learn(REQUEST, correction(OFF_TOPIC), [memory(reasoner, 1.0, "challenged")])
     assert op.kind == "supersede" and op.target_id == "m-tea"
 
 
@@ -103,7 +116,7 @@ def test_an_answer_to_a_question_revises_at_once(reasoner: OfflineReasoner) -> N
 
 
 def test_a_new_memory_is_not_established(reasoner: OfflineReasoner) -> None:
-    [op] = reasoner.learn(REQUEST, correction(OTHER_SITUATION), [memory(reasoner, 1.0, "created")])
+    [op] = reasoner.learn(REQUEST, correction(OFF_TOPIC), [memory(reasoner, 1.0, "created")])
     assert op.kind == "supersede"
 
 
@@ -192,7 +205,7 @@ def test_noise_then_honest_feedback_keeps_the_preference(
 
     assert [episode(n, "") for n in range(2)] == ["tea", "tea"]
     [tea] = store.get_all("ana")
-    assert episode(2, OTHER_SITUATION) == "tea"  # the noisy correction
+    assert episode(2, OFF_TOPIC) == "tea"  # the noisy correction
     assert store.get("ana", tea.id).status == "active"
     assert episode(3, "") == "tea"
     assert episode(4, GENUINE_CHANGE) == "tea"  # the person really changed their mind

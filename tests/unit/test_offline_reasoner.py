@@ -98,6 +98,28 @@ def test_a_correction_supersedes_the_memory_behind_the_wrong_action(
     assert ops[0].memory.topic == request.situation()
 
 
+def test_a_correction_stated_for_another_situation_keeps_the_memory_and_adds(
+    reasoner: OfflineReasoner,
+) -> None:
+    # The morning memory led to the wrong evening action: it was misapplied, not outgrown.
+    request = Request(
+        request_id="r-eve", user_id="u", task="It's 8 PM. Could you bring me something to drink?",
+        context="",
+        candidates=[Candidate(id=t, text=t) for t in ("hot coffee", "warm milk", "crackers")],
+    )
+    old = _memory("In the morning, I prefer hot coffee.",
+                  "It's 7 AM. Could you bring me something to drink?")
+    wrong = Action(candidate_id="hot coffee", candidate_text="hot coffee")
+    evening = "Not the hot coffee. In the evening, I prefer warm milk."
+    ops = reasoner.learn(request, Turn(kind="correction", text=evening, action=wrong), [old])
+    assert [(op.kind, op.target_id) for op in ops] == [("add", None)]
+    # Stated for the same situation (or for none in particular), it is a change of mind.
+    for text in ("Not the hot coffee. In the morning, I prefer warm milk.",
+                 "Not the hot coffee. I prefer warm milk."):
+        ops = reasoner.learn(request, Turn(kind="correction", text=text, action=wrong), [old])
+        assert [(op.kind, op.target_id) for op in ops] == [("supersede", "m-1")], text
+
+
 def test_restating_reinforces_even_in_other_words_of_the_situation(
     reasoner: OfflineReasoner,
 ) -> None:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from pahf.reasoners.phrases import MILD, NEGATIVE, STRONG, parse_preferences, preference_sentences
+from pahf.reasoners.phrases import (
+    MILD,
+    NEGATIVE,
+    STRONG,
+    parse_preferences,
+    preference_sentences,
+    stated_conditions,
+)
 
 
 def _as_dict(text: str) -> dict[str, float]:
@@ -77,3 +84,15 @@ def test_places_lose_their_linking_words_and_mild_phrases_stay_mild() -> None:
         "windowsill": NEGATIVE,
     }
     assert _as_dict("I don't mind green tea.") == {"green tea": MILD}
+
+
+def test_the_conditions_a_statement_names_are_read_in_order() -> None:
+    assert stated_conditions(
+        "Not the milk. When it's hot outside, I prefer frozen drinks."
+    ) == ("When it's hot outside",)
+    assert stated_conditions("When dehydrated I want ice water") == ("When dehydrated",)
+    assert stated_conditions("For celebrating: I want soda. In general, I like tea.") == (
+        "For celebrating",
+        "In general",
+    )
+    assert stated_conditions("I prefer warm milk, not coffee.") == ()

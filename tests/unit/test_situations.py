@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from pahf.reasoners.situations import distinctive_overlap, situation_words
+from pahf.reasoners.situations import (
+    condition_words,
+    distinctive_overlap,
+    other_conditions,
+    situation_words,
+)
 
 TEMPLATE = "Could you put them in the right place?"
 TOPICS = [
@@ -37,3 +42,25 @@ def test_words_every_situation_shares_count_for_nothing() -> None:
 def test_identical_situations_overlap_fully_and_no_topics_is_empty() -> None:
     assert distinctive_overlap(TOPICS[2], TOPICS)[2] == pytest.approx(1.0)
     assert distinctive_overlap("anything", []).shape == (0,)
+
+
+def test_condition_words_drop_the_openers_and_the_speaker() -> None:
+    assert condition_words("When I'm feeling sick") == condition_words("When sick") == {"sick"}
+    assert condition_words("In general") == condition_words("Generally") == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "differ"),
+    [
+        (["In the morning"], ["In the evening"], True),
+        (["When I'm sick"], ["When sick"], False),
+        (["When I'm celebrating"], ["For celebrating"], False),
+        (["In general"], ["When sleepy"], False),  # a general liking covers every situation
+        ([], ["When sleepy"], False),  # nothing stated: nothing to tell them apart
+        (["When storing beverages", "In the morning"], ["In the morning"], False),
+    ],
+)
+def test_statements_differ_in_situation_only_when_their_conditions_share_no_word(
+    old: list[str], new: list[str], differ: bool
+) -> None:
+    assert other_conditions(old, new) is differ

@@ -51,8 +51,9 @@ from pahf.reasoners.phrases import (
     approves_action,
     parse_preferences,
     preference_sentences,
+    stated_conditions,
 )
-from pahf.reasoners.situations import distinctive_overlap
+from pahf.reasoners.situations import distinctive_overlap, other_conditions
 from pahf.request import Candidate, Request
 
 
@@ -609,11 +610,15 @@ class OfflineReasoner:
             return [MemoryOp(kind="add", memory=new, reason="first preference for this situation")]
         topic_sims = self._relevance(new.topic, [self._topic(r) for r in active])
         text_sims = self._sim([text], [r.text for r in active])[0]
+        # A memory stated for another situation ("In the morning ..." against "In the evening
+        # ...") was misapplied here, not outgrown: it is kept, and the new statement added.
+        said_for = stated_conditions(text)
         same = sorted(
             (
                 (float(t), float(x), r)
                 for t, x, r in zip(topic_sims, text_sims, active, strict=True)
                 if t >= cfg.same_topic
+                and not other_conditions(stated_conditions(r.text), said_for)
             ),
             key=lambda item: (-item[0], item[2].created_at, item[2].id),
         )

@@ -226,6 +226,27 @@ def approves_action(text: str) -> bool:
     return False
 
 
+@lru_cache(maxsize=20_000)
+def stated_conditions(text: str) -> tuple[str, ...]:
+    """The conditions a statement names ("When it's cold outside", "In general"), in order:
+    the situations the person says its preferences are for."""
+    found: list[str] = []
+    for sentence in split_sentences(text):
+        for clause in sentence.split(":"):
+            segments = [s.strip() for s in _SPLIT.split(clause) if s and s.strip()]
+            for position, segment in enumerate(segments):
+                if not _CONDITION_START.match(segment):
+                    continue
+                main = _main_clause(segment)
+                if main is not None:
+                    found.append(segment[: len(segment) - len(main)].strip(" ,"))
+                elif _polarity(segment) is None or (
+                    _SITUATION_START.match(segment) and position + 1 < len(segments)
+                ):
+                    found.append(segment)
+    return tuple(dict.fromkeys(found))
+
+
 def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCES.split(text) if s.strip()]
 

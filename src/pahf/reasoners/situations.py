@@ -80,3 +80,29 @@ def _overlap(situation: str, topics: tuple[str, ...]) -> np.ndarray:
         values[i] = shared / (query_norm * norm)
     values.flags.writeable = False
     return values
+
+
+# Words that open a condition or describe the speaker, not the situation ("When I'm feeling
+# sick" and "If sick" name the same one).
+_CONDITION_WORDS = frozenset(
+    ("when", "whenever", "if", "during", "while", "after", "before", "generally", "general",
+     "normally", "usually", "typically", "every", "feel", "feeling", "really", "very")
+)
+
+
+def condition_words(condition: str) -> frozenset[str]:
+    """The content words of a stated condition, crudely stemmed; empty for "In general"."""
+    return frozenset(w for w in situation_words(condition) if w not in _CONDITION_WORDS)
+
+
+def other_conditions(old: Sequence[str], new: Sequence[str]) -> bool:
+    """Do two statements say they are for different situations? Both must name a particular
+    condition, and no condition of one shares a word with one of the other ("In the morning" /
+    "In the evening"). Unstated and general ones ("In general") never differ."""
+    if not old or not new:
+        return False
+    a = [words for c in old if (words := condition_words(c))]
+    b = [words for c in new if (words := condition_words(c))]
+    if not a or not b:
+        return False  # a general statement ("In general, ...") covers every situation
+    return not any(x & y for x in a for y in b)
