@@ -872,7 +872,6 @@ class LLMReasoner:
     ) -> list[MemoryOp]:
         """Feedback analysis in one call: does the message state a preference, and does it
         replace one learned earlier; the preference stored is the message itself."""
-        aliases = revisable_aliases(request, memories)
         message = " ".join(turn.text.split())
         revisable = revisable_aliases(request, memories, message)
         records = {m.record.id: m.record for m in memories}
@@ -891,7 +890,7 @@ class LLMReasoner:
                 source="clarification" if turn.kind == "clarification" else "feedback",
                 request_id=request.request_id,
             )
-            target = aliases.get(str(getattr(d, "revises_memory_id", None) or ""))
+            target = revisable.get(str(getattr(d, "revises_memory_id", None) or ""))
             if target is None:
                 # A change of mind the model did not mark: the message turns around what an
                 # earlier preference of this situation said about the same option or feature.
@@ -910,7 +909,7 @@ class LLMReasoner:
         return self._decide(
             "learn",
             DECISION_NODES[f"learn:{turn.kind}"],
-            learn_schema(request, memories, message),
-            learn_messages(request, turn, memories),
+            learn_schema(list(revisable)),
+            learn_messages(request, turn, memories, revisable),
             check,
         )

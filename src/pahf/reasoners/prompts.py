@@ -17,7 +17,7 @@ import copy
 import functools
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -77,12 +77,10 @@ def choose_schema(request: Request) -> DecisionSchema:
     return _choose_schema(candidate_ids(request))
 
 
-def learn_schema(
-    request: Request, memories: Sequence[RetrievedMemory], message: str | None = None
-) -> DecisionSchema:
-    """A memory id only exists when there is a stored preference this message may revise (see
-    :func:`revisable_aliases`)."""
-    return _learn_schema(tuple(revisable_aliases(request, memories, message)))
+def learn_schema(revisable: Sequence[str]) -> DecisionSchema:
+    """A memory id only exists when there is a stored preference this message may revise: the
+    aliases of :func:`revisable_aliases`."""
+    return _learn_schema(tuple(revisable))
 
 
 def _assess_model(ids: Any) -> type[_Schema]:
@@ -419,9 +417,12 @@ def _render_turn(turn: Turn) -> str:
 
 
 def learn_messages(
-    request: Request, turn: Turn, memories: Sequence[RetrievedMemory]
+    request: Request,
+    turn: Turn,
+    memories: Sequence[RetrievedMemory],
+    revisable: Mapping[str, str],
 ) -> list[BaseMessage]:
-    revisable = revisable_aliases(request, memories, " ".join(turn.text.split()))
+    """``revisable``: alias -> memory id, as :func:`revisable_aliases` gives for this message."""
     revise = (
         " If it says that one of the preferences learned earlier no longer holds (they changed "
         "their mind), give its id; a further like or dislike revises nothing."
