@@ -49,6 +49,18 @@ def test_a_paraphrased_liking_wins_and_the_refusal_ranks_last(reasoner: OfflineR
     assert assessment.proposed == action
 
 
+def test_the_rationale_quotes_the_persons_words_not_memory_ids(
+    reasoner: OfflineReasoner,
+) -> None:
+    request = _drink_request()
+    memory = _memory(ICE, request.situation())
+    answer = Turn(kind="clarification", text="Iced water, please.", question="Which?")
+    action = reasoner.choose(request, [memory], [answer])
+    assert action.memory_ids == ["m-1"]  # the ids stay for programs
+    assert action.rationale == f'best supported by what you said: "Iced water, please."; "{ICE}"'
+    assert "m-1" not in action.rationale
+
+
 def test_one_refused_feature_makes_an_option_unacceptable(reasoner: OfflineReasoner) -> None:
     request = Request(
         request_id="r2", user_id="u", task="Buy me a kettle", context="kettle",

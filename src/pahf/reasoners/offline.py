@@ -405,7 +405,7 @@ class OfflineReasoner:
                 ambiguous=False,
                 reason=f"memory separates the candidates (margin {margin:.2f})",
                 confidence=min(1.0, margin / (2 * self.config.margin)),
-                proposed=self._action(request, scores, support),
+                proposed=self._action(request, scores, support, memories, clarifications),
             )
         reason = (
             "no stored preference bears on these candidates"
@@ -460,16 +460,21 @@ class OfflineReasoner:
         if features.has_features(request):
             return self._choose_features(request, memories, clarifications)
         scores, support = self.score(request, memories, clarifications)
-        return self._action(request, scores, support)
+        return self._action(request, scores, support, memories, clarifications)
 
     def _action(
-        self, request: Request, scores: dict[str, float], support: dict[str, set[str]]
+        self,
+        request: Request,
+        scores: dict[str, float],
+        support: dict[str, set[str]],
+        memories: Sequence[RetrievedMemory],
+        clarifications: Sequence[Turn],
     ) -> Action:
         """The best-scored candidate as an action, with what backs it."""
         chosen = request.candidate(self._by_fit(request, scores)[0])
         backing = sorted(support[chosen.id])
         rationale = (
-            f"best supported by {', '.join(backing)}"
+            f"best supported by what you said: {_quotes(backing, memories, clarifications)}"
             if backing
             else "no preference known for this; default choice"
         )
@@ -766,6 +771,28 @@ class OfflineReasoner:
                 )
             )
         return ops
+
+
+#: How many of the person's statements an action's rationale quotes.
+_QUOTED = 3
+
+
+def _quotes(
+    backing: Sequence[str], memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
+) -> str:
+    """The person's own words behind an action, quoted (memory ids mean nothing to them):
+    stored preferences by id, this request's answers as ``answer-<i>`` (``i`` their position
+    among the request's turns, as :meth:`OfflineReasoner._statements` names them)."""
+    texts = {m.record.id: m.record.text for m in memories}
+    texts.update(
+        (f"answer-{index}", turn.text)
+        for index, turn in enumerate(clarifications)
+        if turn.kind == "clarification"
+    )
+    said = list(dict.fromkeys(texts[key] for key in backing if key in texts))
+    quoted = "; ".join(f'"{t}"' for t in said[:_QUOTED])
+    more = len(said) - _QUOTED
+    return quoted + (f" (and {more} more)" if more > 0 else "")
 
 
 #: Words with which a person says their taste changed, not that the agent misheard.
