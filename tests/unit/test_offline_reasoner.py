@@ -132,6 +132,22 @@ def test_a_correction_stated_for_another_situation_keeps_the_memory_and_adds(
         assert [(op.kind, op.target_id) for op in ops] == [("supersede", "m-1")], text
 
 
+def test_two_conditions_that_both_fit_the_request_are_one_situation(
+    reasoner: OfflineReasoner,
+) -> None:
+    # "When dehydrated" and "after a run" both describe "dehydrated after a run".
+    request = Request(
+        request_id="r-run", user_id="u", task="Bring me a drink",
+        context="dehydrated after a run",
+        candidates=[Candidate(id=t, text=t) for t in ("hot coffee", "ice water")],
+    )
+    old = _memory("When I am dehydrated I want ice water, never hot coffee.", request.situation())
+    wrong = Action(candidate_id="ice water", candidate_text="ice water")
+    change = "No: after a run I want hot coffee now, not ice water."
+    ops = reasoner.learn(request, Turn(kind="correction", text=change, action=wrong), [old])
+    assert [(op.kind, op.target_id) for op in ops] == [("supersede", "m-1")]
+
+
 def test_restating_reinforces_even_in_other_words_of_the_situation(
     reasoner: OfflineReasoner,
 ) -> None:

@@ -7,6 +7,7 @@ import pytest
 from pahf.reasoners.situations import (
     condition_words,
     distinctive_overlap,
+    names_situation,
     other_conditions,
     situation_words,
 )
@@ -64,3 +65,12 @@ def test_statements_differ_in_situation_only_when_their_conditions_share_no_word
     old: list[str], new: list[str], differ: bool
 ) -> None:
     assert other_conditions(old, new) is differ
+
+
+def test_a_condition_fits_a_request_that_uses_its_words() -> None:
+    situation = "dehydrated after a run: Bring me a drink"
+    assert names_situation(["When I am dehydrated"], situation)
+    assert names_situation(["after a run"], situation)
+    assert not names_situation(["In the morning"], situation)
+    assert names_situation(["In general"], situation)  # a general liking fits everywhere
+    assert names_situation([], situation)

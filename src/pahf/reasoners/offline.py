@@ -53,7 +53,11 @@ from pahf.reasoners.phrases import (
     preference_sentences,
     stated_conditions,
 )
-from pahf.reasoners.situations import distinctive_overlap, other_conditions
+from pahf.reasoners.situations import (
+    distinctive_overlap,
+    names_situation,
+    other_conditions,
+)
 from pahf.request import Candidate, Request
 
 
@@ -615,15 +619,26 @@ class OfflineReasoner:
             return [MemoryOp(kind="add", memory=new, reason="first preference for this situation")]
         topic_sims = self._relevance(new.topic, [self._topic(r) for r in active])
         text_sims = self._sim([text], [r.text for r in active])[0]
-        # A memory stated for another situation ("In the morning ..." against "In the evening
-        # ...") was misapplied here, not outgrown: it is kept, and the new statement added.
+        # Statements for two different situations ("In the morning ..." / "In the evening ...")
+        # do not revise each other: the memory was misapplied here, or the new remark is about
+        # somewhere else; the memory is kept and the statement added. Conditions that both fit
+        # this request ("When dehydrated" / "after a run" for "dehydrated after a run")
+        # describe one situation.
         said_for = stated_conditions(text)
+        situation = request.situation()
+        fits_here = names_situation(said_for, situation)
+
+        def misapplied(record: MemoryRecord) -> bool:
+            stated = stated_conditions(record.text)
+            return other_conditions(stated, said_for) and not (
+                fits_here and names_situation(stated, situation)
+            )
+
         same = sorted(
             (
                 (float(t), float(x), r)
                 for t, x, r in zip(topic_sims, text_sims, active, strict=True)
-                if t >= cfg.same_topic
-                and not other_conditions(stated_conditions(r.text), said_for)
+                if t >= cfg.same_topic and not misapplied(r)
             ),
             key=lambda item: (-item[0], item[2].created_at, item[2].id),
         )

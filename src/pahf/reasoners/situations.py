@@ -106,3 +106,13 @@ def other_conditions(old: Sequence[str], new: Sequence[str]) -> bool:
     if not a or not b:
         return False  # a general statement ("In general, ...") covers every situation
     return not any(x & y for x in a for y in b)
+
+
+def names_situation(conditions: Sequence[str], situation: str) -> bool:
+    """Does a statement's condition fit this request's own words ("When I'm dehydrated" for
+    "dehydrated after a run")? One with no particular condition fits every situation."""
+    words = [w for c in conditions if (w := condition_words(c))]
+    if not words:
+        return True
+    request = situation_words(situation)
+    return any(w & request for w in words)
