@@ -25,6 +25,21 @@ def _memory(text: str, topic: str, confidence: float = 1.0, mid: str = "m-1") ->
     return RetrievedMemory(record=record, score=0.9)
 
 
+def _options(task: str, context: str, *options: str) -> Request:
+    return Request(
+        request_id="r", user_id="u", task=task, context=context,
+        candidates=[Candidate(id=t, text=t) for t in options],
+    )
+
+
+def _corrected(
+    reasoner: OfflineReasoner, request: Request, took: str, text: str, old: RetrievedMemory
+) -> list[tuple[str, str | None]]:
+    """(kind, target) of each memory operation a correction of the action ``took`` makes."""
+    turn = Turn(kind="correction", text=text, action=Action(candidate_id=took, candidate_text=took))
+    return [(op.kind, op.target_id) for op in reasoner.learn(request, turn, [old])]
+
+
 def _drink_request(task: str = "Could you bring me something to drink?",
                    context: str = "Dehydrated") -> Request:
     return Request(
@@ -114,38 +129,26 @@ def test_a_correction_stated_for_another_situation_keeps_the_memory_and_adds(
     reasoner: OfflineReasoner,
 ) -> None:
     # The morning memory led to the wrong evening action: it was misapplied, not outgrown.
-    request = Request(
-        request_id="r-eve", user_id="u", task="It's 8 PM. Could you bring me something to drink?",
-        context="",
-        candidates=[Candidate(id=t, text=t) for t in ("hot coffee", "warm milk", "crackers")],
-    )
+    request = _options("It's 8 PM. Could you bring me something to drink?", "",
+                       "hot coffee", "warm milk", "crackers")
     old = _memory("In the morning, I prefer hot coffee.",
                   "It's 7 AM. Could you bring me something to drink?")
-    wrong = Action(candidate_id="hot coffee", candidate_text="hot coffee")
     evening = "Not the hot coffee. In the evening, I prefer warm milk."
-    ops = reasoner.learn(request, Turn(kind="correction", text=evening, action=wrong), [old])
-    assert [(op.kind, op.target_id) for op in ops] == [("add", None)]
+    assert _corrected(reasoner, request, "hot coffee", evening, old) == [("add", None)]
     # Stated for the same situation (or for none in particular), it is a change of mind.
     for text in ("Not the hot coffee. In the morning, I prefer warm milk.",
                  "Not the hot coffee. I prefer warm milk."):
-        ops = reasoner.learn(request, Turn(kind="correction", text=text, action=wrong), [old])
-        assert [(op.kind, op.target_id) for op in ops] == [("supersede", "m-1")], text
+        assert _corrected(reasoner, request, "hot coffee", text, old) == [("supersede", "m-1")]
 
 
 def test_two_conditions_that_both_fit_the_request_are_one_situation(
     reasoner: OfflineReasoner,
 ) -> None:
     # "When dehydrated" and "after a run" both describe "dehydrated after a run".
-    request = Request(
-        request_id="r-run", user_id="u", task="Bring me a drink",
-        context="dehydrated after a run",
-        candidates=[Candidate(id=t, text=t) for t in ("hot coffee", "ice water")],
-    )
+    request = _options("Bring me a drink", "dehydrated after a run", "hot coffee", "ice water")
     old = _memory("When I am dehydrated I want ice water, never hot coffee.", request.situation())
-    wrong = Action(candidate_id="ice water", candidate_text="ice water")
     change = "No: after a run I want hot coffee now, not ice water."
-    ops = reasoner.learn(request, Turn(kind="correction", text=change, action=wrong), [old])
-    assert [(op.kind, op.target_id) for op in ops] == [("supersede", "m-1")]
+    assert _corrected(reasoner, request, "ice water", change, old) == [("supersede", "m-1")]
 
 
 def test_restating_reinforces_even_in_other_words_of_the_situation(
@@ -161,11 +164,8 @@ def test_the_same_words_in_another_order_are_a_change_not_a_restatement(
     reasoner: OfflineReasoner,
 ) -> None:
     # Nearly the same sentence for the embedding model, the opposite preference for the person.
-    request = Request(
-        request_id="r3", user_id="u", task="Good morning! Could you bring me a drink?",
-        context="Morning",
-        candidates=[Candidate(id=t, text=t) for t in ("sweet drink", "salty broth", "walnuts")],
-    )
+    request = _options("Good morning! Could you bring me a drink?", "Morning",
+                       "sweet drink", "salty broth", "walnuts")
     stored = _memory("In the morning, I prefer salty drinks, not sweet.", request.situation())
     answer = Turn(kind="clarification", text="In the morning, I prefer sweet drinks, not salty.")
     ops = reasoner.learn(request, answer, [stored])
