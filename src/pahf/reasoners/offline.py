@@ -115,6 +115,9 @@ def _parts(situation: str) -> tuple[str, str]:
     return (context, task) if sep and task else (situation, situation)
 
 
+#: What an answer given during this request is called where a memory id would stand.
+_ANSWER = "answer-"
+
 #: How many (situation, memories) weighings a reasoner keeps (cleared when full).
 _RELEVANT_CACHE_SIZE = 256
 
@@ -225,9 +228,7 @@ class OfflineReasoner:
         """(memory id, text, weight) of the evidence usable for this request."""
         items = [(rec.id, rec.text, w) for rec, _r, w in self._relevant(request, memories)]
         # Answers given in this very run count fully, even when memory is off.
-        for index, turn in enumerate(clarifications):
-            if turn.kind == "clarification":
-                items.append((f"answer-{index}", turn.text, 1.5))
+        items.extend((key, text, 1.5) for key, text, _index in _answers(clarifications))
         return items
 
     def _evidence(self, items: list[tuple[str, str, float]]) -> list[_Evidence]:
@@ -256,12 +257,11 @@ class OfflineReasoner:
             for rec, _r, w in self._relevant(request, memories)
             for phrase in parse_preferences(rec.text)
         ]
-        for index, turn in enumerate(clarifications):
-            if turn.kind == "clarification":
-                out.extend(
-                    Statement(phrase, f"answer-{index}", 1.5, (1, f"{index:06d}", ""))
-                    for phrase in parse_preferences(turn.text)
-                )
+        for key, text, index in _answers(clarifications):
+            out.extend(
+                Statement(phrase, key, 1.5, (1, f"{index:06d}", ""))
+                for phrase in parse_preferences(text)
+            )
         return out
 
     def judge(
@@ -487,7 +487,7 @@ class OfflineReasoner:
             candidate_text=chosen.describe(),
             rationale=rationale,
             scores={k: round(v, 4) for k, v in scores.items()},
-            memory_ids=[m for m in backing if not m.startswith("answer-")],
+            memory_ids=[m for m in backing if not m.startswith(_ANSWER)],
         )
 
     def _choose_features(
@@ -515,7 +515,7 @@ class OfflineReasoner:
             candidate_text=chosen.describe(),
             rationale=rationale,
             scores=scores,
-            memory_ids=[m for m in backing if not m.startswith("answer-")],
+            memory_ids=[m for m in backing if not m.startswith(_ANSWER)],
         )
 
     def _pairs(self, old_text: str, new_text: str) -> list[tuple[Phrase, Phrase]]:
@@ -788,6 +788,16 @@ class OfflineReasoner:
         return ops
 
 
+def _answers(clarifications: Sequence[Turn]) -> list[tuple[str, str, int]]:
+    """(key, text, position) of this request's answers; the key ("answer-<position>") stands
+    where a memory id would, in evidence and in what backs an action."""
+    return [
+        (f"{_ANSWER}{index}", turn.text, index)
+        for index, turn in enumerate(clarifications)
+        if turn.kind == "clarification"
+    ]
+
+
 #: How many of the person's statements an action's rationale quotes.
 _QUOTED = 3
 
@@ -796,14 +806,9 @@ def _quotes(
     backing: Sequence[str], memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
 ) -> str:
     """The person's own words behind an action, quoted (memory ids mean nothing to them):
-    stored preferences by id, this request's answers as ``answer-<i>`` (``i`` their position
-    among the request's turns, as :meth:`OfflineReasoner._statements` names them)."""
+    stored preferences by id, this request's answers by :func:`_answers`' keys."""
     texts = {m.record.id: m.record.text for m in memories}
-    texts.update(
-        (f"answer-{index}", turn.text)
-        for index, turn in enumerate(clarifications)
-        if turn.kind == "clarification"
-    )
+    texts.update((key, text) for key, text, _index in _answers(clarifications))
     said = list(dict.fromkeys(texts[key] for key in backing if key in texts))
     quoted = "; ".join(f'"{t}"' for t in said[:_QUOTED])
     more = len(said) - _QUOTED

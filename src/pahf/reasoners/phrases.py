@@ -170,11 +170,29 @@ def _main_clause(segment: str) -> str | None:
     return None
 
 
+def _segments(clause: str) -> list[str]:
+    return [s.strip() for s in _SPLIT.split(clause) if s and s.strip()]
+
+
+def _condition(segment: str, last: bool) -> tuple[str | None, str | None]:
+    """(condition, preference) of one segment: "When dehydrated I want X" is both, "When I'm
+    dehydrated" (or "When I need work energy" with more to follow, ``last`` false) only a
+    condition, anything else only a preference."""
+    if not _CONDITION_START.match(segment):
+        return None, segment
+    main = _main_clause(segment)
+    if main is not None:
+        return segment[: len(segment) - len(main)].strip(" ,"), main
+    if _polarity(segment) is None or (_SITUATION_START.match(segment) and not last):
+        return segment, None
+    return None, segment
+
+
 def _clause_phrases(clause: str, first: bool) -> list[Phrase]:
     phrases: list[Phrase] = []
     previous: float | None = None
     referent = ""  # what a past preference was about, for a later "it"
-    segments = [s.strip() for s in _SPLIT.split(clause) if s and s.strip()]
+    segments = _segments(clause)
     for position, segment in enumerate(segments):
         if _PAST.search(segment):
             referent = _content(segment)
@@ -185,16 +203,11 @@ def _clause_phrases(clause: str, first: bool) -> list[Phrase]:
                 phrases.append(Phrase(referent, weight))
                 previous = weight
             continue
-        if _CONDITION_START.match(segment):
-            main = _main_clause(segment)
-            if main is not None:
-                segment = main  # "When dehydrated I want X": keep "I want X"
-            elif _polarity(segment) is None or (
-                _SITUATION_START.match(segment) and position + 1 < len(segments)
-            ):
-                # A condition ("When I'm dehydrated", "When I need work energy, ...").
-                previous = None
-                continue
+        _said_for, preference = _condition(segment, last=position + 1 == len(segments))
+        if preference is None:  # only a condition: what follows is not its polarity
+            previous = None
+            continue
+        segment = preference  # "When dehydrated I want X": keep "I want X"
         for piece, polarity in _pieces(segment):
             weight = polarity if polarity is not None else previous
             if weight is None:
@@ -233,17 +246,11 @@ def stated_conditions(text: str) -> tuple[str, ...]:
     found: list[str] = []
     for sentence in split_sentences(text):
         for clause in sentence.split(":"):
-            segments = [s.strip() for s in _SPLIT.split(clause) if s and s.strip()]
+            segments = _segments(clause)
             for position, segment in enumerate(segments):
-                if not _CONDITION_START.match(segment):
-                    continue
-                main = _main_clause(segment)
-                if main is not None:
-                    found.append(segment[: len(segment) - len(main)].strip(" ,"))
-                elif _polarity(segment) is None or (
-                    _SITUATION_START.match(segment) and position + 1 < len(segments)
-                ):
-                    found.append(segment)
+                said_for, _ = _condition(segment, last=position + 1 == len(segments))
+                if said_for is not None:
+                    found.append(said_for)
     return tuple(dict.fromkeys(found))
 
 

@@ -95,14 +95,16 @@ def condition_words(condition: str) -> frozenset[str]:
     return frozenset(w for w in situation_words(condition) if w not in _CONDITION_WORDS)
 
 
+def _particular(conditions: Sequence[str]) -> list[frozenset[str]]:
+    """The word sets of the conditions that name a particular situation (not "In general")."""
+    return [words for c in conditions if (words := condition_words(c))]
+
+
 def other_conditions(old: Sequence[str], new: Sequence[str]) -> bool:
     """Do two statements say they are for different situations? Both must name a particular
     condition, and no condition of one shares a word with one of the other ("In the morning" /
     "In the evening"). Unstated and general ones ("In general") never differ."""
-    if not old or not new:
-        return False
-    a = [words for c in old if (words := condition_words(c))]
-    b = [words for c in new if (words := condition_words(c))]
+    a, b = _particular(old), _particular(new)
     if not a or not b:
         return False  # a general statement ("In general, ...") covers every situation
     return not any(x & y for x in a for y in b)
@@ -111,7 +113,7 @@ def other_conditions(old: Sequence[str], new: Sequence[str]) -> bool:
 def names_situation(conditions: Sequence[str], situation: str) -> bool:
     """Does a statement's condition fit this request's own words ("When I'm dehydrated" for
     "dehydrated after a run")? One with no particular condition fits every situation."""
-    words = [w for c in conditions if (w := condition_words(c))]
+    words = _particular(conditions)
     if not words:
         return True
     request = situation_words(situation)
