@@ -7,7 +7,7 @@ import pytest
 
 from pahf.decisions import Action, Turn
 from pahf.memory.embeddings import MiniLMEncoder
-from pahf.memory.schema import HistoryEntry, MemoryRecord, RetrievedMemory
+from pahf.memory.schema import HistoryEntry, MemoryRecord, MemorySource, RetrievedMemory
 from pahf.reasoners import features
 from pahf.reasoners.features import agreement, render
 from pahf.reasoners.offline import OfflineReasoner
@@ -35,10 +35,11 @@ def _lamp(request_id: str = "r1") -> Request:
 
 def _memory(text: str, mid: str, at: str = "2026-01-01T00:00:00+00:00",
             supersedes: str | None = None, history: list[HistoryEntry] | None = None,
-            confidence: float = 1.0) -> RetrievedMemory:
+            confidence: float = 1.0, source: MemorySource = "manual",
+            topic: str = "desk lamp: Buy me a desk lamp I would like") -> RetrievedMemory:
     record = MemoryRecord(
-        id=mid, user_id="u", text=text, topic="desk lamp: Buy me a desk lamp I would like",
-        created_at=at, supersedes=supersedes, history=history or [], confidence=confidence,
+        id=mid, user_id="u", text=text, topic=topic, created_at=at, supersedes=supersedes,
+        history=history or [], confidence=confidence, source=source,
     )
     return RetrievedMemory(record=record, score=0.9)
 
@@ -166,3 +167,43 @@ def test_an_acceptable_action_teaches_its_unknown_features(reasoner: OfflineReas
     assert (Phrase("brass arm", STRONG),) in learned
     assert (Phrase("clamp base", MILD),) in learned
     assert all(p.text != "touch dimmer" for ps in learned for p in ps)
+
+
+def _vacuum() -> Request:
+    return Request(
+        request_id="r1", user_id="u", task="Please pick out a vacuum cleaner for me",
+        context="vacuum cleaner", domain="shopping",
+        candidates=[
+            Candidate(id="A", text="vacuum A",
+                      attributes=["lightweight stick vac", "sealed HEPA cartridge"]),
+            Candidate(id="B", text="vacuum B",
+                      attributes=["lightweight stick vac", "bagless cyclone cup"]),
+            Candidate(id="none", text="Do not buy anything"),
+        ],
+    )
+
+
+def _said(text: str, mid: str, source: MemorySource) -> RetrievedMemory:
+    return _memory(text, mid, source=source, topic="vacuum cleaner: pick out a vacuum cleaner")
+
+
+def test_a_correction_in_the_catalogues_words_leaves_paraphrased_answers_counting(
+    reasoner: OfflineReasoner,
+) -> None:
+    # The answer is in the user's own words; the correction points at an option as it was
+    # shown. The user paraphrases, so "bagless dust cup" still names "bagless cyclone cup".
+    answer = _said("I like bagless dust cup best.", "m-1", "clarification")
+    pointed = _said("lightweight stick vac would be fine.", "m-2", "feedback")
+    judgement = reasoner.judge(_vacuum(), [answer, pointed], [])
+    liked = {v.candidate.id: v.liked for v in judgement.options}
+    assert "bagless cyclone cup" in liked["B"]
+    assert reasoner.choose(_vacuum(), [answer, pointed], []).candidate_id == "B"
+    # The same words said unprompted show a user who speaks the catalogue's words: only the
+    # same words name a feature then ("in-ear design" is not "on-ear design").
+    own = _said("lightweight stick vac would be fine.", "m-2", "clarification")
+    strict = reasoner.judge(_vacuum(), [answer, own], [])
+    assert all("bagless cyclone cup" not in v.liked for v in strict.options)
+    # Corrections alone tell nothing about the user's words: they are read word for word.
+    corrections = [_said(a.record.text, a.record.id, "feedback") for a in (answer, pointed)]
+    only = reasoner.judge(_vacuum(), corrections, [])
+    assert all("bagless cyclone cup" not in v.liked for v in only.options)

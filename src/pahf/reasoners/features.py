@@ -121,6 +121,10 @@ class Statement:
     memory_id: str
     relevance: float  # weight of its memory for this request (answers in this run: highest)
     order: tuple[int, str, str]  # (this run?, created_at, id): later is larger
+    #: Said in the user's own words: an answer or a statement of theirs, not a correction, which
+    #: points at what was shown ("the one with X") in the catalogue's words whatever words
+    #: the user speaks.
+    own_words: bool = True
 
 
 @dataclass
@@ -214,7 +218,9 @@ def naming(
     :func:`agreement`). When they never do, they describe things in words of their own, and
     meaning decides: a statement counts for the features of this request it is closest to
     ("tough ballistic nylon fabric" is about "ballistic nylon", not "ripstop nylon") from a
-    cosine similarity of :data:`PARAPHRASE` on.
+    cosine similarity of :data:`PARAPHRASE` on. Only what users say for themselves shows their
+    words (:attr:`Statement.own_words`): a correction quotes the option shown whatever words
+    the user speaks, so corrections decide only when nothing else was said.
     """
     shape = (len(features), len(statements))
     same, overlap = _lexical_matrices(tuple(features), tuple(s.phrase.text for s in statements))
@@ -222,7 +228,9 @@ def naming(
     # (as Python's min picks it: the similarity unless the overlap is lower)
     sims = np.asarray(similarities, dtype=np.float64).reshape(shape)
     out = np.where(same, 1.0, np.where(overlap < sims, overlap, sims)).astype(np.float32)
-    if not out.size or out.max() >= 1.0:
+    own = np.array([s.own_words for s in statements], dtype=bool)
+    voiced = own if own.any() else np.ones_like(own)
+    if not out.size or same[:, voiced].any():
         return out
     soft: np.ndarray = np.minimum(
         0.99, np.asarray(similarities, dtype=np.float32) * IDENTITY / PARAPHRASE

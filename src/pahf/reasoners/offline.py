@@ -253,7 +253,7 @@ class OfflineReasoner:
         """Every phrase the user said that bears on this request, with its memory's weight and
         when it was said (answers in this run last)."""
         out = [
-            Statement(phrase, rec.id, w, (0, rec.created_at, rec.id))
+            Statement(phrase, rec.id, w, (0, rec.created_at, rec.id), rec.source != "feedback")
             for rec, _r, w in self._relevant(request, memories)
             for phrase in parse_preferences(rec.text)
         ]
