@@ -207,3 +207,29 @@ def test_a_correction_in_the_catalogues_words_leaves_paraphrased_answers_countin
     corrections = [_said(a.record.text, a.record.id, "feedback") for a in (answer, pointed)]
     only = reasoner.judge(_vacuum(), corrections, [])
     assert all("bagless cyclone cup" not in v.liked for v in only.options)
+
+
+def test_an_action_turned_down_without_a_reason_puts_its_memories_in_doubt(
+    reasoner: OfflineReasoner,
+) -> None:
+    request = _lamp()
+    known = [_memory("I don't want pull chain.", "m-2"), _memory("I like touch dimmer best.", "m-1"),
+             _memory("brass arm would be fine.", "m-3"), _memory("I don't want clamp base.", "m-4")]
+    action = reasoner.choose(request, known, [])
+    assert action.candidate_id == "A" and not reasoner.assess(request, known, []).ambiguous
+    no = Turn(kind="correction", action=action, text="That's not the one I wanted.")
+    ops = reasoner.learn(request, no, known)
+    # Nothing to store, but the memories behind the action are challenged, not kept as sure.
+    assert {op.kind for op in ops} == {"challenge"}
+    assert {op.target_id for op in ops} == set(action.memory_ids) == {"m-1", "m-3"}
+    assert reasoner.learn(request, Turn(kind="correction", action=action, text="thanks"), known) == []
+    # The next request they bear on asks about them again ...
+    challenged = [HistoryEntry(at="2026-02-01T00:00:00+00:00", event="challenged")]
+    doubted = [_memory(m.record.text, m.record.id, history=challenged)
+               if m.record.id in action.memory_ids else m for m in known]
+    assessment = reasoner.assess(request, doubted, [])
+    assert assessment.ambiguous and "brass arm" in assessment.question
+    # ... until they are confirmed again.
+    again = [*challenged, HistoryEntry(at="2026-03-01T00:00:00+00:00", event="reinforced")]
+    settled = [_memory(m.record.text, m.record.id, history=again) for m in doubted]
+    assert not reasoner.assess(request, settled, []).ambiguous

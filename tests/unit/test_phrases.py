@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pahf.reasoners.phrases import (
     MILD,
     NEGATIVE,
     STRONG,
     parse_preferences,
     preference_sentences,
+    rejects_action,
     stated_conditions,
 )
 
@@ -96,3 +99,19 @@ def test_the_conditions_a_statement_names_are_read_in_order() -> None:
         "In general",
     )
     assert stated_conditions("I prefer warm milk, not coffee.") == ()
+
+
+@pytest.mark.parametrize(
+    ("reply", "rejects"),
+    [
+        ("That's not the one I wanted.", True),
+        ("Not that one.", True),
+        ("No.", True),
+        ("Not the tea. I want coffee.", False),  # says what instead: a correction to learn from
+        ("thanks", False),
+        ("That one is acceptable.", False),
+        ("", False),
+    ],
+)
+def test_an_action_turned_down_without_a_reason_is_told_apart(reply: str, rejects: bool) -> None:
+    assert rejects_action(reply) is rejects

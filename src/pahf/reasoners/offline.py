@@ -51,6 +51,7 @@ from pahf.reasoners.phrases import (
     approves_action,
     parse_preferences,
     preference_sentences,
+    rejects_action,
     stated_conditions,
 )
 from pahf.reasoners.situations import (
@@ -285,19 +286,25 @@ class OfflineReasoner:
 
     def _in_doubt(self, request: Request, memories: Sequence[RetrievedMemory]) -> frozenset[str]:
         """Memories about this situation not confirmed since the user last contradicted one of
-        them: once a taste has been seen to change, what else is known about it from before
-        may have changed too, and is worth a question."""
+        them (once a taste has been seen to change, what else is known about it from before
+        may have changed too, and is worth a question), and memories challenged since they
+        were last confirmed."""
         usable = [rec for rec, _r, _w in self._relevant(request, memories)]
         revised = [rec.created_at for rec in usable if rec.supersedes is not None]
-        if not revised:
-            return frozenset()
-        since = max(revised)
+        since = max(revised, default="")
 
         def confirmed(rec: MemoryRecord) -> str:
             times = [h.at for h in rec.history if h.event in ("created", "reinforced")]
             return max([rec.created_at, *times])
 
-        return frozenset(rec.id for rec in usable if confirmed(rec) < since)
+        def challenged(rec: MemoryRecord) -> str:
+            return max((h.at for h in rec.history if h.event == "challenged"), default="")
+
+        return frozenset(
+            rec.id
+            for rec in usable
+            if confirmed(rec) < since or challenged(rec) > confirmed(rec)
+        )
 
     def score(
         self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]
@@ -597,12 +604,28 @@ class OfflineReasoner:
             ]
         return [MemoryOp(kind="supersede", memory=new, target_id=target.id, reason=why)]
 
+    @staticmethod
+    def _doubted(turn: Turn, memories: Sequence[RetrievedMemory]) -> list[MemoryOp]:
+        """A wrong action turned down without a word of why ("That's not the one I wanted."):
+        nothing to store, but the memories it rested on may have gone stale, so they are
+        challenged, and the next request they bear on asks about them (see :meth:`_in_doubt`)."""
+        if turn.kind != "correction" or turn.action is None or not rejects_action(turn.text):
+            return []
+        active = {m.record.id for m in memories if m.record.status == "active"}
+        return [
+            MemoryOp(kind="challenge", target_id=i, reason="the user turned its action down")
+            for i in dict.fromkeys(turn.action.memory_ids)
+            if i in active
+        ]
+
     def learn(
         self, request: Request, turn: Turn, memories: Sequence[RetrievedMemory]
     ) -> list[MemoryOp]:
         cfg = self.config
         # Keep the user's own words, minus sentences that state no preference ("Not that one.").
         text = preference_sentences(turn.text.strip())
+        if not text and features.has_features(request):
+            return self._doubted(turn, memories)
         if not text:
             return []  # nothing preference-like to keep ("thanks", "ok")
         if features.has_features(request):

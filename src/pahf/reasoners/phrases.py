@@ -239,6 +239,17 @@ def approves_action(text: str) -> bool:
     return False
 
 
+def rejects_action(text: str) -> bool:
+    """Does the person turn the action down without saying what they want instead ("That's not
+    the one I wanted.", "No.")?"""
+    sentences = split_sentences(text)
+    return (
+        bool(sentences)
+        and not any(_sentence_phrases(s) for s in sentences)
+        and any(_polarity(s) == NEGATIVE for s in sentences)
+    )
+
+
 @lru_cache(maxsize=20_000)
 def stated_conditions(text: str) -> tuple[str, ...]:
     """The conditions a statement names ("When it's cold outside", "In general"), in order:
