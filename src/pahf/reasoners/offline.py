@@ -608,7 +608,8 @@ class OfflineReasoner:
     def _doubted(turn: Turn, memories: Sequence[RetrievedMemory]) -> list[MemoryOp]:
         """A wrong action turned down without a word of why ("That's not the one I wanted."):
         nothing to store, but the memories it rested on may have gone stale, so they are
-        challenged, and the next request they bear on asks about them (see :meth:`_in_doubt`)."""
+        challenged: a challenged memory weighs less in scoring (see :meth:`_weigh`), and options
+        with features ask about it again (see :meth:`_in_doubt`)."""
         if turn.kind != "correction" or turn.action is None or not rejects_action(turn.text):
             return []
         active = {m.record.id for m in memories if m.record.status == "active"}
@@ -624,10 +625,8 @@ class OfflineReasoner:
         cfg = self.config
         # Keep the user's own words, minus sentences that state no preference ("Not that one.").
         text = preference_sentences(turn.text.strip())
-        if not text and features.has_features(request):
+        if not text:  # nothing preference-like to keep ("thanks", "ok", "Not that one.")
             return self._doubted(turn, memories)
-        if not text:
-            return []  # nothing preference-like to keep ("thanks", "ok")
         if features.has_features(request):
             return self._learn_features(request, turn, memories, text)
         new = NewMemory(
