@@ -1,8 +1,9 @@
 """ingest_feedback: show the person the action, take their correction, revise memory.
 
 A correction that contradicts the memory behind the action supersedes it (preference drift);
-the superseded record stays in the store with its history. Interrupt first, writes after, with
-deterministic ids, so a resume re-run is harmless.
+the superseded record stays in the store with its history. An accepted action confirms the
+memories behind it and one turned down without a reason challenges them. Interrupt first,
+writes after, with deterministic ids, so a resume re-run is harmless.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pahf.nodes.services import (
     run_context,
     writes_for,
 )
+from pahf.reasoners.phrases import rejects_action
 from pahf.state import PahfState
 
 
@@ -49,6 +51,22 @@ def confirmations(
     ]
 
 
+def doubts(action: Action, memories: Sequence[RetrievedMemory]) -> list[MemoryOp]:
+    """An action turned down without a word of why ("That's not the one I wanted."): nothing to
+    learn, but the active memories behind it may have gone stale. Each is challenged: it weighs
+    less until it is confirmed again, and the next request it bears on may ask about it.
+
+    Like a confirmation, this is what the reply says about the action, whatever the reasoner:
+    every reasoner gets it, and no model call is spent on a reply with nothing to learn.
+    """
+    active = {m.record.id for m in memories if m.record.status == "active"}
+    return [
+        MemoryOp(kind="challenge", target_id=i, reason="the user turned its action down")
+        for i in dict.fromkeys(action.memory_ids)
+        if i in active
+    ]
+
+
 def make_ingest_feedback(
     services: ServicesProvider, human: HumanService | None = None, *, json_writes: bool = True
 ) -> NodeFn:
@@ -68,8 +86,11 @@ def make_ingest_feedback(
         applied = []
         if reply.correction and ctx.use_memory:
             svc = services(ctx)
-            turn = Turn(kind="correction", text=reply.correction, action=action)
-            ops = svc.reasoner.learn(request, turn, state.memories)
+            if rejects_action(reply.correction):
+                ops = doubts(action, state.memories)
+            else:
+                turn = Turn(kind="correction", text=reply.correction, action=action)
+                ops = svc.reasoner.learn(request, turn, state.memories)
             applied = apply_ops(svc.memory, state.user_id, request.request_id, "feedback", ops)
         elif ctx.use_memory:
             confirm = confirmations(action, state.memories, request.request_id)

@@ -209,7 +209,7 @@ def test_a_correction_in_the_catalogues_words_leaves_paraphrased_answers_countin
     assert all("bagless cyclone cup" not in v.liked for v in only.options)
 
 
-def test_an_action_turned_down_without_a_reason_puts_its_memories_in_doubt(
+def test_memories_challenged_since_last_confirmed_are_asked_about_again(
     reasoner: OfflineReasoner,
 ) -> None:
     request = _lamp()
@@ -217,13 +217,8 @@ def test_an_action_turned_down_without_a_reason_puts_its_memories_in_doubt(
              _memory("brass arm would be fine.", "m-3"), _memory("I don't want clamp base.", "m-4")]
     action = reasoner.choose(request, known, [])
     assert action.candidate_id == "A" and not reasoner.assess(request, known, []).ambiguous
-    no = Turn(kind="correction", action=action, text="That's not the one I wanted.")
-    ops = reasoner.learn(request, no, known)
-    # Nothing to store, but the memories behind the action are challenged, not kept as sure.
-    assert {op.kind for op in ops} == {"challenge"}
-    assert {op.target_id for op in ops} == set(action.memory_ids) == {"m-1", "m-3"}
-    assert reasoner.learn(request, Turn(kind="correction", action=action, text="thanks"), known) == []
-    # The next request they bear on asks about them again ...
+    # The action was turned down without a reason: the memories behind it were challenged
+    # (nodes.ingest_feedback.doubts). The next request they bear on asks about them again ...
     challenged = [HistoryEntry(at="2026-02-01T00:00:00+00:00", event="challenged")]
     doubted = [_memory(m.record.text, m.record.id, history=challenged)
                if m.record.id in action.memory_ids else m for m in known]

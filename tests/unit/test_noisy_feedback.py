@@ -211,3 +211,38 @@ def test_noise_then_honest_feedback_keeps_the_preference(
     assert episode(4, GENUINE_CHANGE) == "tea"  # the person really changed their mind
     assert store.get("ana", tea.id).status == "superseded"
     assert episode(5, "") == "coffee"
+
+
+class _Learning(OfflineReasoner):
+    """The offline reasoner, counting the corrections it is asked to learn from."""
+
+    corrections = 0
+
+    def learn(self, request: Request, turn: Turn, memories: Any) -> Any:
+        if turn.kind == "correction":
+            type(self).corrections += 1
+        return super().learn(request, turn, memories)
+
+
+def test_an_action_turned_down_without_a_reason_challenges_its_memories(
+    minilm_memory: ChromaPreferenceMemory,
+) -> None:
+    """A bare "Not that one." teaches nothing, so no reasoner is asked to learn from it; the
+    memories behind the action are challenged and the next request asks instead of repeating
+    the action."""
+    store = minilm_memory
+    graph = build_graph(_Learning(store.encoder), store, memory_checkpointer())
+    teach(graph, 0, TEA)
+    finish(graph, 0, "")
+    [tea] = store.get_all("ana")
+    prompt = teach(graph, 1, TEA)
+    assert prompt["type"] == "feedback" and prompt["action"]["memory_ids"] == [tea.id]
+    out = finish(graph, 1, "Not that one.")
+    assert [(op.kind, op.memory_id) for op in out["memory_ops"]] == [("challenge", tea.id)]
+    assert _Learning.corrections == 0
+    assert store.get("ana", tea.id).confidence == 0.0
+    assert [r.id for r in store.get_all("ana")] == [tea.id]  # nothing stored
+    cfg: Any = {"configurable": {"thread_id": "ep-2"}}
+    out = graph.invoke({"request": {**REQUEST.model_dump(), "request_id": "r-2"}}, cfg,
+                       context=RunContext())
+    assert out["__interrupt__"][0].value["type"] == "question"

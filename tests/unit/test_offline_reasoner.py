@@ -125,19 +125,16 @@ def test_a_correction_supersedes_the_memory_behind_the_wrong_action(
     assert ops[0].memory.topic == request.situation()
 
 
-def test_an_action_turned_down_without_a_reason_is_asked_about_next_time(
+def test_a_challenged_memory_no_longer_settles_a_request_alone(
     reasoner: OfflineReasoner,
 ) -> None:
     request = _drink_request()
-    old = _memory(ICE, request.situation())
-    action = reasoner.choose(request, [old], [])
-    assert action.memory_ids == ["m-1"] and not reasoner.assess(request, [old], []).ambiguous
-    no = Turn(kind="correction", text="Not that one.", action=action)
-    ops = reasoner.learn(request, no, [old])
-    assert [(op.kind, op.target_id) for op in ops] == [("challenge", "m-1")]
-    # A challenged memory (confidence down by one) no longer settles the request on its own.
+    assert not reasoner.assess(request, [_memory(ICE, request.situation())], []).ambiguous
+    # Challenged once from where a single confirmation-free memory stands (confidence 1 -> 0):
+    # it still points the same way, but too weakly to act on without asking.
     doubted = _memory(ICE, request.situation(), confidence=0.0)
     assert reasoner.assess(request, [doubted], []).ambiguous
+    assert reasoner.choose(request, [doubted], []).candidate_id == "a tall glass of iced water"
 
 
 def test_a_correction_stated_for_another_situation_keeps_the_memory_and_adds(

@@ -51,7 +51,6 @@ from pahf.reasoners.phrases import (
     approves_action,
     parse_preferences,
     preference_sentences,
-    rejects_action,
     stated_conditions,
 )
 from pahf.reasoners.situations import (
@@ -604,29 +603,14 @@ class OfflineReasoner:
             ]
         return [MemoryOp(kind="supersede", memory=new, target_id=target.id, reason=why)]
 
-    @staticmethod
-    def _doubted(turn: Turn, memories: Sequence[RetrievedMemory]) -> list[MemoryOp]:
-        """A wrong action turned down without a word of why ("That's not the one I wanted."):
-        nothing to store, but the memories it rested on may have gone stale, so they are
-        challenged: a challenged memory weighs less in scoring (see :meth:`_weigh`), and options
-        with features ask about it again (see :meth:`_in_doubt`)."""
-        if turn.kind != "correction" or turn.action is None or not rejects_action(turn.text):
-            return []
-        active = {m.record.id for m in memories if m.record.status == "active"}
-        return [
-            MemoryOp(kind="challenge", target_id=i, reason="the user turned its action down")
-            for i in dict.fromkeys(turn.action.memory_ids)
-            if i in active
-        ]
-
     def learn(
         self, request: Request, turn: Turn, memories: Sequence[RetrievedMemory]
     ) -> list[MemoryOp]:
         cfg = self.config
         # Keep the user's own words, minus sentences that state no preference ("Not that one.").
         text = preference_sentences(turn.text.strip())
-        if not text:  # nothing preference-like to keep ("thanks", "ok", "Not that one.")
-            return self._doubted(turn, memories)
+        if not text:
+            return []  # nothing preference-like to keep ("thanks", "ok")
         if features.has_features(request):
             return self._learn_features(request, turn, memories, text)
         new = NewMemory(
