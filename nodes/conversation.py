@@ -143,6 +143,7 @@ def action_message(request: Request, action: Action) -> AIMessage:
 
 
 def learned_lines(ops: Sequence[AppliedMemoryOp]) -> list[str]:
+    """What a request taught, quoting the preferences it touched so the person can check them."""
     lines = []
     for op in ops:
         if op.kind == "add" and op.text:
@@ -150,9 +151,10 @@ def learned_lines(ops: Sequence[AppliedMemoryOp]) -> list[str]:
         elif op.kind == "supersede" and op.text:
             lines.append(f'- revised a preference: "{op.text}"')
         elif op.kind == "reinforce":
-            lines.append("- confirmed a preference I already had")
+            lines.append(f'- confirmed: "{op.text}"' if op.text else "- confirmed a preference")
         elif op.kind == "challenge":
-            lines.append("- noted a doubt about a preference I had")
+            quoted = f': "{op.text}"' if op.text else " a preference"
+            lines.append(f"- no longer sure of{quoted}")
     return lines
 
 

@@ -240,6 +240,7 @@ def test_an_action_turned_down_without_a_reason_challenges_its_memories(
     out = finish(graph, 1, "Not that one.")
     assert [(op.kind, op.memory_id) for op in out["memory_ops"]] == [("challenge", tea.id)]
     assert _Learning.corrections == 0
+    assert f'no longer sure of: "{tea.text}"' in out["messages"][-1].content
     assert store.get("ana", tea.id).confidence == 0.0
     assert [r.id for r in store.get_all("ana")] == [tea.id]  # nothing stored
     cfg: Any = {"configurable": {"thread_id": "ep-2"}}
