@@ -44,6 +44,12 @@ def _memory(text: str, mid: str, at: str = "2026-01-01T00:00:00+00:00",
     return RetrievedMemory(record=record, score=0.9)
 
 
+def _every_feature_spoken_of() -> list[RetrievedMemory]:
+    """Something said about each of the lamps' features: A is the one to buy, no question."""
+    return [_memory("I don't want pull chain.", "m-2"), _memory("I like touch dimmer best.", "m-1"),
+            _memory("brass arm would be fine.", "m-3"), _memory("I don't want clamp base.", "m-4")]
+
+
 def test_similar_names_of_different_features_are_not_the_same_feature() -> None:
     # The embedding model puts these two close together; their words tell them apart.
     assert agreement("in-ear design", "on-ear design", 0.93) < features.IDENTITY
@@ -128,8 +134,7 @@ def test_after_a_change_of_taste_older_memories_are_asked_about_again(
     reasoner: OfflineReasoner,
 ) -> None:
     request = _lamp()
-    old = [_memory("I don't want pull chain.", "m-2"), _memory("I like touch dimmer best.", "m-1"),
-           _memory("brass arm would be fine.", "m-3"), _memory("I don't want clamp base.", "m-4")]
+    old = _every_feature_spoken_of()
     assert not reasoner.assess(request, old, []).ambiguous
     revised = _memory("I don't want steel arm.", "m-5", at="2026-02-01T00:00:00+00:00",
                       supersedes="m-0")
@@ -213,8 +218,7 @@ def test_memories_challenged_since_last_confirmed_are_asked_about_again(
     reasoner: OfflineReasoner,
 ) -> None:
     request = _lamp()
-    known = [_memory("I don't want pull chain.", "m-2"), _memory("I like touch dimmer best.", "m-1"),
-             _memory("brass arm would be fine.", "m-3"), _memory("I don't want clamp base.", "m-4")]
+    known = _every_feature_spoken_of()
     action = reasoner.choose(request, known, [])
     assert action.candidate_id == "A" and not reasoner.assess(request, known, []).ambiguous
     # The action was turned down without a reason: the memories behind it were challenged
