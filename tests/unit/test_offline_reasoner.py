@@ -110,6 +110,23 @@ def test_memories_from_other_situations_prompt_a_question(reasoner: OfflineReaso
     assert not reasoner.assess(request, [same], []).ambiguous
 
 
+def test_a_preference_said_for_another_time_of_day_prompts_a_question(
+    reasoner: OfflineReasoner,
+) -> None:
+    coffee = _memory("In the morning, I prefer hot coffee.",
+                     "It's 7 AM. Could you bring me a drink?")
+
+    def at(hour: str) -> Request:
+        return _options(f"It's {hour}. Could you bring me a drink?", "", "hot coffee", "warm milk")
+
+    evening = reasoner.assess(at("8 PM"), [coffee], [])
+    assert evening.ambiguous and "another time of day" in evening.reason
+    assert not reasoner.assess(at("9 AM"), [coffee], []).ambiguous
+    # A preference said for every time of day applies at 8 PM too.
+    always = _memory("I prefer hot coffee.", "It's 7 AM. Could you bring me a drink?")
+    assert not reasoner.assess(at("8 PM"), [always], []).ambiguous
+
+
 def test_a_correction_supersedes_the_memory_behind_the_wrong_action(
     reasoner: OfflineReasoner,
 ) -> None:

@@ -10,6 +10,7 @@ from pahf.reasoners.situations import (
     names_situation,
     other_conditions,
     situation_words,
+    times_of_day,
 )
 
 TEMPLATE = "Could you put them in the right place?"
@@ -74,3 +75,21 @@ def test_a_condition_fits_a_request_that_uses_its_words() -> None:
     assert not names_situation(["In the morning"], situation)
     assert names_situation(["In general"], situation)  # a general liking fits everywhere
     assert names_situation([], situation)
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("It's 8 PM and I want something to drink.", {"evening", "night"}),
+        ("It's 2 PM.", {"afternoon"}),
+        ("at 7 a.m. please", {"morning"}),
+        ("at 10:30pm", {"evening", "night"}),
+        ("12 am", {"night"}),
+        ("In the morning, I prefer hot coffee.", {"morning"}),
+        ("I'm working late tonight", {"evening", "night"}),
+        ("I missed lunch and I'm starving.", set()),  # a meal is no time of day
+        ("the 3 pmol solution", set()),
+    ],
+)
+def test_the_parts_of_the_day_a_text_names(text: str, parts: set[str]) -> None:
+    assert times_of_day(text) == parts

@@ -57,6 +57,7 @@ from pahf.reasoners.situations import (
     distinctive_overlap,
     names_situation,
     other_conditions,
+    times_of_day,
 )
 from pahf.request import Candidate, Request
 
@@ -408,6 +409,15 @@ class OfflineReasoner:
                 question=self.question(request, self._by_fit(request, scores)[:4]),
                 confidence=closest,
             )
+        stated_for = self._for_another_time(request, support[ranked[0]], memories)
+        if margin >= self.config.margin and not answered and stated_for is not None:
+            # Memory points one way, but what it says was said for another time of day.
+            return Assessment(
+                ambiguous=True,
+                reason=f'what I know was said for another time of day ("{stated_for}")',
+                question=self.question(request, self._by_fit(request, scores)[:4]),
+                confidence=0.5,
+            )
         if margin >= self.config.margin:
             # The action these scores lead to travels with the assessment (graph state), so
             # ``act`` does not score the same request against the same memories again.
@@ -428,6 +438,24 @@ class OfflineReasoner:
             question=self.question(request, self._by_fit(request, scores)[:4]),
             confidence=max(0.0, margin / (2 * self.config.margin)),
         )
+
+    @staticmethod
+    def _for_another_time(
+        request: Request, backing: set[str], memories: Sequence[RetrievedMemory]
+    ) -> str | None:
+        """The condition the memories behind a candidate were stated for, when the request
+        names a time of day and every one of them names another ("In the morning" for "It's
+        8 PM"); None otherwise. Words, not embeddings: "2 PM" and "8 PM" are close for MiniLM."""
+        now = times_of_day(request.situation())
+        if not now:
+            return None
+        records = {m.record.id: m.record for m in memories}
+        said = [stated_conditions(records[i].text) for i in sorted(backing) if i in records]
+        if not said or not all(
+            (times := times_of_day(" ".join(c))) and not times & now for c in said
+        ):
+            return None
+        return said[0][0]
 
     def _assess_features(
         self, request: Request, memories: Sequence[RetrievedMemory], clarifications: Sequence[Turn]

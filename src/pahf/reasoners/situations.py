@@ -118,3 +118,35 @@ def names_situation(conditions: Sequence[str], situation: str) -> bool:
         return True
     request = situation_words(situation)
     return any(w & request for w in words)
+
+
+# Parts of the day, with the hours each covers (overlapping: 8 PM is evening and night alike).
+_PARTS_OF_DAY = (
+    ("morning", range(5, 12)),
+    ("afternoon", range(12, 18)),
+    ("evening", range(17, 23)),
+    ("night", (*range(20, 24), *range(0, 5))),
+)
+_NAMED_PARTS = {
+    "morning": ("morning",),
+    "afternoon": ("afternoon",),
+    "noon": ("afternoon",),
+    "evening": ("evening",),
+    "tonight": ("evening", "night"),
+    "night": ("night",),
+    "midnight": ("night",),
+}
+_PART_WORD = re.compile(r"\b(" + "|".join(_NAMED_PARTS) + r")\b", re.I)
+_CLOCK = re.compile(r"\b(1[0-2]|0?[1-9])(?::[0-5]\d)?\s*([ap])\.?\s?m\b\.?", re.I)
+
+
+@lru_cache(maxsize=20_000)
+def times_of_day(text: str) -> frozenset[str]:
+    """The parts of the day a text names, in words ("in the evening", "tonight") or as a clock
+    time ("It's 8 PM": evening and night), so a request made at 8 PM can be told from a
+    preference stated for the morning."""
+    parts = {p for w in _PART_WORD.findall(text) for p in _NAMED_PARTS[w.lower()]}
+    for hour, half in _CLOCK.findall(text):
+        h = int(hour) % 12 + (12 if half.lower() == "p" else 0)
+        parts.update(name for name, hours in _PARTS_OF_DAY if h in hours)
+    return frozenset(parts)
