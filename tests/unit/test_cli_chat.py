@@ -102,6 +102,30 @@ def test_offline_chat_asks_learns_and_remembers(
     ]
 
 
+def test_chat_asks_at_another_time_of_day_and_doubts_a_bare_no(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    drink = "Could you bring me a drink? | hot coffee | warm milk"
+    feed(
+        monkeypatch,
+        [
+            f"It's 7 AM. {drink}", "In the morning, I prefer hot coffee.", "",
+            f"It's 8 PM. {drink}", "In the evening, I prefer warm milk.", "",
+            f"It's 9 PM. {drink}", "Not that one.",
+            "/quit",
+        ],
+    )
+    args = parse(["--user", "cy", "--store", str(tmp_path / "m")])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    # Asked at 7 AM (nothing known) and at 8 PM (only a morning preference known).
+    assert out.count("agent asks:") == 2
+    assert "agent chose: warm milk" in out
+    assert "agent is no longer sure of: In the evening, I prefer warm milk." in out
+    reopened = ChromaPreferenceMemory(tmp_path / "m")
+    assert len(reopened.get_all("cy")) == 2  # a bare "no" stores nothing
+
+
 def test_chat_ends_cleanly_on_end_of_input_mid_question(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

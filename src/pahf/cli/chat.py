@@ -175,6 +175,8 @@ class ChatSession:
                 print(f"agent {verb}: {op.text}")
             elif op.kind == "reinforce":
                 print(f"agent confirmed: {op.text}")
+            elif op.kind == "challenge":
+                print(f"agent is no longer sure of: {op.text}")
 
     def loop(self) -> int:
         print(f"pahf chat for user {self.user!r}. /help for the format, /quit to leave.")
