@@ -409,15 +409,16 @@ class OfflineReasoner:
                 question=self.question(request, self._by_fit(request, scores)[:4]),
                 confidence=closest,
             )
-        stated_for = self._for_another_time(request, support[ranked[0]], memories)
-        if margin >= self.config.margin and not answered and stated_for is not None:
-            # Memory points one way, but what it says was said for another time of day.
-            return Assessment(
-                ambiguous=True,
-                reason=f'what I know was said for another time of day ("{stated_for}")',
-                question=self.question(request, self._by_fit(request, scores)[:4]),
-                confidence=0.5,
-            )
+        if margin >= self.config.margin and not answered:
+            stated_for = self._for_another_time(request, support[ranked[0]], memories)
+            if stated_for is not None:
+                # Memory points one way, but what it says was said for another time of day.
+                return Assessment(
+                    ambiguous=True,
+                    reason=f'what I know was said for another time of day ("{stated_for}")',
+                    question=self.question(request, self._by_fit(request, scores)[:4]),
+                    confidence=0.5,
+                )
         if margin >= self.config.margin:
             # The action these scores lead to travels with the assessment (graph state), so
             # ``act`` does not score the same request against the same memories again.
