@@ -107,6 +107,10 @@ def test_the_conditions_a_statement_names_are_read_in_order() -> None:
         ("That's not the one I wanted.", True),
         ("Not that one.", True),
         ("No.", True),
+        ("Wrong one, sorry.", True),
+        ("Nope", True),
+        ("Not quite what I wanted.", True),
+        ("meh", False),  # no preference and no refusal: nothing to read
         ("Not the tea. I want coffee.", False),  # says what instead: a correction to learn from
         ("thanks", False),
         ("That one is acceptable.", False),

@@ -81,7 +81,8 @@ _FILLER_WORDS = (
     r"hmm", r"i'd", r"i'm", r"its", r"not", r"now", r"one", r"the", r"too", r"top choice",
     r"was", r"yes", r"you", r"am", r"an", r"as", r"be", r"do", r"go", r"if", r"is", r"it",
     r"me", r"my", r"no(?!-)", r"oh", r"ok", r"them", r"they", r"or", r"so", r"to", r"a", r"i",
-    r"which", r"more", r"another", r"even", r"better", r"meets?",
+    r"which", r"more", r"another", r"even", r"better", r"meets?", r"nope", r"nah", r"meh",
+    r"quite", r"incorrect",
 )
 # Not inside hyphenated words: "behind-the-neck", "one-cup" keep their parts.
 _FILLER = re.compile(r"(?<![\w-])(" + "|".join(_FILLER_WORDS) + r")(?![\w-])", re.I)
@@ -239,14 +240,17 @@ def approves_action(text: str) -> bool:
     return False
 
 
+_REJECTION = re.compile(r"\b(?:wrong|nope|nah|incorrect)\b", re.I)
+
+
 def rejects_action(text: str) -> bool:
     """Does the person turn the action down without saying what they want instead ("That's not
-    the one I wanted.", "No.")?"""
+    the one I wanted.", "No.", "Wrong.")?"""
     sentences = split_sentences(text)
     return (
         bool(sentences)
         and not any(_sentence_phrases(s) for s in sentences)
-        and any(_polarity(s) == NEGATIVE for s in sentences)
+        and any(_polarity(s) == NEGATIVE or _REJECTION.search(s) for s in sentences)
     )
 
 
