@@ -19,6 +19,7 @@ would carry and returns what a resume would.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -295,10 +296,31 @@ def parse_clarification(value: Any) -> ClarificationReply:
         raise ValueError(f"{turn}: malformed resume value: {exc}") from exc
 
 
+#: Words of a reply that only approves the action ("Perfect, thanks!", "Yes, that's it").
+_APPROVAL_WORDS = frozenset(
+    (
+        "perfect", "great", "thanks", "thank", "you", "yes", "yep", "yeah", "ok", "okay", "good",
+        "nice", "excellent", "awesome", "exactly", "fine", "cool", "love", "it", "that", "that's",
+        "this", "is", "was", "works", "worked", "work", "for", "me", "job", "well", "done", "what",
+        "i", "wanted", "just", "right", "sure", "correct", "much", "so", "very", "all", "looks",
+        "one", "the", "i'll", "take",
+    )
+)
+_REPLY_WORD = re.compile(r"[a-z']+")
+
+
+def only_approves(text: str) -> bool:
+    """Does a typed reply do nothing but approve? Such a reply is an acceptance, not a
+    correction to learn from: "Perfect, thanks!" would otherwise be kept as a liking of
+    "Perfect"."""
+    words = _REPLY_WORD.findall(text.lower().replace("\u2019", "'"))
+    return bool(words) and all(w in _APPROVAL_WORDS for w in words)
+
+
 def parse_feedback(value: Any, action: Action | None = None) -> FeedbackReply:
     """Accept a decision (approve; reject with the correction as message; edit naming another
-    candidate), ``""`` or ``True`` (accepted), a correction string, or
-    ``{"accepted": bool, "correction": str}``.
+    candidate), ``""`` or ``True`` (accepted), a correction string (one that only approves,
+    such as "Perfect, thanks!", is an acceptance), or ``{"accepted": bool, "correction": str}``.
 
     ``None`` is refused: LangGraph and its server do not carry a null resume to the node
     reliably, so a client meaning "accept" must say so.
@@ -331,7 +353,7 @@ def parse_feedback(value: Any, action: Action | None = None) -> FeedbackReply:
             value = {"correction": f"I want {chosen}{shown}."}
         else:
             raise ValueError(f"{turn}: decision type {kind!r} is not one of approve, edit, reject")
-    if value is True or value == "":
+    if value is True or value == "" or (isinstance(value, str) and only_approves(value)):
         return FeedbackReply(accepted=True)
     if isinstance(value, str):
         value = {"correction": value}

@@ -109,7 +109,7 @@ def test_chat_asks_at_another_time_of_day_and_doubts_a_bare_no(
     feed(
         monkeypatch,
         [
-            f"It's 7 AM. {drink}", "In the morning, I prefer hot coffee.", "",
+            f"It's 7 AM. {drink}", "In the morning, I prefer hot coffee.", "Perfect, thanks!",
             f"It's 8 PM. {drink}", "In the evening, I prefer warm milk.", "",
             f"It's 9 PM. {drink}", "Not that one.",
             "/quit",
@@ -123,7 +123,8 @@ def test_chat_asks_at_another_time_of_day_and_doubts_a_bare_no(
     assert "agent chose: warm milk" in out
     assert "agent is no longer sure of: In the evening, I prefer warm milk." in out
     reopened = ChromaPreferenceMemory(tmp_path / "m")
-    assert len(reopened.get_all("cy")) == 2  # a bare "no" stores nothing
+    # Neither the praise (an acceptance) nor the bare "no" is stored as a preference.
+    assert len(reopened.get_all("cy")) == 2
 
 
 def test_chat_ends_cleanly_on_end_of_input_mid_question(
