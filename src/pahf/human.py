@@ -306,6 +306,14 @@ _APPROVAL_WORDS = frozenset(
         "one", "the", "i'll", "take",
     )
 )
+#: At least one of these must be said: "What?" alone approves nothing.
+_APPROVING = frozenset(
+    (
+        "perfect", "great", "thanks", "thank", "yes", "yep", "yeah", "ok", "okay", "good",
+        "nice", "excellent", "awesome", "exactly", "fine", "cool", "love", "works", "worked",
+        "correct", "right", "sure", "done",
+    )
+)
 _REPLY_WORD = re.compile(r"[a-z']+")
 
 
@@ -314,7 +322,7 @@ def only_approves(text: str) -> bool:
     correction to learn from: "Perfect, thanks!" would otherwise be kept as a liking of
     "Perfect"."""
     words = _REPLY_WORD.findall(text.lower().replace("\u2019", "'"))
-    return bool(words) and all(w in _APPROVAL_WORDS for w in words)
+    return any(w in _APPROVING for w in words) and all(w in _APPROVAL_WORDS for w in words)
 
 
 def parse_feedback(value: Any, action: Action | None = None) -> FeedbackReply:

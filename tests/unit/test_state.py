@@ -74,7 +74,7 @@ def test_resume_value_parsing() -> None:
     # A typed reply that only approves is an acceptance, not a preference to store.
     for praise in ("Perfect, thanks!", "Yes, that's exactly what I wanted.", "Great job"):
         assert parse_feedback(praise) == FeedbackReply(accepted=True)
-    for correction in ("Not that one.", "Yes, but colder.", "The green one is fine."):
+    for correction in ("Not that one.", "Yes, but colder.", "The green one is fine.", "What?"):
         assert parse_feedback(correction).correction == correction
     assert FeedbackReply(correction="   ").accepted
     with pytest.raises(ValueError, match="ingest_feedback"):
