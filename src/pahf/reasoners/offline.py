@@ -400,24 +400,15 @@ class OfflineReasoner:
         if len(ranked) == 1:
             return Assessment(ambiguous=False, reason="only one candidate", confidence=1.0)
         answered = any(t.kind == "clarification" for t in clarifications)
-        closest = self._closest(request, memories)
-        if margin >= self.config.margin and not answered and closest < self.config.sure_relevance:
-            # Memory points one way, but only by analogy with other situations: ask.
-            return Assessment(
-                ambiguous=True,
-                reason=f"what I know comes from other situations (closest {closest:.2f})",
-                question=self.question(request, self._by_fit(request, scores)[:4]),
-                confidence=closest,
-            )
         if margin >= self.config.margin and not answered:
-            stated_for = self._for_another_time(request, support[ranked[0]], memories)
-            if stated_for is not None:
-                # Memory points one way, but what it says was said for another time of day.
+            elsewhere = self._elsewhere(request, memories, support[ranked[0]])
+            if elsewhere is not None:  # memory points one way, but maybe not for here: ask
+                reason, confidence = elsewhere
                 return Assessment(
                     ambiguous=True,
-                    reason=f'what I know was said for another time of day ("{stated_for}")',
+                    reason=reason,
                     question=self.question(request, self._by_fit(request, scores)[:4]),
-                    confidence=0.5,
+                    confidence=confidence,
                 )
         if margin >= self.config.margin:
             # The action these scores lead to travels with the assessment (graph state), so
@@ -439,6 +430,19 @@ class OfflineReasoner:
             question=self.question(request, self._by_fit(request, scores)[:4]),
             confidence=max(0.0, margin / (2 * self.config.margin)),
         )
+
+    def _elsewhere(
+        self, request: Request, memories: Sequence[RetrievedMemory], backing: set[str]
+    ) -> tuple[str, float] | None:
+        """(reason, confidence) when the memories that decide may not be about this request:
+        learned only in other situations, or said for another time of day; None otherwise."""
+        closest = self._closest(request, memories)
+        if closest < self.config.sure_relevance:
+            return f"what I know comes from other situations (closest {closest:.2f})", closest
+        stated_for = self._for_another_time(request, backing, memories)
+        if stated_for is not None:
+            return f'what I know was said for another time of day ("{stated_for}")', 0.5
+        return None
 
     @staticmethod
     def _for_another_time(

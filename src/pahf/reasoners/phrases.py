@@ -246,11 +246,8 @@ _REJECTION = re.compile(r"\b(?:wrong|nope|nah|incorrect)\b", re.I)
 def rejects_action(text: str) -> bool:
     """Does the person turn the action down without saying what they want instead ("That's not
     the one I wanted.", "No.", "Wrong.")?"""
-    sentences = split_sentences(text)
-    return (
-        bool(sentences)
-        and not any(_sentence_phrases(s) for s in sentences)
-        and any(_polarity(s) == NEGATIVE or _REJECTION.search(s) for s in sentences)
+    return not preference_sentences(text) and any(
+        _polarity(s) == NEGATIVE or _REJECTION.search(s) for s in split_sentences(text)
     )
 
 
