@@ -3,6 +3,7 @@ features are asked about, a changed taste revises only the memory about that fea
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from pahf.decisions import Action, Turn
@@ -232,3 +233,53 @@ def test_memories_challenged_since_last_confirmed_are_asked_about_again(
     again = [*challenged, HistoryEntry(at="2026-03-01T00:00:00+00:00", event="reinforced")]
     settled = [_memory(m.record.text, m.record.id, history=again) for m in doubted]
     assert not reasoner.assess(request, settled, []).ambiguous
+
+
+def _own(text: str, mid: str, at: str) -> features.Statement:
+    (phrase,) = parse_preferences(text)
+    return features.Statement(phrase, mid, 1.0, (0, at, mid))
+
+
+def test_read_by_meaning_a_statement_names_its_nearest_feature_and_the_nearest_decides() -> None:
+    request = Request(
+        request_id="r1", user_id="u", task="Find me a desk lamp", context="desk lamp",
+        domain="shopping",
+        candidates=[Candidate(id="A", text="lamp A", attributes=["halogen bulb"]),
+                    Candidate(id="B", text="lamp B", attributes=["fluorescent tube"]),
+                    Candidate(id="none", text="Do not buy anything")],
+    )
+    refused = _own("I don't want bright halogen light.", "m-1", "2026-01-01")
+    liked = _own("incandescent bulb would be fine.", "m-2", "2026-01-02")
+    # Rows: the features; columns: the statements (cosine similarities, all paraphrases).
+    sims = np.array([[0.80, 0.64], [0.30, 0.66]], dtype=np.float32)
+    named = features.naming(["halogen bulb", "fluorescent tube"], [refused, liked], sims)
+    # "incandescent bulb" is nearest "fluorescent tube": it names that one only.
+    assert named[1, 1] >= features.IDENTITY > named[0, 1]
+    assert named[0, 0] >= features.IDENTITY > named[1, 0]
+    # Both name the halogen bulb when it is the nearest for both; the nearer one decides,
+    # even though the other was said later.
+    sims = np.array([[0.80, 0.64], [0.30, 0.40]], dtype=np.float32)
+    judgement = features.judge(request, [refused, liked], sims)
+    lamp = next(v for v in judgement.options if v.candidate.id == "A")
+    assert lamp.refused == ["halogen bulb"]
+
+
+def test_pointing_at_an_option_does_not_make_a_favourite_merely_fine(
+    reasoner: OfflineReasoner,
+) -> None:
+    # "The one with bagless cyclone cup would work for me" is stored as "... would be fine":
+    # it says the option will do, not that the user now only tolerates what they like best.
+    best = _memory("I like bagless dust cup best.", "m-1", at="2026-01-01T00:00:00+00:00",
+                   source="clarification", topic="vacuum cleaner: pick out a vacuum cleaner")
+    pointed = _memory("bagless cyclone cup would be fine.", "m-2", source="feedback",
+                      at="2026-01-02T00:00:00+00:00",
+                      topic="vacuum cleaner: pick out a vacuum cleaner")
+    liked = {v.candidate.id: v.liked for v in reasoner.judge(_vacuum(), [best, pointed], []).options}
+    assert liked["B"]["bagless cyclone cup"] == STRONG
+    # A refusal in between undoes the old favourite: the pointing only says it will do.
+    changed = _memory("I don't want bagless dust cup.", "m-3", source="clarification",
+                      at="2026-01-01T12:00:00+00:00",
+                      topic="vacuum cleaner: pick out a vacuum cleaner")
+    judged = reasoner.judge(_vacuum(), [best, changed, pointed], [])
+    liked = {v.candidate.id: v.liked for v in judged.options}
+    assert liked["B"]["bagless cyclone cup"] == MILD

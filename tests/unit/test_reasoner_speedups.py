@@ -55,9 +55,20 @@ def test_naming_is_agreement_pair_by_pair(
         for j, t in enumerate(said):
             plain[i, j] = _plain_agreement(f, t, float(sims[i, j]))
     if plain.size and plain.max() < 1.0:  # nobody uses the request's words: meaning decides
-        soft = np.minimum(0.99, sims * features.IDENTITY / features.PARAPHRASE)
-        soft[soft < soft.max(axis=0, keepdims=True) - 0.02] = 0.0
-        plain = soft
+        # A statement names the features nearest to it, the surer the closer.
+        for j in range(len(said)):
+            nearest = max(float(sims[i, j]) for i in range(len(feats)))
+            for i in range(len(feats)):
+                c = sims[i, j]
+                near = c >= features.PARAPHRASE and c >= np.float32(nearest) - 0.02
+                plain[i, j] = (
+                    features.IDENTITY
+                    + (c - features.PARAPHRASE)
+                    * (0.99 - features.IDENTITY)
+                    / (1.0 - features.PARAPHRASE)
+                    if near
+                    else 0.0
+                )
     assert got.shape == plain.shape
     assert got.tobytes() == plain.astype(np.float32).tobytes()
     for i, f in enumerate(feats):

@@ -208,6 +208,34 @@ def _status(
     return max((s for s in closest if s.relevance >= 0.5 * top), key=lambda s: s.order)
 
 
+def _liking(
+    said: Statement,
+    feature_row: int,
+    statements: Sequence[Statement],
+    named: np.ndarray,
+    unsettled: frozenset[str] = frozenset(),
+) -> float:
+    """How much the user likes a feature ``said`` accepts. A correction that points at an
+    option ("the one with X would work for me") says the option will do, not how much X is
+    liked: after it, the user's own latest word on X since they last turned it down counts
+    ("I like X best")."""
+    if said.own_words:
+        return said.phrase.weight
+    about = [
+        s
+        for s, a in zip(statements, named[feature_row], strict=True)
+        if a >= IDENTITY and s.memory_id not in unsettled
+    ]
+    since = max((s.order for s in about if s.phrase.weight <= NEGATIVE / 2), default=None)
+    own = [
+        s
+        for s in about
+        if s.own_words and s.phrase.weight > 0 and (since is None or s.order > since)
+    ]
+    latest = max(own, key=lambda s: s.order, default=None)
+    return said.phrase.weight if latest is None else max(said.phrase.weight, latest.phrase.weight)
+
+
 def naming(
     features: Sequence[str], statements: Sequence[Statement], similarities: np.ndarray
 ) -> np.ndarray:
@@ -218,7 +246,8 @@ def naming(
     :func:`agreement`). When they never do, they describe things in words of their own, and
     meaning decides: a statement counts for the features of this request it is closest to
     ("tough ballistic nylon fabric" is about "ballistic nylon", not "ripstop nylon") from a
-    cosine similarity of :data:`PARAPHRASE` on. Only what users say for themselves shows their
+    cosine similarity of :data:`PARAPHRASE` on, the surer the closer, so that of several
+    statements about a feature the nearest decides. Only what users say for themselves shows their
     words (:attr:`Statement.own_words`): a correction quotes the option shown whatever words
     the user speaks, so corrections decide only when nothing else was said.
     """
@@ -232,10 +261,10 @@ def naming(
     voiced = own if own.any() else np.ones_like(own)
     if not out.size or same[:, voiced].any():
         return out
-    soft: np.ndarray = np.minimum(
-        0.99, np.asarray(similarities, dtype=np.float32) * IDENTITY / PARAPHRASE
-    )
-    soft[soft < soft.max(axis=0, keepdims=True) - 0.02] = 0.0
+    cosine = np.asarray(similarities, dtype=np.float32).reshape(shape)
+    # PARAPHRASE..1 onto IDENTITY..0.99, below the same words' 1.
+    soft: np.ndarray = IDENTITY + (cosine - PARAPHRASE) * (0.99 - IDENTITY) / (1.0 - PARAPHRASE)
+    soft[(cosine < PARAPHRASE) | (cosine < cosine.max(axis=0, keepdims=True) - 0.02)] = 0.0
     return soft
 
 
@@ -263,8 +292,8 @@ def judge(
             continue
         view = OptionView(candidate)
         for feature in candidate.attributes:
-            said = _status(row, statements, named)
-            row += 1
+            feature_row, row = row, row + 1
+            said = _status(feature_row, statements, named)
             if said is not None and said.memory_id in unsettled:
                 said = None
             if said is None:
@@ -274,7 +303,8 @@ def judge(
             if said.phrase.weight <= NEGATIVE / 2:
                 view.refused.append(feature)
             else:
-                view.liked[feature] = STRONG if said.phrase.weight >= STRONG else MILD
+                liking = _liking(said, feature_row, statements, named, unsettled)
+                view.liked[feature] = STRONG if liking >= STRONG else MILD
         views.append(view)
     # How readily this user accepts what is offered here: their statements about the features
     # of this request's kind (Laplace-smoothed, so no statement at all means even odds).
