@@ -153,7 +153,10 @@ class ParityUser:
         sentences = [s.strip() for s in re.split(r"(?<=\.)\s+", body) if s.strip()]
         if not sentences:
             return NOT_SURE
-        asked = _words(question)
+        # What is asked about, not the request the question quotes ("... a coffee maker ...":
+        # every sentence may name the product).
+        request = episode.request
+        asked = _words(question) - _words(f"{request.task} {request.context}")
         scored = [(len(_words(s) & asked), -i, s) for i, s in enumerate(sentences)]
         return max(scored)[2]
 

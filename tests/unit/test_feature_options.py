@@ -283,3 +283,25 @@ def test_pointing_at_an_option_does_not_make_a_favourite_merely_fine(
     judged = reasoner.judge(_vacuum(), [best, changed, pointed], [])
     liked = {v.candidate.id: v.liked for v in judged.options}
     assert liked["B"]["bagless cyclone cup"] == MILD
+
+
+def test_a_favourite_is_undone_only_by_a_refusal_at_least_as_close() -> None:
+    request = Request(
+        request_id="r1", user_id="u", task="Find me a desk lamp", context="desk lamp",
+        domain="shopping",
+        candidates=[Candidate(id="A", text="lamp A", attributes=["halogen bulb"]),
+                    Candidate(id="none", text="Do not buy anything")],
+    )
+    best = _own("I like halogen lamp best.", "m-1", "2026-01-01")
+    other = _own("I don't want classic incandescent bulb.", "m-2", "2026-01-02")
+    (phrase,) = parse_preferences("halogen bulb would be fine.")
+    pointed = features.Statement(phrase, "m-3", 1.0, (0, "2026-01-03", "m-3"), own_words=False)
+    said = [best, other, pointed]
+    # The incandescent bulb is further from the halogen bulb than the user's halogen lamp:
+    # turning it down says nothing about the halogen bulb.
+    loose = np.array([[0.80, 0.70, 1.0]], dtype=np.float32)
+    (lamp,) = [v for v in features.judge(request, said, loose).options if v.candidate.id == "A"]
+    assert lamp.liked == {"halogen bulb": STRONG}
+    close = np.array([[0.80, 0.85, 1.0]], dtype=np.float32)
+    (lamp,) = [v for v in features.judge(request, said, close).options if v.candidate.id == "A"]
+    assert lamp.liked == {"halogen bulb": MILD}

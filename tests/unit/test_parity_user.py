@@ -29,7 +29,7 @@ from pahf.eval.simulators import NO_PREFERENCE, ParityUser, RuleBasedUser
 from pahf.memory.chroma import ChromaPreferenceMemory
 from pahf.memory.embeddings import HashingEmbeddingFunction
 from pahf.reasoners.offline import OfflineReasoner
-from pahf.request import Request
+from pahf.request import Candidate, Request
 from tests.unit.pahf_mini import pahf_mini
 
 MINI = pahf_mini()
@@ -176,6 +176,34 @@ def test_shopping_answer_stays_on_the_feature_asked_about(
     assert not [f for f in others if f in answer]
     generous = RuleBasedUser().answer(e, "Which heating base would you like for the kettle?")
     assert [f for f in others if f in generous]
+
+
+def test_a_generated_shopper_answers_about_what_is_asked_not_the_product_named(
+    user: ParityUser,
+) -> None:
+    """Generated data has no taste table: the answer is the sentence of the statement the
+    question is about. Every question quotes the request, whose product words ("coffee") may
+    also be in another sentence; they do not decide which one is answered."""
+    statement = (
+        "For a coffee maker: For the brewing method, I like single-serve coffee pods best, "
+        "and I won't accept French press plunger. For the controls, I like touchscreen "
+        "control panel best, and I won't accept single power switch."
+    )
+    e = Episode(
+        episode_id="shopping-p1-Gen-0", domain="shopping", phase=1, user="Gen", index=0,
+        request=Request(
+            request_id="shopping-p1-Gen-0", user_id="Gen", domain="shopping",
+            task="Could you order me a coffee maker I'd like?", context="coffee maker",
+            candidates=[Candidate(id="A", text="A", attributes=["color touchscreen"]),
+                        Candidate(id="none", text="Do not buy anything")],
+        ),
+        truth=GroundTruth(correct_ids=["A"], statement=statement),
+    )
+    question = (
+        'Before I act on "Could you order me a coffee maker I\'d like?": how do you feel '
+        "about color touchscreen? Is there any of these you would not want?"
+    )
+    assert user.answer(e, question).startswith("For the controls, I like touchscreen")
 
 
 def test_shopping_answer_to_the_offered_options_names_what_is_refused(

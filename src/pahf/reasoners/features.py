@@ -217,22 +217,24 @@ def _liking(
 ) -> float:
     """How much the user likes a feature ``said`` accepts. A correction that points at an
     option ("the one with X would work for me") says the option will do, not how much X is
-    liked: after it, the user's own latest word on X since they last turned it down counts
-    ("I like X best")."""
+    liked: after it, the user's own latest liking of X counts ("I like X best"), unless they
+    turned down something at least as close to X since."""
     if said.own_words:
         return said.phrase.weight
     about = [
-        s
+        (float(a), s)
         for s, a in zip(statements, named[feature_row], strict=True)
         if a >= IDENTITY and s.memory_id not in unsettled
     ]
-    since = max((s.order for s in about if s.phrase.weight <= NEGATIVE / 2), default=None)
-    own = [
+    refusals = [(a, s.order) for a, s in about if s.phrase.weight <= NEGATIVE / 2]
+    standing = [
         s
-        for s in about
-        if s.own_words and s.phrase.weight > 0 and (since is None or s.order > since)
+        for a, s in about
+        if s.own_words
+        and s.phrase.weight > 0
+        and not any(order > s.order and near >= a - 0.02 for near, order in refusals)
     ]
-    latest = max(own, key=lambda s: s.order, default=None)
+    latest = max(standing, key=lambda s: s.order, default=None)
     return said.phrase.weight if latest is None else max(said.phrase.weight, latest.phrase.weight)
 
 
