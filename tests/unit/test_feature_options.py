@@ -131,6 +131,20 @@ def test_options_known_to_be_equally_fine_are_asked_apart(reasoner: OfflineReaso
     assert reasoner.choose(request, favourite, []).candidate_id == "C"
 
 
+def test_what_is_unknown_is_asked_before_what_tells_equals_apart(
+    reasoner: OfflineReasoner,
+) -> None:
+    # A and C are equally fine; B's features are unknown. One question names B's alone: asked
+    # about many things at once, a person answers about some (the parity user, one category).
+    request = _lamp()
+    fine = [_memory("touch dimmer would be fine.", "m-1"), _memory("brass arm would be fine.", "m-3"),
+            _memory("clamp base would be fine.", "m-4")]
+    assessment = reasoner.assess(request, fine, [])
+    assert assessment.ambiguous
+    assert "steel arm" in assessment.question and "pull chain" in assessment.question
+    assert "brass arm" not in assessment.question and "clamp base" not in assessment.question
+
+
 def test_after_a_change_of_taste_older_memories_are_asked_about_again(
     reasoner: OfflineReasoner,
 ) -> None:

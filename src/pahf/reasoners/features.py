@@ -160,9 +160,10 @@ class Judgement:
     sure: float  # probability the choice is right, as far as the statements tell
 
     def question_features(self) -> list[str]:
-        """Unknown features of the options still in play, most promising option first; then,
-        when several options are equally good, the merely acceptable features that tell them
-        apart (one of them may be a favourite nobody asked about)."""
+        """Unknown features of the options still in play, most promising option first; or,
+        when nothing about them is unknown and several are equally good, the merely
+        acceptable features that tell them apart (one of them may be a favourite nobody asked
+        about). One question at a time: a person asked about many things answers some."""
         out: list[str] = []
         for view in sorted(self.options, key=lambda v: -v.value):
             if view.acceptable <= 0.0:
@@ -171,7 +172,7 @@ class Judgement:
                 if feature not in out:
                     out.append(feature)
         tied = self.tied()
-        if len(tied) > 1:
+        if len(tied) > 1 and not out:
             everywhere = set.intersection(*(set(v.candidate.attributes) for v in tied))
             for view in tied:
                 for feature, weight in view.liked.items():
