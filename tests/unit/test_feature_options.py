@@ -189,6 +189,32 @@ def test_an_acceptable_action_teaches_its_unknown_features(reasoner: OfflineReas
     assert all(p.text != "touch dimmer" for ps in learned for p in ps)
 
 
+def test_the_one_option_pointed_at_is_one_the_user_would_take(reasoner: OfflineReasoner) -> None:
+    # "I'd prefer one with brass arm": only lamp A has it, so the user would take A, and its
+    # features nobody spoke about are fine ...
+    request = _lamp()
+    bought = Action(candidate_id="B", candidate_text="B: steel arm, pull chain")
+    turn = Turn(kind="correction", action=bought,
+                text="That one is okay, but I'd prefer one with brass arm, which I like more.")
+    learned = {p for op in reasoner.learn(request, turn, []) if op.memory is not None
+               for p in parse_preferences(op.memory.text)}
+    assert learned == {Phrase("brass arm", STRONG), Phrase("touch dimmer", MILD),
+                       Phrase("steel arm", MILD), Phrase("pull chain", MILD)}
+    # ... also after buying nothing ...
+    nothing = Action(candidate_id="none", candidate_text="Do not buy anything")
+    turn = Turn(kind="correction", action=nothing,
+                text="I did want one: the one with brass arm would work for me.")
+    learned = {p for op in reasoner.learn(request, turn, []) if op.memory is not None
+               for p in parse_preferences(op.memory.text)}
+    assert learned == {Phrase("brass arm", MILD), Phrase("touch dimmer", MILD)}
+    # ... but a feature two options have points at neither.
+    turn = Turn(kind="correction", action=nothing,
+                text="I did want one: the one with touch dimmer would work for me.")
+    learned = {p for op in reasoner.learn(request, turn, []) if op.memory is not None
+               for p in parse_preferences(op.memory.text)}
+    assert learned == {Phrase("touch dimmer", MILD)}
+
+
 def _vacuum() -> Request:
     return Request(
         request_id="r1", user_id="u", task="Please pick out a vacuum cleaner for me",

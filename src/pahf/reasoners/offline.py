@@ -721,6 +721,36 @@ class OfflineReasoner:
 
     # ------------------------------------------------------------------ one feature at a time
 
+    def _implied_fine(
+        self,
+        request: Request,
+        memories: Sequence[RetrievedMemory],
+        acted: str,
+        text: str,
+        said: Sequence[Phrase],
+    ) -> list[Phrase]:
+        """What a correction says is fine without naming it: the features nobody spoke about
+        of the option acted on, if the person calls it okay ("That one is okay, but ..."), and
+        of the one option they point at instead, by a feature only it has ("I'd prefer one
+        with X", "the one with X would work for me"): they would take it."""
+        liked = [features.words(p.text) for p in said if p.weight > 0]
+        pointed = {
+            c.id
+            for c in request.candidates
+            if c.id != acted and any(features.words(f) in liked for f in c.attributes)
+        }
+        okay = approves_action(text) and acted in {c.id for c in request.candidates}
+        if not okay and len(pointed) != 1:
+            return []
+        fine: list[str] = []
+        for view in self.judge(request, memories, []).options:
+            if (okay and view.candidate.id == acted) or (
+                len(pointed) == 1 and view.candidate.id in pointed and not view.refused
+            ):
+                fine.extend(f for f in view.unknown if f not in fine)
+        stated = {p.text for p in said}
+        return [Phrase(f, MILD) for f in fine if f not in stated]
+
     def _learn_features(
         self, request: Request, turn: Turn, memories: Sequence[RetrievedMemory], text: str
     ) -> list[MemoryOp]:
@@ -730,21 +760,8 @@ class OfflineReasoner:
         cfg = self.config
         said = list(parse_preferences(text))
         action = turn.action if turn.kind == "correction" else None
-        if action is not None and approves_action(text) and action.candidate_id in {
-            c.id for c in request.candidates
-        }:
-            # "That one is okay, but ...": its features the user has not spoken about are fine.
-            view = next(
-                (
-                    v
-                    for v in self.judge(request, memories, []).options
-                    if v.candidate.id == action.candidate_id
-                ),
-                None,
-            )
-            stated = {p.text for p in said}
-            if view is not None:
-                said.extend(Phrase(f, MILD) for f in view.unknown if f not in stated)
+        if action is not None:
+            said.extend(self._implied_fine(request, memories, action.candidate_id, text, said))
         if not said:
             return []
         active = [m.record for m in memories if m.record.status == "active"]
