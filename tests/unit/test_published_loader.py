@@ -198,17 +198,17 @@ def test_every_taste_survives_parsing_with_its_polarity(persona: str) -> None:
     assert checked > 40
 
 
-@needs_sample
-def test_published_answers_follow_the_taste_rule_except_for_ties() -> None:
-    """On the published sample: how often ``gt`` agrees with the rule (acceptable = nothing
-    disliked, best = most favourites, none if nothing is acceptable): 534 of 540; the 6 others
-    are ties."""
-    root = SAMPLE / "data" / "shopping"
-    old, new = read_tastes(root / "persona_info.json"), read_tastes(root / "updated_persona_info.json")
+def _agreement_with_the_taste_rule(root: Path) -> tuple[int, int, int]:
+    """(agree, ties, total): how often ``gt`` is the option the taste rule picks (acceptable =
+    nothing disliked, best = most favourites, none if nothing is acceptable); every other item
+    must be a tie the rule leaves open."""
+    shopping = root / "data" / "shopping"
+    old = read_tastes(shopping / "persona_info.json")
+    new = read_tastes(shopping / "updated_persona_info.json")
     agree = ties = total = 0
     for phase in (1, 2, 3, 4):
         tastes = old if phase <= 2 else new
-        for item in read_items(root / f"phase{phase}.json"):
+        for item in read_items(shopping / f"phase{phase}.json"):
             best, _ = derive_choice(tastes[item.user][item.product], item.options)
             gt = item.gt or "none"
             total += 1
@@ -217,6 +217,18 @@ def test_published_answers_follow_the_taste_rule_except_for_ties() -> None:
             else:
                 assert gt in best and len(best) > 1, (phase, item)
                 ties += 1
+    return agree, ties, total
+
+
+def test_answers_follow_the_taste_rule_except_for_ties() -> None:
+    agree, ties, total = _agreement_with_the_taste_rule(MINI)
+    assert total > 0 and agree + ties == total
+
+
+@needs_sample
+def test_published_answers_follow_the_taste_rule_except_for_ties() -> None:
+    """On the published sample: 534 of 540 agree; the 6 others are ties."""
+    agree, ties, total = _agreement_with_the_taste_rule(SAMPLE)
     print(f"published gt agrees with the taste rule on {agree}/{total} items; {ties} ties")
     assert (agree, ties, total) == (534, 6, 540)
 
