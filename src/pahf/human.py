@@ -296,22 +296,21 @@ def parse_clarification(value: Any) -> ClarificationReply:
         raise ValueError(f"{turn}: malformed resume value: {exc}") from exc
 
 
-#: Words of a reply that only approves the action ("Perfect, thanks!", "Yes, that's it").
-_APPROVAL_WORDS = frozenset(
-    (
-        "perfect", "great", "thanks", "thank", "you", "yes", "yep", "yeah", "ok", "okay", "good",
-        "nice", "excellent", "awesome", "exactly", "fine", "cool", "love", "it", "that", "that's",
-        "this", "is", "was", "works", "worked", "work", "for", "me", "job", "well", "done", "what",
-        "i", "wanted", "just", "right", "sure", "correct", "much", "so", "very", "all", "looks",
-        "one", "the", "i'll", "take",
-    )
-)
-#: At least one of these must be said: "What?" alone approves nothing.
+#: Words that approve: a reply that only approves must say at least one ("What?" approves
+#: nothing).
 _APPROVING = frozenset(
     (
         "perfect", "great", "thanks", "thank", "yes", "yep", "yeah", "ok", "okay", "good",
         "nice", "excellent", "awesome", "exactly", "fine", "cool", "love", "works", "worked",
         "correct", "right", "sure", "done",
+    )
+)
+#: Every word a reply that only approves may hold ("Perfect, thanks!", "Yes, that's it").
+_APPROVAL_WORDS = _APPROVING | frozenset(
+    (
+        "you", "it", "that", "that's", "this", "is", "was", "work", "for", "me", "job", "well",
+        "what", "i", "wanted", "just", "much", "so", "very", "all", "looks", "one", "the",
+        "i'll", "take",
     )
 )
 _REPLY_WORD = re.compile(r"[a-z']+")

@@ -193,14 +193,18 @@ def equally_good(views: Sequence[OptionView], than: OptionView) -> list[OptionVi
     return [v for v in views if v.acceptable > 0.0 and abs(v.value - than.value) < 1e-9]
 
 
-def _status(
+def _about(
     feature_row: int, statements: Sequence[Statement], named: np.ndarray
-) -> Statement | None:
-    """The statement that decides about a feature: of those that name it, the ones that name
-    it best, then the most relevant, then the latest."""
-    about = [
+) -> list[tuple[float, Statement]]:
+    """The statements that name a feature, with how surely each does."""
+    return [
         (float(a), s) for s, a in zip(statements, named[feature_row], strict=True) if a >= IDENTITY
     ]
+
+
+def _status(about: Sequence[tuple[float, Statement]]) -> Statement | None:
+    """The statement that decides about a feature: of those that name it, the ones that name
+    it best, then the most relevant, then the latest."""
     if not about:
         return None
     best = max(a for a, _s in about)
@@ -211,26 +215,20 @@ def _status(
 
 def _liking(
     said: Statement,
-    feature_row: int,
-    statements: Sequence[Statement],
-    named: np.ndarray,
+    about: Sequence[tuple[float, Statement]],
     unsettled: frozenset[str] = frozenset(),
 ) -> float:
-    """How much the user likes a feature ``said`` accepts. A correction that points at an
-    option ("the one with X would work for me") says the option will do, not how much X is
-    liked: after it, the user's own latest liking of X counts ("I like X best"), unless they
-    turned down something at least as close to X since."""
+    """How much the user likes a feature ``said`` accepts (``about``: the statements that name
+    it). A correction that points at an option ("the one with X would work for me") says the
+    option will do, not how much X is liked: after it, the user's own latest liking of X
+    counts ("I like X best"), unless they turned down something at least as close to X since."""
     if said.own_words:
         return said.phrase.weight
-    about = [
-        (float(a), s)
-        for s, a in zip(statements, named[feature_row], strict=True)
-        if a >= IDENTITY and s.memory_id not in unsettled
-    ]
-    refusals = [(a, s.order) for a, s in about if s.phrase.weight <= NEGATIVE / 2]
+    settled = [(a, s) for a, s in about if s.memory_id not in unsettled]
+    refusals = [(a, s.order) for a, s in settled if s.phrase.weight <= NEGATIVE / 2]
     standing = [
         s
-        for a, s in about
+        for a, s in settled
         if s.own_words
         and s.phrase.weight > 0
         and not any(order > s.order and near >= a - 0.02 for near, order in refusals)
@@ -264,7 +262,7 @@ def naming(
     voiced = own if own.any() else np.ones_like(own)
     if not out.size or same[:, voiced].any():
         return out
-    cosine = np.asarray(similarities, dtype=np.float32).reshape(shape)
+    cosine = sims.astype(np.float32)
     # PARAPHRASE..1 onto IDENTITY..0.99, below the same words' 1.
     soft: np.ndarray = IDENTITY + (cosine - PARAPHRASE) * (0.99 - IDENTITY) / (1.0 - PARAPHRASE)
     soft[(cosine < PARAPHRASE) | (cosine < cosine.max(axis=0, keepdims=True) - 0.02)] = 0.0
@@ -295,8 +293,9 @@ def judge(
             continue
         view = OptionView(candidate)
         for feature in candidate.attributes:
-            feature_row, row = row, row + 1
-            said = _status(feature_row, statements, named)
+            about = _about(row, statements, named)
+            row += 1
+            said = _status(about)
             if said is not None and said.memory_id in unsettled:
                 said = None
             if said is None:
@@ -306,7 +305,7 @@ def judge(
             if said.phrase.weight <= NEGATIVE / 2:
                 view.refused.append(feature)
             else:
-                liking = _liking(said, feature_row, statements, named, unsettled)
+                liking = _liking(said, about, unsettled)
                 view.liked[feature] = STRONG if liking >= STRONG else MILD
         views.append(view)
     # How readily this user accepts what is offered here: their statements about the features

@@ -739,13 +739,15 @@ class OfflineReasoner:
             for c in request.candidates
             if c.id != acted and any(features.words(f) in liked for f in c.attributes)
         }
+        if len(pointed) > 1:
+            pointed = set()  # a feature several options have points at none of them
         okay = approves_action(text) and acted in {c.id for c in request.candidates}
-        if not okay and len(pointed) != 1:
+        if not okay and not pointed:
             return []
         fine: list[str] = []
         for view in self.judge(request, memories, []).options:
             if (okay and view.candidate.id == acted) or (
-                len(pointed) == 1 and view.candidate.id in pointed and not view.refused
+                view.candidate.id in pointed and not view.refused
             ):
                 fine.extend(f for f in view.unknown if f not in fine)
         stated = {p.text for p in said}
